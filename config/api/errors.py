@@ -1,0 +1,67 @@
+"""One place that turns every error into the contract's `{"code", "detail"}` body."""
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from config.exceptions import DomainError
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+class DomainErrorResponse(exceptions.APIException):
+    def __init__(self, error: DomainError):
+        self.status_code = error.status_code
+        super().__init__(detail=str(error), code=error.code)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        exc = DomainErrorResponse(exc)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {
+            "code": "invalid",
+            "detail": first_message(exc.detail) or "Invalid input.",
+            "errors": exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail},
+        }
+    else:
+        response.data = {"code": error_code(exc), "detail": str(exc.detail)}
+    return response
+
+
+def error_code(exc: exceptions.APIException) -> str:
+    codes = exc.get_codes()
+    return codes if isinstance(codes, str) else exc.default_code
+
+
+def first_message(detail) -> str | None:
+    """The first human message in a nested DRF error structure, for the `detail` field."""
+    if isinstance(detail, dict):
+        for field, value in detail.items():
+            message = first_message(value)
+            if message:
+                return message if field == "non_field_errors" else f"{field}: {message}"
+        return None
+    if isinstance(detail, list):
+        return next((m for m in map(first_message, detail) if m), None)
+    return str(detail)
+
+
+def json_error(code: str, detail: str, status_code: int) -> JsonResponse:
+    return JsonResponse({"code": code, "detail": detail}, status=status_code)

@@ -1,0 +1,13 @@
+class DomainError(Exception):
+    """Base of the errors that services raise on purpose.
+
+    `code` is the machine-readable code clients see in `{"code", "detail"}`; `status_code`
+    is the HTTP status the API answers with. Admin and storefront show `str(error)`.
+    """
+
+    code = "error"
+    status_code = 400
+    default_message = "The request could not be carried out."
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or self.default_message)

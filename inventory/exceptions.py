@@ -1,0 +1,13 @@
+from config.exceptions import DomainError
+
+
+class InsufficientStock(DomainError):
+    code = "insufficient_stock"
+    status_code = 409
+    default_message = "Not enough stock available."
+
+
+class InvalidQuantity(DomainError):
+    code = "invalid_quantity"
+    status_code = 400
+    default_message = "The quantity must be a positive whole number."

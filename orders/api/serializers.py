@@ -1,0 +1,11 @@
+from rest_framework import serializers
+
+from orders.models import Order
+
+
+class OrderOutputSerializer(serializers.ModelSerializer):
+    sku = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = Order
+        fields = ["id", "sku", "flash_sale", "quantity", "unit_price", "total", "status", "created_at", "pay_by"]

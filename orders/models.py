@@ -1,0 +1,76 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Order(models.Model):
+    """One purchase of one SKU, usually from a flash sale.
+
+    Status only moves along `ALLOWED_TRANSITIONS`, through `orders.services.order_transition`.
+    """
+
+    class Status(models.TextChoices):
+        PENDING_PAYMENT = "pending_payment", "Pending payment"
+        PAID = "paid"
+        FULFILLED = "fulfilled"
+        CANCELLED = "cancelled"
+        REFUNDED = "refunded"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    sku = models.ForeignKey("shop.SKU", on_delete=models.PROTECT, related_name="orders")
+    flash_sale = models.ForeignKey(
+        "shop.FlashSale", on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
+    )
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    reservation_id = models.CharField(
+        max_length=128, unique=True, help_text="The admission that created this order; makes order writing idempotent."
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING_PAYMENT, db_index=True)
+    pay_by = models.DateTimeField(help_text="Unpaid by then, the order is cancelled and its units released.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="order_unit_price_not_negative"),
+            models.CheckConstraint(condition=Q(total=F("unit_price") * F("quantity")), name="order_total_matches"),
+        ]
+        indexes = [
+            models.Index(fields=["flash_sale", "user"]),
+            models.Index(fields=["status", "pay_by"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order #{self.pk}"
+
+
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    Order.Status.PENDING_PAYMENT: frozenset({Order.Status.PAID, Order.Status.CANCELLED}),
+    Order.Status.PAID: frozenset({Order.Status.FULFILLED, Order.Status.REFUNDED}),
+    Order.Status.FULFILLED: frozenset(),
+    Order.Status.CANCELLED: frozenset(),
+    Order.Status.REFUNDED: frozenset(),
+}
+
+
+class OrderTransition(models.Model):
+    """The record of one status change of an order."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=20, choices=Order.Status.choices)
+    to_status = models.CharField(max_length=20, choices=Order.Status.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.order}: {self.from_status} → {self.to_status}"

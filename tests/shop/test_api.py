@@ -1,0 +1,61 @@
+import pytest
+from django.core.management import call_command
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def demo():
+    call_command("seed_demo")
+
+
+def test_product_list_is_paginated_with_skus_prices_and_stock(api_client, demo, django_assert_max_num_queries):
+    with django_assert_max_num_queries(3):
+        response = api_client.get("/api/v1/products/?page_size=2")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] >= 6
+    assert len(body["results"]) == 2
+    assert body["next"]
+    product = body["results"][0]
+    assert set(product) >= {"slug", "name", "skus"}
+    assert set(product["skus"][0]) >= {"code", "price", "available"}
+
+
+def test_product_detail_shows_available_stock(api_client, demo):
+    response = api_client.get("/api/v1/products/aurora-headphones/")
+
+    assert response.status_code == 200
+    skus = {sku["code"]: sku for sku in response.json()["skus"]}
+    assert skus["AURORA-BLK"] == {"code": "AURORA-BLK", "attributes": {"colour": "black"}, "price": "199.00",
+                                  "available": 20}  # fmt: skip
+
+
+def test_page_size_is_capped_at_100(api_client, demo):
+    response = api_client.get("/api/v1/products/?page_size=1000")
+
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == response.json()["count"]
+
+
+def test_flash_sale_list_filters_by_status(api_client, demo):
+    response = api_client.get("/api/v1/flash-sales/?status=live")
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [sale["status"] for sale in results] == ["live"]
+    sale = results[0]
+    assert set(sale) >= {"id", "sku", "product", "price", "quantity", "remaining", "starts_at", "ends_at",
+                         "per_user_limit", "status"}  # fmt: skip
+    assert sale["remaining"] == sale["quantity"]
+
+
+def test_schema_and_docs_are_served(api_client):
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    assert "/api/v1/products/" in schema.json()["paths"]
+
+    docs = api_client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"swagger" in docs.content.lower()
