@@ -11,3 +11,9 @@ class InvalidQuantity(DomainError):
     code = "invalid_quantity"
     status_code = 400
     default_message = "The quantity must be a positive whole number."
+
+
+class VersionConflict(DomainError):
+    code = "version_conflict"
+    status_code = 409
+    default_message = "The stock changed since you read it. Reload it and try again."

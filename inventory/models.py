@@ -106,6 +106,7 @@ class StockAlert(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     closed_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True, help_text="When staff were e-mailed about it.")
 
     objects = StockAlertQuerySet.as_manager()
 

@@ -1,0 +1,30 @@
+from django.conf import settings
+from django.db.models import QuerySet
+
+from accounts.models import User
+from inventory.models import Stock, StockAlert, StockMovement
+
+
+def stock_list() -> QuerySet[Stock]:
+    return Stock.objects.with_available().select_related("sku__product").order_by("sku__code")
+
+
+def stock_get_by_sku_code(*, code: str) -> Stock:
+    """Raises Stock.DoesNotExist for an unknown code."""
+    return Stock.objects.select_related("sku").get(sku__code=code)
+
+
+def stock_movement_list() -> QuerySet[StockMovement]:
+    return StockMovement.objects.select_related("stock__sku", "actor")
+
+
+def stock_alert_list() -> QuerySet[StockAlert]:
+    return StockAlert.objects.select_related("stock__sku", "acknowledged_by")
+
+
+def stock_alert_recipients() -> list[str]:
+    """STOCK_ALERT_RECIPIENTS when set, else the e-mail of every active member of staff."""
+    if settings.STOCK_ALERT_RECIPIENTS:
+        return list(settings.STOCK_ALERT_RECIPIENTS)
+    emails = User.objects.filter(is_staff=True, is_active=True).exclude(email="").values_list("email", flat=True)
+    return sorted(set(emails))
