@@ -64,7 +64,17 @@ class StockAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
     list_select_related = ["sku__product"]
     search_fields = ["sku__code", "sku__product__name"]
     readonly_fields = ["sku", "on_hand", "allocated", "available", "version", "updated_at", "move_links"]
-    fields = ["sku", "on_hand", "allocated", "available", "low_stock_threshold", "version", "updated_at", "move_links"]
+    fields = [
+        "sku",
+        "on_hand",
+        "allocated",
+        "available",
+        "low_stock_threshold",
+        "expected_version",
+        "version",
+        "updated_at",
+        "move_links",
+    ]
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_available()
@@ -159,7 +169,11 @@ class StockAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
             summary = f"Adjusted on hand from {before} to {stock.on_hand}: {data['reason']}"
         else:
             stock = STOCK_MOVES[action]["service"](
-                stock=stock, quantity=data["quantity"], actor=request.user, reason=data["reason"]
+                stock=stock,
+                quantity=data["quantity"],
+                actor=request.user,
+                reason=data["reason"],
+                expected_version=data["expected_version"],
             )
             summary = f"{STOCK_MOVES[action]['verb']} {data['quantity']} units: {data['reason']}"
         self.log_change(request, stock, summary)

@@ -23,6 +23,8 @@ class StockThresholdForm(forms.ModelForm):
 class StockMoveForm(forms.Form):
     quantity = forms.IntegerField(min_value=1, max_value=MAX_UNITS)
     reason = forms.CharField(max_length=255)
+    # The version the clerk saw: a second submission of the same confirmation is a conflict.
+    expected_version = forms.IntegerField(widget=forms.HiddenInput)
 
 
 class StockAdjustForm(forms.Form):

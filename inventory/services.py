@@ -106,19 +106,36 @@ def _save(stocks: Sequence[Stock], movements: list[StockMovement]) -> None:
         stock_alert_sync(stock=stock)
 
 
+def _check_version(stock: Stock, expected_version: int | None) -> None:
+    if expected_version is not None and stock.version != expected_version:
+        raise VersionConflict(
+            f"{stock.sku.code} is at version {stock.version}, not {expected_version}: "
+            "it changed since you read it. Reload and try again."
+        )
+
+
 def stock_apply(
-    *, changes: Sequence[StockChange], actor: AbstractBaseUser | None, reason: str, reference: str = ""
+    *,
+    changes: Sequence[StockChange],
+    actor: AbstractBaseUser | None,
+    reason: str,
+    reference: str = "",
+    expected_versions: dict[int, int] | None = None,
 ) -> list[Stock]:
     """Apply several changes, possibly to several SKUs, all or nothing.
 
-    Raises InvalidQuantity for a quantity that is not a positive integer and
-    InsufficientStock when a change would leave a row out of bounds; nothing is written then.
-    Returns the changed rows, fresh, in id order.
+    Raises InvalidQuantity for a quantity that is not a positive integer,
+    InsufficientStock when a change would leave a row out of bounds, and VersionConflict
+    when a row is not at the version given for its id in `expected_versions` (a person's
+    form read it earlier); nothing is written then. Returns the changed rows, fresh, in id
+    order.
     """
     for change in changes:
         validate_quantity(change.quantity)
     with transaction.atomic():
         locked = _lock([change.stock for change in changes])
+        for stock_id, expected_version in (expected_versions or {}).items():
+            _check_version(locked[stock_id], expected_version)
         movements = []
         for change in changes:
             on_hand_delta, allocated_delta = change.deltas
@@ -139,26 +156,65 @@ def stock_apply(
 
 
 def _stock_apply_one(
-    kind: Kind, *, stock: Stock, quantity: int, actor: AbstractBaseUser | None, reason: str, reference: str
+    kind: Kind,
+    *,
+    stock: Stock,
+    quantity: int,
+    actor: AbstractBaseUser | None,
+    reason: str,
+    reference: str,
+    expected_version: int | None = None,
 ) -> Stock:
     [changed] = stock_apply(
-        changes=[StockChange(stock, kind, quantity)], actor=actor, reason=reason, reference=reference
+        changes=[StockChange(stock, kind, quantity)],
+        actor=actor,
+        reason=reason,
+        reference=reference,
+        expected_versions=None if expected_version is None else {stock.pk: expected_version},
     )
     return changed
 
 
 def stock_receive(
-    *, stock: Stock, quantity: int, actor: AbstractBaseUser | None, reason: str, reference: str = ""
+    *,
+    stock: Stock,
+    quantity: int,
+    actor: AbstractBaseUser | None,
+    reason: str,
+    reference: str = "",
+    expected_version: int | None = None,
 ) -> Stock:
-    """Goods in: `quantity` more units on hand."""
-    return _stock_apply_one(Kind.IN, stock=stock, quantity=quantity, actor=actor, reason=reason, reference=reference)
+    """Goods in: `quantity` more units on hand. `expected_version` as in stock_apply."""
+    return _stock_apply_one(
+        Kind.IN,
+        stock=stock,
+        quantity=quantity,
+        actor=actor,
+        reason=reason,
+        reference=reference,
+        expected_version=expected_version,
+    )
 
 
 def stock_issue(
-    *, stock: Stock, quantity: int, actor: AbstractBaseUser | None, reason: str, reference: str = ""
+    *,
+    stock: Stock,
+    quantity: int,
+    actor: AbstractBaseUser | None,
+    reason: str,
+    reference: str = "",
+    expected_version: int | None = None,
 ) -> Stock:
     """Goods out (damaged, lost, sent elsewhere). Only available units can go: raises InsufficientStock."""
-    return _stock_apply_one(Kind.OUT, stock=stock, quantity=quantity, actor=actor, reason=reason, reference=reference)
+    return _stock_apply_one(
+        Kind.OUT,
+        stock=stock,
+        quantity=quantity,
+        actor=actor,
+        reason=reason,
+        reference=reference,
+        expected_version=expected_version,
+    )
 
 
 def stock_allocate(
@@ -208,11 +264,7 @@ def stock_adjust(
         raise InvalidQuantity("The counted quantity must be a whole number, zero or more.")
     with transaction.atomic():
         locked = _lock([stock])[stock.pk]
-        if locked.version != expected_version:
-            raise VersionConflict(
-                f"{locked.sku.code} is at version {locked.version}, not {expected_version}: "
-                "it changed since you read it. Reload and try again."
-            )
+        _check_version(locked, expected_version)
         delta = on_hand - locked.on_hand
         if delta == 0:
             return locked

@@ -37,14 +37,15 @@ def test_receive_asks_for_confirmation_then_moves_stock(admin_client, stock, adm
     assert admin_client.get(url).status_code == 200
 
     # Continue: a confirmation page, nothing changed yet
-    response = admin_client.post(url, {"quantity": 5, "reason": "delivery"})
+    form = {"quantity": 5, "reason": "delivery", "expected_version": stock.version}
+    response = admin_client.post(url, form)
     assert response.status_code == 200
     assert b"Please confirm" in response.content
     stock.refresh_from_db()
     assert stock.on_hand == 10
 
     # Confirm: the service runs, the ledger and the admin history record who did it
-    response = admin_client.post(url, {"quantity": 5, "reason": "delivery", "confirmed": "yes"})
+    response = admin_client.post(url, {**form, "confirmed": "yes"})
     assert response.status_code == 302
     stock.refresh_from_db()
     assert stock.on_hand == 15
@@ -52,9 +53,19 @@ def test_receive_asks_for_confirmation_then_moves_stock(admin_client, stock, adm
     assert (movement.kind, movement.quantity, movement.actor) == ("in", 5, admin_user)
     assert LogEntry.objects.filter(object_id=str(stock.pk), user=admin_user).exists()
 
+    # Submitting the same confirmation again (a double click) is refused as stale
+    response = admin_client.post(url, {**form, "confirmed": "yes"})
+    assert response.status_code == 200
+    assert b"changed since you read it" in response.content
+    stock.refresh_from_db()
+    assert stock.on_hand == 15
+
 
 def test_issue_more_than_available_shows_the_error_on_the_form(admin_client, stock):
-    response = admin_client.post(move_url(stock, "issue"), {"quantity": 50, "reason": "lost", "confirmed": "yes"})
+    response = admin_client.post(
+        move_url(stock, "issue"),
+        {"quantity": 50, "reason": "lost", "expected_version": stock.version, "confirmed": "yes"},
+    )
 
     assert response.status_code == 200
     assert b"cannot stock out 50" in response.content
@@ -63,7 +74,10 @@ def test_issue_more_than_available_shows_the_error_on_the_form(admin_client, sto
 
 
 def test_invalid_move_form_shows_field_errors_and_changes_nothing(admin_client, stock):
-    response = admin_client.post(move_url(stock, "receive"), {"quantity": -3, "reason": "", "confirmed": "yes"})
+    response = admin_client.post(
+        move_url(stock, "receive"),
+        {"quantity": -3, "reason": "", "expected_version": stock.version, "confirmed": "yes"},
+    )
 
     assert response.status_code == 200
     assert response.context["form"].errors.keys() == {"quantity", "reason"}
@@ -88,6 +102,8 @@ def test_adjust_from_a_stale_form_reports_the_conflict(admin_client, stock, admi
 def test_threshold_edit_from_a_stale_form_is_refused_with_a_message(admin_client, stock, admin_user):
     url = reverse("admin:inventory_stock_change", args=[stock.pk])
     read_version = stock.version
+    page = admin_client.get(url).content.decode()
+    assert f'name="expected_version" value="{read_version}"' in page
     stock_issue(stock=stock, quantity=1, actor=admin_user, reason="meanwhile")
 
     response = admin_client.post(url, {"low_stock_threshold": 7, "expected_version": read_version}, follow=True)
