@@ -11,6 +11,11 @@ api_v1 = [
     path("auth/", include("accounts.api.urls")),
 ]
 
+admin.site.site_header = "Flash-sale shop back office"
+admin.site.site_title = "Back office"
+admin.site.index_title = "Stock, sales and orders"
+admin.site.enable_nav_sidebar = False
+
 urlpatterns = [
     path("", include("shop.urls")),
     path("admin/", admin.site.urls),

@@ -42,7 +42,7 @@ class LowStockFilter(admin.SimpleListFilter):
 STOCK_MOVES = {
     "receive": {"title": "Receive stock", "verb": "Receive", "form": StockMoveForm, "service": stock_receive},
     "issue": {"title": "Issue stock", "verb": "Issue", "form": StockMoveForm, "service": stock_issue},
-    "adjust": {"title": "Adjust to a count", "verb": "Set on hand", "form": StockAdjustForm, "service": stock_adjust},
+    "adjust": {"title": "Adjust to a count", "verb": "Count", "form": StockAdjustForm, "service": stock_adjust},
 }
 
 
@@ -56,8 +56,7 @@ class StockAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
         "allocated",
         "available_units",
         "low_stock_threshold",
-        "is_low",
-        "version",
+        "low_flag",
         "move_links",
     ]
     list_filter = [LowStockFilter, "sku__product"]
@@ -93,9 +92,9 @@ class StockAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
     def available_units(self, stock: Stock) -> int:
         return stock.available
 
-    @admin.display(description="low", boolean=True)
-    def is_low(self, stock: Stock) -> bool:
-        return stock.is_low
+    @admin.display(description="low stock")
+    def low_flag(self, stock: Stock) -> str:
+        return "LOW" if stock.is_low else ""
 
     @admin.display(description="change stock")
     def move_links(self, stock: Stock):
