@@ -1,6 +1,9 @@
+from django import forms
 from django.contrib import admin
+from django.db import models
 
 from config.admin import DomainErrorsAsMessagesMixin
+from inventory.services import stock_get_or_create
 from shop.models import SKU, FlashSale, Product
 from shop.services import flash_sale_create
 
@@ -8,6 +11,7 @@ from shop.services import flash_sale_create
 class SKUInline(admin.TabularInline):
     model = SKU
     extra = 0
+    formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 1, "cols": 30})}}
     fields = ["code", "attributes", "price", "on_hand", "allocated", "available"]
     readonly_fields = ["on_hand", "allocated", "available"]
     show_change_link = True
@@ -40,9 +44,17 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug", "skus__code"]
     inlines = [SKUInline]
 
-    @admin.display(description="SKUs")
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(sku_total=models.Count("skus"))
+
+    @admin.display(description="SKUs", ordering="sku_total")
     def sku_count(self, product: Product) -> int:
-        return product.skus.count()
+        return product.sku_total
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        for sku in form.instance.skus.all():
+            stock_get_or_create(sku=sku)
 
 
 @admin.register(SKU)
@@ -51,6 +63,10 @@ class SKUAdmin(admin.ModelAdmin):
     list_select_related = ["product"]
     list_filter = ["product"]
     search_fields = ["code", "product__name"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        stock_get_or_create(sku=obj)
 
 
 @admin.register(FlashSale)

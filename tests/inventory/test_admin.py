@@ -188,3 +188,24 @@ def test_non_staff_are_refused(client, stock):
         assert response.status_code == 302
         assert "/admin/login/" in response["Location"]
     assert StockMovement.objects.count() == 1
+
+
+def test_a_sku_added_in_the_product_form_gets_an_empty_stock_row(admin_client):
+    response = admin_client.post(
+        reverse("admin:shop_product_add"),
+        {
+            "name": "Lamp",
+            "slug": "lamp",
+            "description": "",
+            "is_active": "on",
+            "skus-TOTAL_FORMS": "1",
+            "skus-INITIAL_FORMS": "0",
+            "skus-0-code": "LAMP-1",
+            "skus-0-attributes": "{}",
+            "skus-0-price": "12.50",
+        },
+    )
+
+    assert response.status_code == 302
+    stock = Stock.objects.get(sku__code="LAMP-1")
+    assert (stock.on_hand, stock.allocated, stock.movements.count()) == (0, 0, 0)
