@@ -5,3 +5,37 @@ class InvalidTransition(DomainError):
     code = "invalid_transition"
     status_code = 409
     default_message = "The order cannot move to that status."
+
+
+class PurchaseRefused(DomainError):
+    """The sale said no; `code` is the contract's reason (sold_out, limit_exceeded ...)."""
+
+    status_code = 409
+    messages = {
+        "sold_out": "The sale is sold out.",
+        "limit_exceeded": "You already hold as many units of this sale as one shopper may.",
+        "not_started": "The sale has not started yet.",
+        "ended": "The sale has ended.",
+    }
+
+    def __init__(self, code: str):
+        self.code = code
+        super().__init__(self.messages[code])
+
+
+class IdempotencyKeyReused(DomainError):
+    code = "idempotency_key_reused"
+    status_code = 422
+    default_message = "This Idempotency-Key was used for a different request."
+
+
+class SaleLayerUnavailable(DomainError):
+    code = "unavailable"
+    status_code = 503
+    default_message = "Purchases are briefly unavailable. Please try again in a moment."
+
+
+class PaymentDeclined(DomainError):
+    code = "payment_declined"
+    status_code = 402
+    default_message = "The payment was declined."

@@ -74,3 +74,26 @@ class OrderTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order}: {self.from_status} → {self.to_status}"
+
+
+class FailedReservation(models.Model):
+    """A reservation Redis accepted that the database refused: its answer is "failed"."""
+
+    class Reason(models.TextChoices):
+        SOLD_OUT = "sold_out", "Sold out"
+        LIMIT_EXCEEDED = "limit_exceeded", "Per-user limit exceeded"
+        SALE_CLOSED = "sale_closed", "The sale was closed"
+        UNKNOWN_USER = "unknown_user", "The account no longer exists"
+
+    reservation_id = models.CharField(max_length=128, unique=True)
+    flash_sale = models.ForeignKey("shop.FlashSale", on_delete=models.PROTECT, related_name="failed_reservations")
+    user_id = models.BigIntegerField()
+    quantity = models.PositiveIntegerField()
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Failed reservation {self.reservation_id}"

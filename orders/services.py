@@ -1,9 +1,37 @@
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
+from kombu.exceptions import KombuError
 
-from orders.exceptions import InvalidTransition
-from orders.models import ALLOWED_TRANSITIONS, Order, OrderTransition
+from accounts.models import User
+from inventory import redis_sales
+from inventory.redis_sales import StreamReservation
+from inventory.services import stock_release, stock_return, stock_sell
+from orders.exceptions import (
+    IdempotencyKeyReused,
+    InvalidTransition,
+    PaymentDeclined,
+    PurchaseRefused,
+    SaleLayerUnavailable,
+)
+from orders.models import ALLOWED_TRANSITIONS, FailedReservation, Order, OrderTransition
+from orders.payments import payment_provider
+from orders.reservations import reservation_id_new, reservation_id_parse
+from orders.selectors import order_units_by_user, reservation_ids_known
+from shop.models import FlashSale
+from shop.services import OPEN_STATUSES, flash_sale_preheat, flash_sale_should_be_loaded
+
+logger = logging.getLogger(__name__)
+
+
+# --- State machine -----------------------------------------------------------------------------
 
 
 def order_transition(
@@ -26,3 +54,317 @@ def order_transition(
         OrderTransition.objects.create(order=order, from_status=current, to_status=to, actor=actor, reason=reason)
     order.status = to
     return order
+
+
+def _lock_order(order: Order) -> Order:
+    return Order.objects.select_for_update().select_related("sku__stock").get(pk=order.pk)
+
+
+def order_pay(*, order: Order, actor: AbstractBaseUser | None) -> Order:
+    """Charge the order through the payment provider and mark it paid; the units are sold.
+
+    Raises InvalidTransition when it is not awaiting payment or its deadline has passed
+    (a racing timeout then finds it paid, or the payment finds it cancelled: one wins), and
+    PaymentDeclined when the provider refuses.
+    """
+    with transaction.atomic():
+        locked = _lock_order(order)
+        if locked.status != Order.Status.PENDING_PAYMENT:
+            raise InvalidTransition(f"An order that is {locked.status} cannot be paid.")
+        if locked.pay_by <= timezone.now():
+            raise InvalidTransition("The time to pay for this order has run out.")
+        result = payment_provider().charge(order=locked)
+        if not result.approved:
+            raise PaymentDeclined(result.message or None)
+        order_transition(order=locked, to=Order.Status.PAID, actor=actor, reason=f"payment {result.reference}")
+        stock_sell(
+            stock=locked.sku.stock,
+            quantity=locked.quantity,
+            actor=actor,
+            reason="Order paid",
+            reference=f"order:{locked.pk}",
+        )
+    return locked
+
+
+def order_cancel(*, order: Order, actor: AbstractBaseUser | None, reason: str, expired_only: bool = False) -> Order:
+    """Cancel an order awaiting payment and give its units back, exactly once.
+
+    While its sale is open the units return to the sale (in the database now, in Redis
+    after commit); after the sale closed, to available stock. With `expired_only`, an order
+    whose deadline has not passed is left alone (InvalidTransition). Raises
+    InvalidTransition when the order is not awaiting payment.
+    """
+    with transaction.atomic():
+        locked = _lock_order(order)
+        if expired_only and locked.pay_by > timezone.now():
+            raise InvalidTransition("The order is still within its time to pay.")
+        if locked.status != Order.Status.PENDING_PAYMENT:
+            raise InvalidTransition(f"An order that is {locked.status} cannot be cancelled.")
+        order_transition(order=locked, to=Order.Status.CANCELLED, actor=actor, reason=reason)
+        back_on_sale = False
+        if locked.flash_sale_id is not None:
+            sale = FlashSale.objects.select_for_update().get(pk=locked.flash_sale_id)
+            FlashSale.objects.filter(pk=sale.pk).update(units_sold=F("units_sold") - locked.quantity)
+            back_on_sale = sale.status in OPEN_STATUSES
+        if not back_on_sale:
+            stock_release(
+                stock=locked.sku.stock,
+                quantity=locked.quantity,
+                actor=actor,
+                reason=f"Order cancelled: {reason}",
+                reference=f"order:{locked.pk}",
+            )
+    if back_on_sale:
+        _release_to_sale(sale_id=locked.flash_sale_id, user_id=locked.user_id, quantity=locked.quantity)
+    return locked
+
+
+def order_fulfil(*, order: Order, actor: AbstractBaseUser | None) -> Order:
+    return order_transition(order=order, to=Order.Status.FULFILLED, actor=actor, reason="fulfilled")
+
+
+def order_refund(*, order: Order, actor: AbstractBaseUser | None, reason: str) -> Order:
+    """A paid order is refunded and its units come back to stock."""
+    with transaction.atomic():
+        locked = _lock_order(order)
+        order_transition(order=locked, to=Order.Status.REFUNDED, actor=actor, reason=reason)
+        stock_return(
+            stock=locked.sku.stock, quantity=locked.quantity, actor=actor, reason=f"Refund: {reason}",
+            reference=f"order:{locked.pk}",
+        )  # fmt: skip
+    return locked
+
+
+def orders_expire_unpaid(*, limit: int = 500) -> int:
+    """Cancel unpaid orders past their deadline. Returns how many this call cancelled."""
+    due = Order.objects.filter(status=Order.Status.PENDING_PAYMENT, pay_by__lte=timezone.now()).order_by("pay_by")
+    cancelled = 0
+    for order in due[:limit]:
+        try:
+            order_cancel(order=order, actor=None, reason="payment timeout", expired_only=True)
+        except InvalidTransition:
+            continue  # Paid or cancelled meanwhile.
+        cancelled += 1
+    return cancelled
+
+
+def _release_to_sale(*, sale_id: int, user_id: int, quantity: int) -> None:
+    """Units back on offer in Redis. If Redis is unreachable, reconciliation repairs it."""
+    try:
+        redis_sales.sale_release_units(sale_id=sale_id, user_id=user_id, quantity=quantity)
+    except redis.RedisError:
+        logger.exception("could not return %s units of sale %s to Redis; reconciliation will", quantity, sale_id)
+
+
+# --- Admission ---------------------------------------------------------------------------------
+
+
+def purchase_admit(*, sale_id: int, user: AbstractBaseUser, quantity: int, idempotency_key: str) -> str:
+    """Admit a purchase attempt in Redis, in one round trip in the usual case.
+
+    Returns the reservation id. Raises PurchaseRefused (with the reason), IdempotencyKeyReused
+    when the key came with another quantity before, FlashSale.DoesNotExist for an unknown
+    sale, and SaleLayerUnavailable when Redis cannot be reached.
+    """
+    from orders.tasks import order_writer_drain  # Here, not at the top: tasks import this module.
+
+    try:
+        admission = _admit(sale_id=sale_id, user_id=user.pk, quantity=quantity, idempotency_key=idempotency_key)
+    except redis.RedisError as error:
+        raise SaleLayerUnavailable() from error
+    if admission.replayed and admission.quantity != quantity:
+        raise IdempotencyKeyReused()
+    if admission.outcome != "accepted":
+        raise PurchaseRefused(admission.outcome)
+    if admission.schedule_drain:
+        try:
+            order_writer_drain.apply_async(args=[sale_id], retry=False)
+        except (KombuError, OSError):
+            logger.warning("could not schedule the order writer for sale %s; the sweep will drain it", sale_id)
+    return admission.reservation_id
+
+
+def _admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str) -> redis_sales.Admission:
+    def attempt() -> redis_sales.Admission:
+        return redis_sales.reservation_admit(
+            sale_id=sale_id,
+            user_id=user_id,
+            quantity=quantity,
+            reservation_id=reservation_id_new(sale_id=sale_id, user_id=user_id),
+            idempotency_key=idempotency_key,
+        )
+
+    admission = attempt()
+    if admission.outcome != "not_loaded":
+        return admission
+    # Not in Redis: not preheated yet, or Redis lost it. The database decides.
+    sale = FlashSale.objects.get(pk=sale_id)
+    if flash_sale_should_be_loaded(sale=sale, now=timezone.now()):
+        flash_sale_preheat(sale=sale)
+        admission = attempt()
+        if admission.outcome == "not_loaded":  # Another process is loading it right now.
+            raise SaleLayerUnavailable()
+        return admission
+    outcome = "not_started" if sale.status == FlashSale.Status.SCHEDULED else "ended"
+    return redis_sales.Admission(outcome, "", False, False, quantity)
+
+
+# --- Results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PurchaseResult:
+    reservation_id: str
+    status: str  # pending, confirmed, failed
+    order_id: int | None = None
+    reason: str | None = None
+
+
+def purchase_result(*, reservation_id: str, user: AbstractBaseUser) -> PurchaseResult | None:
+    """What became of a reservation, or None if this shop did not issue it to `user`."""
+    ref = reservation_id_parse(reservation_id)
+    if ref is None or ref.user_id != user.pk:
+        return None
+
+    def from_database() -> PurchaseResult | None:
+        order_id = Order.objects.filter(reservation_id=reservation_id).values_list("pk", flat=True).first()
+        if order_id is not None:
+            return PurchaseResult(reservation_id, "confirmed", order_id=order_id)
+        reason = FailedReservation.objects.filter(reservation_id=reservation_id).values_list("reason", flat=True)
+        if reason:
+            return PurchaseResult(reservation_id, "failed", reason=reason[0])
+        return None
+
+    found = from_database()
+    if found:
+        return found
+    try:
+        pending = redis_sales.reservation_is_pending(sale_id=ref.sale_id, reservation_id=reservation_id)
+    except redis.RedisError:
+        pending = True  # Cannot tell yet; do not call it failed.
+    if pending:
+        return PurchaseResult(reservation_id, "pending")
+    # The writer may have committed between the two looks; look again before saying failed.
+    return from_database() or PurchaseResult(reservation_id, "failed", reason="lost")
+
+
+# --- The order writer --------------------------------------------------------------------------
+
+
+@dataclass
+class BatchOutcome:
+    written: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def order_write_batch(*, sale_id: int, entries: list[StreamReservation]) -> BatchOutcome:
+    """Turn a batch of reservations into orders: one transaction, one counter update.
+
+    Idempotent by reservation id: a redelivered batch writes nothing twice. A reservation
+    the database refuses (sold out, over the user's limit, the sale cancelled) becomes a
+    FailedReservation, and its units go back to Redis. Acknowledges only after commit.
+    """
+    outcome = BatchOutcome()
+    failures: list[FailedReservation] = []
+    with transaction.atomic():
+        # The sale's row lock serialises writers of one sale, so the "already written"
+        # check below sees every batch committed before this one.
+        sale = FlashSale.objects.select_for_update().get(pk=sale_id)
+        candidates = [entry for entry in entries if entry.reservation_id]
+        known = reservation_ids_known(reservation_ids=[entry.reservation_id for entry in candidates])
+        todo = [entry for entry in candidates if entry.reservation_id not in known]
+        outcome.skipped = len(entries) - len(todo)
+        user_ids = {entry.user_id for entry in todo}
+        existing_users = set(User.objects.filter(pk__in=user_ids).values_list("pk", flat=True))
+        held = order_units_by_user(flash_sale_id=sale.pk, user_ids=user_ids)
+        # A closed sale has released its unsold units already; nothing more can be written.
+        closed = sale.status not in OPEN_STATUSES
+        room = sale.remaining
+        pay_by = timezone.now() + timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT)
+        orders = []
+        for entry in todo:
+            reason = None
+            if entry.user_id not in existing_users:
+                reason = FailedReservation.Reason.UNKNOWN_USER
+            elif closed:
+                reason = FailedReservation.Reason.SALE_CLOSED
+            elif held.get(entry.user_id, 0) + entry.quantity > sale.per_user_limit:
+                reason = FailedReservation.Reason.LIMIT_EXCEEDED
+            elif entry.quantity > room:
+                reason = FailedReservation.Reason.SOLD_OUT
+            if reason:
+                failures.append(
+                    FailedReservation(
+                        reservation_id=entry.reservation_id,
+                        flash_sale=sale,
+                        user_id=entry.user_id,
+                        quantity=entry.quantity,
+                        reason=reason,
+                    )
+                )
+                continue
+            room -= entry.quantity
+            held[entry.user_id] = held.get(entry.user_id, 0) + entry.quantity
+            orders.append(
+                Order(
+                    user_id=entry.user_id,
+                    sku_id=sale.sku_id,
+                    flash_sale=sale,
+                    quantity=entry.quantity,
+                    unit_price=sale.price,
+                    total=sale.price * entry.quantity,
+                    reservation_id=entry.reservation_id,
+                    pay_by=pay_by,
+                )
+            )
+        units = sum(order.quantity for order in orders)
+        if units:
+            # One guarded update of the hot row per batch; the CHECK constraint backs it up.
+            FlashSale.objects.filter(pk=sale.pk, units_sold__lte=F("quantity") - units).update(
+                units_sold=F("units_sold") + units, updated_at=timezone.now()
+            )
+        Order.objects.bulk_create(orders)
+        FailedReservation.objects.bulk_create(failures)
+        outcome.written, outcome.failed = len(orders), len(failures)
+    for failure in failures:
+        if failure.reason != FailedReservation.Reason.SALE_CLOSED:
+            _release_to_sale(sale_id=sale_id, user_id=failure.user_id, quantity=failure.quantity)
+    redis_sales.reservations_done(sale_id=sale_id, entries=entries)
+    return outcome
+
+
+def order_writer_drain(*, sale_id: int, consumer: str) -> bool:
+    """Write the sale's new reservations in batches until its stream is empty.
+
+    Bounded by ORDER_WRITER_MAX_BATCHES so that no task runs forever. Returns True when the
+    stream was emptied, False when work is left for another run.
+    """
+    for _ in range(settings.ORDER_WRITER_MAX_BATCHES):
+        entries = redis_sales.reservations_read(
+            sale_id=sale_id, consumer=consumer, count=settings.ORDER_WRITER_BATCH_SIZE
+        )
+        if not entries:
+            return True
+        result = order_write_batch(sale_id=sale_id, entries=entries)
+        logger.info("sale %s: wrote %s orders, %s failed, %s already written", sale_id, result.written,
+                    result.failed, result.skipped)  # fmt: skip
+    return False
+
+
+def order_writer_reclaim(*, sale_id: int, consumer: str) -> int:
+    """Write reservations a dead consumer left unacknowledged. Returns how many it took over."""
+    taken = 0
+    for _ in range(settings.ORDER_WRITER_MAX_BATCHES):
+        entries = redis_sales.reservations_claim_stale(
+            sale_id=sale_id,
+            consumer=consumer,
+            min_idle_ms=settings.ORDER_WRITER_RECLAIM_IDLE_MS,
+            count=settings.ORDER_WRITER_BATCH_SIZE,
+        )
+        if not entries:
+            break
+        order_write_batch(sale_id=sale_id, entries=entries)
+        taken += len(entries)
+    return taken

@@ -5,3 +5,9 @@ class InvalidSaleWindow(DomainError):
     code = "invalid_sale_window"
     status_code = 400
     default_message = "A flash sale must end after it starts, and in the future."
+
+
+class SaleNotCancellable(DomainError):
+    code = "invalid_transition"
+    status_code = 409
+    default_message = "Only a scheduled or live sale can be cancelled."

@@ -103,3 +103,20 @@ class FlashSale(models.Model):
     @property
     def remaining(self) -> int:
         return self.quantity - self.units_sold
+
+
+class SaleDrift(models.Model):
+    """A disagreement between Redis and the database that reconciliation found and repaired."""
+
+    flash_sale = models.ForeignKey(FlashSale, on_delete=models.CASCADE, related_name="drifts")
+    remaining_before = models.IntegerField(help_text="Units on offer according to Redis.")
+    remaining_expected = models.IntegerField(help_text="Units on offer according to the database.")
+    in_flight = models.IntegerField(help_text="Units in reservations not yet written as orders.")
+    buyers_repaired = models.IntegerField(help_text="Shoppers whose tally in Redis was wrong.")
+    found_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-found_at"]
+
+    def __str__(self) -> str:
+        return f"Drift in {self.flash_sale} at {self.found_at:%Y-%m-%d %H:%M:%S}"

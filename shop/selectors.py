@@ -1,6 +1,8 @@
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from inventory import redis_sales
+from orders.models import Order
 from shop.models import SKU, FlashSale, Product
 
 
@@ -22,3 +24,27 @@ def flash_sale_list_on_offer() -> QuerySet[FlashSale]:
 
 def flash_sale_list() -> QuerySet[FlashSale]:
     return FlashSale.objects.select_related("sku__product").order_by("-starts_at", "-id")
+
+
+def flash_sale_stats(*, sale: FlashSale) -> dict:
+    """The staff view of a sale: the database's counts beside Redis's, and whether they agree."""
+    counts = sale.orders.aggregate(
+        confirmed=Count("pk", filter=~Q(status=Order.Status.CANCELLED)),
+        paid=Count("pk", filter=Q(status__in=[Order.Status.PAID, Order.Status.FULFILLED])),
+        cancelled=Count("pk", filter=Q(status=Order.Status.CANCELLED)),
+    )
+    in_stream = redis_sales.reservations_in_stream(sale.pk)
+    remaining_cache = redis_sales.sale_remaining(sale.pk)
+    pending_units = sum(entry.quantity for entry in in_stream)
+    open_sale = sale.status in {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}
+    expected_cache = sale.remaining - pending_units if open_sale else None
+    return {
+        "quantity": sale.quantity,
+        "remaining_cache": remaining_cache,
+        "pending": len(in_stream),
+        "orders_confirmed": counts["confirmed"],
+        "orders_paid": counts["paid"],
+        "orders_cancelled": counts["cancelled"],
+        "units_sold": sale.units_sold,
+        "consistent": remaining_cache == expected_cache if open_sale else not in_stream,
+    }

@@ -1,13 +1,21 @@
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from inventory.services import stock_allocate, stock_get_or_create
-from shop.exceptions import InvalidSaleWindow
-from shop.models import SKU, FlashSale
+from inventory import redis_sales
+from inventory.services import stock_allocate, stock_get_or_create, stock_release
+from orders.selectors import order_units_by_user, reservation_ids_known
+from shop.exceptions import InvalidSaleWindow, SaleNotCancellable
+from shop.models import SKU, FlashSale, SaleDrift
+
+logger = logging.getLogger(__name__)
+
+OPEN_STATUSES = frozenset({FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE})
 
 
 def flash_sale_status_at(*, starts_at: datetime, ends_at: datetime, now: datetime) -> FlashSale.Status:
@@ -57,3 +65,120 @@ def flash_sale_create(
             reference=f"sale:{sale.pk}",
         )
     return sale
+
+
+def flash_sale_preheat(*, sale: FlashSale) -> int | None:
+    """Load the sale into Redis from the database; safe to repeat. Returns Redis's remaining.
+
+    A sale already loaded keeps its counters (reservations in flight live only there) and
+    gets its terms refreshed; a sale Redis lost is rebuilt from the orders in the database.
+    Returns None, doing nothing, while another process is preheating the same sale.
+    """
+    with redis_sales.sale_lock(sale.pk, "preheat") as lock:
+        if lock is None:
+            return None
+        sale.refresh_from_db()
+        _, remaining = redis_sales.sale_load(
+            sale_id=sale.pk,
+            starts_at=sale.starts_at,
+            ends_at=sale.ends_at,
+            per_user_limit=sale.per_user_limit,
+            status=sale.status,
+            remaining=sale.remaining,
+            held_by_user=order_units_by_user(flash_sale_id=sale.pk),
+        )
+    return remaining
+
+
+def flash_sale_should_be_loaded(*, sale: FlashSale, now: datetime) -> bool:
+    lead = timedelta(seconds=settings.FLASH_SALE_PREHEAT_LEAD)
+    return sale.status in OPEN_STATUSES and sale.starts_at - lead <= now
+
+
+def flash_sale_go_live(*, sale: FlashSale) -> bool:
+    """scheduled -> live once its start has passed. Returns whether this call moved it."""
+    moved = FlashSale.objects.filter(
+        pk=sale.pk, status=FlashSale.Status.SCHEDULED, starts_at__lte=timezone.now()
+    ).update(status=FlashSale.Status.LIVE, updated_at=timezone.now())
+    return bool(moved)
+
+
+def flash_sale_close(*, sale: FlashSale, to: FlashSale.Status, actor: AbstractBaseUser | None = None) -> bool:
+    """End or cancel a sale: release its unsold units to stock and stop admissions.
+
+    Only call once the writer has emptied the sale's stream (for `ended`); for `cancelled`,
+    reservations still in flight fail when the writer reaches them. Returns whether this
+    call closed it (False when it was closed already).
+    """
+    with transaction.atomic():
+        locked = FlashSale.objects.select_for_update().select_related("sku").get(pk=sale.pk)
+        if locked.status not in OPEN_STATUSES:
+            return False
+        locked.status = to
+        locked.save(update_fields=["status", "updated_at"])
+        if locked.remaining:
+            stock_release(
+                stock=locked.sku.stock,
+                quantity=locked.remaining,
+                actor=actor,
+                reason=f"Flash sale {to}: unsold units return to stock",
+                reference=f"sale:{locked.pk}",
+            )
+    if to == FlashSale.Status.ENDED:
+        redis_sales.sale_forget(sale.pk)
+    else:
+        # Reservations may still be in flight: the writer fails them as "sale closed".
+        redis_sales.sale_set_status(sale.pk, to)
+    sale.refresh_from_db()
+    return True
+
+
+def flash_sale_cancel(*, sale: FlashSale, actor: AbstractBaseUser | None) -> FlashSale:
+    """Staff cancel a sale that is scheduled or live. Raises SaleNotCancellable otherwise."""
+    if not flash_sale_close(sale=sale, to=FlashSale.Status.CANCELLED, actor=actor):
+        raise SaleNotCancellable()
+    return sale
+
+
+def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | None:
+    """Compare the sale's Redis counters with the database and repair them toward it.
+
+    Holds the sale's row lock meanwhile, so the writer commits nothing in between, and the
+    comparison itself runs as one Lua script, so no admission interleaves. Rebuilds the sale
+    if Redis lost it. Returns what it found, or None if it had to rebuild or skip.
+    """
+    with redis_sales.sale_lock(sale.pk, "reconcile") as lock:
+        if lock is None:
+            return None
+        if not redis_sales.sale_is_loaded(sale.pk):
+            logger.error("flash sale %s was missing from Redis; rebuilt from the database", sale.pk)
+            flash_sale_preheat(sale=sale)
+            return None
+        with transaction.atomic():
+            locked = FlashSale.objects.select_for_update().get(pk=sale.pk)
+            in_stream = [entry.reservation_id for entry in redis_sales.reservations_in_stream(sale.pk)]
+            result = redis_sales.sale_reconcile_counters(
+                sale_id=sale.pk,
+                # A closed sale offers nothing: its expected remaining is zero.
+                quantity=locked.quantity if locked.status in OPEN_STATUSES else locked.units_sold,
+                units_sold=locked.units_sold,
+                held_by_user=order_units_by_user(flash_sale_id=sale.pk),
+                known_reservations=sorted(reservation_ids_known(reservation_ids=in_stream)),
+            )
+    if result.drifted:
+        logger.error(
+            "flash sale %s drifted: Redis remaining %s, expected %s (%s in flight), %s buyers repaired",
+            sale.pk,
+            result.remaining_before,
+            result.remaining_expected,
+            result.in_flight,
+            result.buyers_repaired,
+        )
+        SaleDrift.objects.create(
+            flash_sale=sale,
+            remaining_before=result.remaining_before,
+            remaining_expected=result.remaining_expected,
+            in_flight=result.in_flight,
+            buyers_repaired=result.buyers_repaired,
+        )
+    return result

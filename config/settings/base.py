@@ -112,7 +112,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "flash-sales-advance": {"task": "shop.tasks.flash_sales_advance", "schedule": 5.0},
+    "order-writer-sweep": {"task": "orders.tasks.order_writer_sweep", "schedule": 3.0},
+    "orders-expire-unpaid": {"task": "orders.tasks.orders_expire_unpaid", "schedule": 10.0},
+    "flash-sales-reconcile": {"task": "shop.tasks.flash_sales_reconcile", "schedule": 60.0},
+}
 
 # --- Auth and passwords --------------------------------------------------------------------
 
@@ -206,6 +211,17 @@ RATE_LIMIT_IP_BURST = env.int("RATE_LIMIT_IP_BURST", default=100)
 
 # Seconds an order waits for payment before it is cancelled and its unit released.
 ORDER_PAYMENT_TIMEOUT = env.int("ORDER_PAYMENT_TIMEOUT", default=15 * 60)
+PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="orders.payments.TestModePaymentProvider")
+
+# Flash sales: when the sale layer is loaded into Redis, how long purchase answers are
+# remembered per Idempotency-Key, and how the order writer batches and recovers.
+FLASH_SALE_PREHEAT_LEAD = env.int("FLASH_SALE_PREHEAT_LEAD", default=10 * 60)
+IDEMPOTENCY_KEY_TTL = env.int("IDEMPOTENCY_KEY_TTL", default=24 * 60 * 60)
+PURCHASE_MAX_QUANTITY = env.int("PURCHASE_MAX_QUANTITY", default=10)
+ORDER_WRITER_BATCH_SIZE = env.int("ORDER_WRITER_BATCH_SIZE", default=500)
+ORDER_WRITER_DRAIN_FLAG_MS = env.int("ORDER_WRITER_DRAIN_FLAG_MS", default=250)
+ORDER_WRITER_MAX_BATCHES = env.int("ORDER_WRITER_MAX_BATCHES", default=40)
+ORDER_WRITER_RECLAIM_IDLE_MS = env.int("ORDER_WRITER_RECLAIM_IDLE_MS", default=30_000)
 
 SEED_DEMO = env.bool("SEED_DEMO", default=True)
 DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="")

@@ -9,3 +9,10 @@ class OrderOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = ["id", "sku", "flash_sale", "quantity", "unit_price", "total", "status", "created_at", "pay_by"]
+
+
+class PurchaseResultSerializer(serializers.Serializer):
+    reservation_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=["pending", "confirmed", "failed"])
+    order_id = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField(allow_null=True)

@@ -1,8 +1,11 @@
 from django.urls import path
 
-from orders.api.views import OrderDetailApi, OrderListApi
+from orders.api import views
 
 urlpatterns = [
-    path("orders/", OrderListApi.as_view(), name="order-list"),
-    path("orders/<int:pk>/", OrderDetailApi.as_view(), name="order-detail"),
+    path("orders/", views.OrderListApi.as_view(), name="order-list"),
+    path("orders/<int:pk>/", views.OrderDetailApi.as_view(), name="order-detail"),
+    path("orders/<int:pk>/pay/", views.OrderPayApi.as_view(), name="order-pay"),
+    path("orders/<int:pk>/cancel/", views.OrderCancelApi.as_view(), name="order-cancel"),
+    path("purchases/<str:reservation_id>/", views.PurchaseResultApi.as_view(), name="purchase-result"),
 ]

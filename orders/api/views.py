@@ -1,8 +1,13 @@
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from orders.api.filters import OrderFilter
-from orders.api.serializers import OrderOutputSerializer
+from orders.api.serializers import OrderOutputSerializer, PurchaseResultSerializer
 from orders.selectors import order_list_visible_to
+from orders.services import order_cancel, order_pay, purchase_result
 
 
 class OrderListApi(generics.ListAPIView):
@@ -20,3 +25,37 @@ class OrderDetailApi(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return order_list_visible_to(user=self.request.user)
+
+
+class OrderPayApi(APIView):
+    """The owner pays; staff cannot pay on a shopper's behalf."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: OrderOutputSerializer})
+    def post(self, request, pk: int):
+        order = get_object_or_404(order_list_visible_to(user=request.user), pk=pk, user=request.user)
+        order_pay(order=order, actor=request.user)
+        return Response(OrderOutputSerializer(order_list_visible_to(user=request.user).get(pk=pk)).data)
+
+
+class OrderCancelApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: OrderOutputSerializer})
+    def post(self, request, pk: int):
+        order = get_object_or_404(order_list_visible_to(user=request.user), pk=pk)
+        who = "staff" if request.user.is_staff and order.user_id != request.user.pk else "customer"
+        order_cancel(order=order, actor=request.user, reason=f"cancelled by {who}")
+        return Response(OrderOutputSerializer(order_list_visible_to(user=request.user).get(pk=pk)).data)
+
+
+class PurchaseResultApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: PurchaseResultSerializer})
+    def get(self, request, reservation_id: str):
+        result = purchase_result(reservation_id=reservation_id, user=request.user)
+        if result is None:
+            return Response({"code": "not_found", "detail": "No such purchase."}, status=404)
+        return Response(PurchaseResultSerializer(result).data)

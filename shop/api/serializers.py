@@ -1,5 +1,10 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
 from rest_framework import serializers
 
+from config.api.fields import StrictIntegerField
 from shop.models import SKU, FlashSale, Product
 
 
@@ -43,3 +48,44 @@ class FlashSaleOutputSerializer(serializers.ModelSerializer):
             "per_user_limit",
             "status",
         ]
+
+
+class FlashSaleCreateInputSerializer(serializers.Serializer):
+    sku = serializers.SlugRelatedField(slug_field="code", queryset=SKU.objects.all())
+    title = serializers.CharField(max_length=200, required=False, default="")
+    price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal("0"))
+    quantity = StrictIntegerField(min_value=1, max_value=1_000_000)
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    per_user_limit = StrictIntegerField(min_value=1, max_value=1_000)
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["ends_at"] <= attrs["starts_at"]:
+            raise serializers.ValidationError({"ends_at": ["Must be after starts_at."]})
+        if attrs["ends_at"] <= timezone.now():
+            raise serializers.ValidationError({"ends_at": ["Must be in the future."]})
+        return attrs
+
+
+class PurchaseInputSerializer(serializers.Serializer):
+    quantity = StrictIntegerField(min_value=1, max_value=settings.PURCHASE_MAX_QUANTITY)
+
+
+class PurchaseAcceptedSerializer(serializers.Serializer):
+    reservation_id = serializers.CharField()
+    status = serializers.CharField()
+
+
+class FlashSaleStatsSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField()
+    remaining_cache = serializers.IntegerField(allow_null=True)
+    pending = serializers.IntegerField()
+    orders_confirmed = serializers.IntegerField()
+    orders_paid = serializers.IntegerField()
+    orders_cancelled = serializers.IntegerField()
+    units_sold = serializers.IntegerField()
+    consistent = serializers.BooleanField()
+
+
+class PreheatOutputSerializer(serializers.Serializer):
+    remaining = serializers.IntegerField()

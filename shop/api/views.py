@@ -1,8 +1,28 @@
-from rest_framework import generics, permissions
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from config.api.idempotency import idempotency_key, idempotent
+from orders.services import purchase_admit
 from shop.api.filters import FlashSaleFilter
-from shop.api.serializers import FlashSaleOutputSerializer, ProductOutputSerializer
-from shop.selectors import flash_sale_list, product_list_active
+from shop.api.serializers import (
+    FlashSaleCreateInputSerializer,
+    FlashSaleOutputSerializer,
+    FlashSaleStatsSerializer,
+    PreheatOutputSerializer,
+    ProductOutputSerializer,
+    PurchaseAcceptedSerializer,
+    PurchaseInputSerializer,
+)
+from shop.models import FlashSale
+from shop.selectors import flash_sale_list, flash_sale_stats, product_list_active
+from shop.services import flash_sale_create, flash_sale_preheat
+
+IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, description="At most 255 characters."
+)
 
 
 class ProductListApi(generics.ListAPIView):
@@ -22,13 +42,30 @@ class ProductDetailApi(generics.RetrieveAPIView):
         return product_list_active()
 
 
+class IsStaffForWrites(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return request.method in permissions.SAFE_METHODS or bool(request.user and request.user.is_staff)
+
+
 class FlashSaleListApi(generics.ListAPIView):
-    permission_classes = [permissions.AllowAny]
+    permission_classes = [IsStaffForWrites]
     serializer_class = FlashSaleOutputSerializer
     filterset_class = FlashSaleFilter
 
     def get_queryset(self):
         return flash_sale_list()
+
+    @extend_schema(
+        request=FlashSaleCreateInputSerializer,
+        parameters=[IDEMPOTENCY_KEY_HEADER],
+        responses={201: FlashSaleOutputSerializer},
+    )
+    @idempotent
+    def post(self, request):
+        serializer = FlashSaleCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        sale = flash_sale_create(actor=request.user, **serializer.validated_data)
+        return Response(FlashSaleOutputSerializer(flash_sale_list().get(pk=sale.pk)).data, status=201)
 
 
 class FlashSaleDetailApi(generics.RetrieveAPIView):
@@ -37,3 +74,50 @@ class FlashSaleDetailApi(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return flash_sale_list()
+
+
+class FlashSalePreheatApi(APIView):
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(request=None, responses={200: PreheatOutputSerializer})
+    def post(self, request, pk: int):
+        sale = get_object_or_404(FlashSale, pk=pk)
+        remaining = flash_sale_preheat(sale=sale)
+        if remaining is None:
+            return Response({"code": "busy", "detail": "The sale is being preheated; try again."}, status=409)
+        return Response({"remaining": remaining})
+
+
+class FlashSaleStatsApi(APIView):
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(responses={200: FlashSaleStatsSerializer})
+    def get(self, request, pk: int):
+        sale = get_object_or_404(FlashSale, pk=pk)
+        return Response(FlashSaleStatsSerializer(flash_sale_stats(sale=sale)).data)
+
+
+class FlashSalePurchaseApi(APIView):
+    """Admission only: Redis decides; the order is written later by the order writer."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        request=PurchaseInputSerializer,
+        parameters=[IDEMPOTENCY_KEY_HEADER],
+        responses={
+            202: PurchaseAcceptedSerializer,
+            409: OpenApiResponse(description="sold_out, limit_exceeded, not_started or ended"),
+        },
+    )
+    def post(self, request, pk: int):
+        key = idempotency_key(request, required=True)
+        serializer = PurchaseInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            reservation_id = purchase_admit(
+                sale_id=pk, user=request.user, quantity=serializer.validated_data["quantity"], idempotency_key=key
+            )
+        except FlashSale.DoesNotExist:
+            return Response({"code": "not_found", "detail": "No such flash sale."}, status=404)
+        return Response({"reservation_id": reservation_id, "status": "pending"}, status=status.HTTP_202_ACCEPTED)

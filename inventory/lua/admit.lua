@@ -1,0 +1,68 @@
+-- Admit one purchase attempt for a flash sale, atomically.
+--
+-- KEYS[1] fs:{id}:meta       hash: starts_at, ends_at (microseconds since the epoch), limit, status
+-- KEYS[2] fs:{id}:remaining  units still on offer
+-- KEYS[3] fs:{id}:buyers     hash: user id -> units the user holds in this sale
+-- KEYS[4] fs:{id}:stream     reservations for the order writer (XADD)
+-- KEYS[5] fs:{id}:pending    hash: reservation id -> 1 while it waits for the order writer
+-- KEYS[6] fs:{id}:idem:<user>:<key>  the first answer to this Idempotency-Key
+-- KEYS[7] fs:{id}:drain      short-lived flag: a drain task was just scheduled
+-- ARGV[1] user id
+-- ARGV[2] quantity (a positive integer)
+-- ARGV[3] reservation id to use if the attempt is accepted
+-- ARGV[4] seconds to remember the Idempotency-Key
+-- ARGV[5] milliseconds during which one drain task covers every new reservation
+--
+-- Returns {outcome, reservation id or "", schedule_drain (0/1), remembered quantity}.
+-- outcome: accepted, sold_out, limit_exceeded, not_started, ended, not_loaded, or
+-- replay:<first outcome> when the key was seen before (quantity tells what it asked for).
+-- The decrement and the XADD happen together or not at all: no reservation without its
+-- unit, no unit taken without a reservation.
+assert(#KEYS == 7, "admit.lua takes 7 keys")
+assert(#ARGV == 5, "admit.lua takes 5 arguments")
+
+local user, quantity, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+
+local first = redis.call("HMGET", KEYS[6], "outcome", "rid", "quantity")
+if first[1] then
+    return {"replay:" .. first[1], first[2], 0, tonumber(first[3])}
+end
+
+local function answer(outcome, reservation, schedule)
+    redis.call("HSET", KEYS[6], "outcome", outcome, "rid", reservation, "quantity", quantity)
+    redis.call("EXPIRE", KEYS[6], tonumber(ARGV[4]))
+    return {outcome, reservation, schedule, quantity}
+end
+
+local meta = redis.call("HMGET", KEYS[1], "starts_at", "ends_at", "limit", "status")
+if not meta[1] then
+    return {"not_loaded", "", 0, quantity}
+end
+if meta[4] == "cancelled" or meta[4] == "ended" then
+    return answer("ended", "", 0)
+end
+
+local time = redis.call("TIME")
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+if now < tonumber(meta[1]) then
+    return answer("not_started", "", 0)
+end
+if now >= tonumber(meta[2]) then
+    return answer("ended", "", 0)
+end
+
+local held = tonumber(redis.call("HGET", KEYS[3], user) or "0")
+if held + quantity > tonumber(meta[3]) then
+    return answer("limit_exceeded", "", 0)
+end
+local remaining = tonumber(redis.call("GET", KEYS[2]) or "0")
+if remaining < quantity then
+    return answer("sold_out", "", 0)
+end
+
+redis.call("DECRBY", KEYS[2], quantity)
+redis.call("HINCRBY", KEYS[3], user, quantity)
+redis.call("XADD", KEYS[4], "*", "rid", rid, "user", user, "quantity", quantity)
+redis.call("HSET", KEYS[5], rid, 1)
+local schedule = redis.call("SET", KEYS[7], 1, "PX", tonumber(ARGV[5]), "NX") and 1 or 0
+return answer("accepted", rid, schedule)

@@ -1,0 +1,72 @@
+-- Compare a flash sale's Redis counters with the database and repair them toward it.
+--
+-- Called while the caller holds the sale's row lock in PostgreSQL, so no order is written
+-- meanwhile; atomic here, so no admission interleaves.
+--
+-- KEYS[1] fs:{id}:meta
+-- KEYS[2] fs:{id}:remaining
+-- KEYS[3] fs:{id}:buyers
+-- KEYS[4] fs:{id}:stream
+-- ARGV[1] units the database holds as sold (non-cancelled orders)
+-- ARGV[2] sale quantity
+-- ARGV[3] JSON object: user id -> units held in the database
+-- ARGV[4] JSON array: reservation ids in the stream that the database already has
+--
+-- Returns {loaded (0/1), remaining before, expected, in-flight units, buyers repaired}.
+assert(#KEYS == 4, "reconcile.lua takes 4 keys")
+assert(#ARGV == 4, "reconcile.lua takes 4 arguments")
+
+if redis.call("EXISTS", KEYS[1]) == 0 then
+    return {0, -1, -1, 0, 0}
+end
+
+local known = {}
+for _, rid in ipairs(cjson.decode(ARGV[4])) do
+    known[rid] = true
+end
+
+-- Reservations not yet in the database hold their units in Redis only.
+local held = cjson.decode(ARGV[3])
+local in_flight = 0
+for _, entry in ipairs(redis.call("XRANGE", KEYS[4], "-", "+")) do
+    local fields = {}
+    for i = 1, #entry[2], 2 do
+        fields[entry[2][i]] = entry[2][i + 1]
+    end
+    if not known[fields.rid] then
+        local units = tonumber(fields.quantity)
+        in_flight = in_flight + units
+        held[fields.user] = (held[fields.user] or 0) + units
+    end
+end
+
+local before = tonumber(redis.call("GET", KEYS[2]) or "0")
+local expected = tonumber(ARGV[2]) - tonumber(ARGV[1]) - in_flight
+if expected < 0 then
+    expected = 0
+end
+if before ~= expected then
+    redis.call("SET", KEYS[2], expected)
+end
+
+local repaired = 0
+local current = redis.call("HGETALL", KEYS[3])
+for i = 1, #current, 2 do
+    local user, units = current[i], tonumber(current[i + 1])
+    if (held[user] or 0) ~= units then
+        repaired = repaired + 1
+        if (held[user] or 0) > 0 then
+            redis.call("HSET", KEYS[3], user, held[user])
+        else
+            redis.call("HDEL", KEYS[3], user)
+        end
+    end
+    held[user] = nil
+end
+for user, units in pairs(held) do
+    if units > 0 then
+        repaired = repaired + 1
+        redis.call("HSET", KEYS[3], user, units)
+    end
+end
+return {1, before, expected, in_flight, repaired}

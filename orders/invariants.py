@@ -1,0 +1,131 @@
+"""The invariants of design.md, checked against PostgreSQL and Redis as they are now."""
+
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Q, Sum
+
+from inventory import redis_sales
+from inventory.models import Stock
+from orders.models import FailedReservation, Order
+from shop.models import FlashSale
+
+NOT_CANCELLED = ~Q(status=Order.Status.CANCELLED)
+SOLD = Q(status__in=[Order.Status.PAID, Order.Status.FULFILLED, Order.Status.REFUNDED])
+
+
+@dataclass
+class Report:
+    violations: list[dict] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+
+    def violation(self, invariant: str, **details) -> None:
+        self.violations.append({"invariant": invariant, **details})
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "checked": self.checked, "violations": self.violations}
+
+
+def check_invariants() -> Report:
+    report = Report()
+    sales = list(FlashSale.objects.select_related("sku"))
+    report.checked = {"sales": len(sales), "stocks": Stock.objects.count()}
+    for sale in sales:
+        _check_sale(report, sale)
+    _check_stock(report, sales)
+    _check_reservations(report)
+    return report
+
+
+def _check_sale(report: Report, sale: FlashSale) -> None:
+    orders = Order.objects.filter(flash_sale=sale)
+    units = orders.filter(NOT_CANCELLED).aggregate(units=Sum("quantity"))["units"] or 0
+    # 1. No oversell, and the counter the writer guards tells the truth.
+    if units > sale.quantity:
+        report.violation("no_oversell", sale=sale.pk, units_in_orders=units, quantity=sale.quantity)
+    if units != sale.units_sold:
+        report.violation("sale_counter", sale=sale.pk, units_in_orders=units, units_sold=sale.units_sold)
+    # 4. Per-user limit.
+    over = (
+        orders.filter(NOT_CANCELLED)
+        .values("user_id")
+        .annotate(units=Sum("quantity"))
+        .filter(units__gt=sale.per_user_limit)
+    )
+    for row in over:
+        report.violation(
+            "per_user_limit", sale=sale.pk, user=row["user_id"], units=row["units"], limit=sale.per_user_limit
+        )
+    # 3. Cache agreement, counting reservations still on their way to the database.
+    if sale.status in {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}:
+        remaining = redis_sales.sale_remaining(sale.pk)
+        if remaining is not None:
+            in_flight = sum(entry.quantity for entry in redis_sales.reservations_in_stream(sale.pk))
+            expected = sale.quantity - units - in_flight
+            if remaining != expected:
+                report.violation(
+                    "cache_agreement", sale=sale.pk, redis_remaining=remaining, expected=expected, in_flight=in_flight
+                )
+
+
+def _check_stock(report: Report, sales: list[FlashSale]) -> None:
+    open_statuses = {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}
+    expected_allocated: dict[int, int] = {}
+    for sale in sales:
+        counts = sale.orders.aggregate(
+            sold=Sum("quantity", filter=SOLD), unpaid=Sum("quantity", filter=Q(status=Order.Status.PENDING_PAYMENT))
+        )
+        held = sale.quantity - (counts["sold"] or 0) if sale.status in open_statuses else counts["unpaid"] or 0
+        expected_allocated[sale.sku_id] = expected_allocated.get(sale.sku_id, 0) + held
+    stocks = Stock.objects.annotate(
+        on_hand_sum=Sum("movements__on_hand_delta"), allocated_sum=Sum("movements__allocated_delta")
+    )
+    for stock in stocks:
+        # 1. Never negative (the CHECK constraints say so too).
+        if stock.on_hand < 0 or not 0 <= stock.allocated <= stock.on_hand:
+            report.violation("stock_bounds", sku=stock.sku_id, on_hand=stock.on_hand, allocated=stock.allocated)
+        # 2. Ledger truth.
+        if (stock.on_hand_sum or 0, stock.allocated_sum or 0) != (stock.on_hand, stock.allocated):
+            report.violation(
+                "ledger_truth",
+                sku=stock.sku_id,
+                on_hand=stock.on_hand,
+                allocated=stock.allocated,
+                ledger_on_hand=stock.on_hand_sum or 0,
+                ledger_allocated=stock.allocated_sum or 0,
+            )
+        # Units held for sales and unpaid orders are exactly what is allocated.
+        if stock.allocated != expected_allocated.get(stock.sku_id, 0):
+            report.violation(
+                "allocation",
+                sku=stock.sku_id,
+                allocated=stock.allocated,
+                held_for_sales_and_orders=expected_allocated.get(stock.sku_id, 0),
+            )
+
+
+def _check_reservations(report: Report) -> None:
+    # 5. Nothing doubled: one reservation, one outcome.
+    doubled = Order.objects.values("reservation_id").annotate(n=Count("pk")).filter(n__gt=1)
+    both = Order.objects.filter(reservation_id__in=FailedReservation.objects.values("reservation_id")).values_list(
+        "reservation_id", flat=True
+    )
+    for rid in [row["reservation_id"] for row in doubled] + list(both):
+        report.violation("one_outcome_per_reservation", reservation=rid)
+    # 5. Nothing lost: a reservation Redis still calls pending is in the stream or the database.
+    for sale_id in redis_sales.sales_with_streams():
+        in_stream = {entry.reservation_id for entry in redis_sales.reservations_in_stream(sale_id)}
+        pending = redis_sales.reservations_pending(sale_id)
+        unaccounted = pending - in_stream
+        if unaccounted:
+            known = set(Order.objects.filter(reservation_id__in=unaccounted).values_list("reservation_id", flat=True))
+            known |= set(
+                FailedReservation.objects.filter(reservation_id__in=unaccounted).values_list(
+                    "reservation_id", flat=True
+                )
+            )
+            for rid in sorted(unaccounted - known):
+                report.violation("reservation_lost", sale=sale_id, reservation=rid)

@@ -1,0 +1,38 @@
+"""Reservation ids: made by the web process, random, and signed with the sale and the user.
+
+The signature lets the result endpoint recognise an id it issued, and for whom, even after
+Redis has lost every trace of it.
+"""
+
+import secrets
+from dataclasses import dataclass
+
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+SALT = "orders.reservation"
+
+
+def _signature(body: str) -> str:
+    return salted_hmac(SALT, body, algorithm="sha256").hexdigest()[:24]
+
+
+def reservation_id_new(*, sale_id: int, user_id: int) -> str:
+    body = f"{sale_id}-{user_id}-{secrets.token_hex(8)}"
+    return f"{body}-{_signature(body)}"
+
+
+@dataclass(frozen=True)
+class ReservationRef:
+    sale_id: int
+    user_id: int
+
+
+def reservation_id_parse(reservation_id: str) -> ReservationRef | None:
+    """The sale and user of an id this shop issued, or None for anything else."""
+    parts = reservation_id.split("-")
+    if len(parts) != 4 or not all(part.isalnum() and part.isascii() for part in parts):
+        return None
+    body, signature = "-".join(parts[:3]), parts[3]
+    if not constant_time_compare(signature, _signature(body)) or not (parts[0].isdigit() and parts[1].isdigit()):
+        return None
+    return ReservationRef(sale_id=int(parts[0]), user_id=int(parts[1]))

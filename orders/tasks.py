@@ -1,0 +1,57 @@
+import os
+import socket
+
+from celery import shared_task
+from django.db import OperationalError
+from redis import RedisError
+
+from inventory import redis_sales
+from orders import services
+
+
+def consumer_name() -> str:
+    """This worker process's name in the writers' consumer group."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError, RedisError),
+    retry_backoff=1,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=None,
+)
+def order_writer_drain(sale_id: int) -> bool:
+    """Write a sale's reservations as orders until its stream is empty.
+
+    Retries with jittered backoff while PostgreSQL or Redis is away; reservations stay in
+    the stream meanwhile, so nothing is lost. When it stops at its batch bound with work
+    left, it schedules itself again rather than running on.
+    """
+    finished = services.order_writer_drain(sale_id=sale_id, consumer=consumer_name())
+    if not finished:
+        order_writer_drain.delay(sale_id)
+    return finished
+
+
+@shared_task(autoretry_for=(OperationalError, RedisError), retry_backoff=1, retry_jitter=True, max_retries=3)
+def order_writer_sweep() -> dict[int, int]:
+    """Every few seconds: take over reservations dead consumers left, and drain what is new.
+
+    Covers reservations whose drain task was never scheduled (broker down) or was lost with
+    its worker.
+    """
+    consumer = consumer_name()
+    reclaimed = {}
+    for sale_id in redis_sales.sales_with_streams():
+        reclaimed[sale_id] = services.order_writer_reclaim(sale_id=sale_id, consumer=consumer)
+        if not services.order_writer_drain(sale_id=sale_id, consumer=consumer):
+            order_writer_drain.delay(sale_id)
+    return reclaimed
+
+
+@shared_task
+def orders_expire_unpaid() -> int:
+    """Cancel unpaid orders past their deadline; their units go back on sale."""
+    return services.orders_expire_unpaid()

@@ -1,0 +1,54 @@
+import logging
+
+from celery import shared_task
+from django.utils import timezone
+
+from inventory import redis_sales
+from orders.services import order_writer_drain
+from orders.tasks import consumer_name
+from shop.models import FlashSale
+from shop.services import (
+    flash_sale_close,
+    flash_sale_go_live,
+    flash_sale_preheat,
+    flash_sale_reconcile,
+    flash_sale_should_be_loaded,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task
+def flash_sales_advance() -> None:
+    """Move sales along the clock: preheat the upcoming, open the started, close the ended."""
+    now = timezone.now()
+    for sale in FlashSale.objects.on_offer():
+        if sale.ends_at <= now:
+            flash_sale_end(sale)
+            continue
+        if flash_sale_should_be_loaded(sale=sale, now=now):
+            flash_sale_preheat(sale=sale)
+        if sale.starts_at <= now:
+            flash_sale_go_live(sale=sale)
+
+
+def flash_sale_end(sale: FlashSale) -> bool:
+    """Close a sale whose time is up, once every reservation it accepted is written."""
+    with redis_sales.sale_lock(sale.pk, "end", ttl_ms=120_000) as lock:
+        if lock is None:
+            return False
+        order_writer_drain(sale_id=sale.pk, consumer=consumer_name())
+        if redis_sales.reservations_in_stream(sale.pk):
+            logger.info("sale %s: reservations still in flight; closing it on a later run", sale.pk)
+            return False
+        return flash_sale_close(sale=sale, to=FlashSale.Status.ENDED)
+
+
+@shared_task
+def flash_sales_reconcile() -> int:
+    """Compare every open sale's Redis counters with the database. Returns how many drifted."""
+    drifted = 0
+    for sale in FlashSale.objects.on_offer().filter(starts_at__lte=timezone.now()):
+        result = flash_sale_reconcile(sale=sale)
+        drifted += bool(result and result.drifted)
+    return drifted
