@@ -1,8 +1,15 @@
+from datetime import timedelta
+from decimal import Decimal
+
 import pytest
+from django.utils import timezone
 from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
-from tests.factories import StaffFactory, UserFactory
+from inventory.services import stock_receive
+from shop.models import FlashSale
+from shop.services import flash_sale_create, flash_sale_preheat
+from tests.factories import StaffFactory, StockFactory, UserFactory
 
 
 @pytest.fixture
@@ -34,3 +41,38 @@ def redis_client():
     client.flushdb()
     yield client
     client.flushdb()
+
+
+@pytest.fixture
+def make_sale(staff, redis_client):
+    """A flash sale with its units allocated from fresh stock, preheated into Redis."""
+
+    def make(quantity: int = 10, limit: int = 1, starts_in: float = -60, lasts: float = 3600) -> FlashSale:
+        stock = stock_receive(
+            stock=StockFactory(low_stock_threshold=0), quantity=quantity * 2, actor=staff, reason="opening"
+        )
+        starts_at = timezone.now() + timedelta(seconds=starts_in)
+        sale = flash_sale_create(
+            sku=stock.sku,
+            price=Decimal("9.99"),
+            quantity=quantity,
+            starts_at=starts_at,
+            ends_at=starts_at + timedelta(seconds=lasts),
+            per_user_limit=limit,
+            actor=staff,
+        )
+        flash_sale_preheat(sale=sale)
+        return sale
+
+    return make
+
+
+def purchase(client: APIClient, sale: FlashSale, *, key: str | None = None, quantity: int = 1):
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+    return client.post(f"/api/v1/flash-sales/{sale.pk}/purchase/", {"quantity": quantity}, format="json", **headers)
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
