@@ -57,7 +57,7 @@ def order_transition(
 
 
 def _lock_order(order: Order) -> Order:
-    return Order.objects.select_for_update().select_related("sku__stock").get(pk=order.pk)
+    return Order.objects.select_for_update(of=("self",)).select_related("sku__stock").get(pk=order.pk)
 
 
 def order_pay(*, order: Order, actor: AbstractBaseUser | None) -> Order:
