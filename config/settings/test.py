@@ -6,7 +6,7 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-that-is-long-enough-fo
 os.environ.setdefault("HTTPS", "0")
 
 from .base import *  # noqa: F403
-from .base import STORAGES, env
+from .base import LOGGING, STORAGES, env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -18,3 +18,6 @@ WHITENOISE_USE_FINDERS = True
 # In-process by default; tests that claim something about workers start real ones.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
+
+# 4xx answers are the point of many tests; keep their log lines out of the output.
+LOGGING = {**LOGGING, "loggers": {"django.request": {"level": "ERROR"}}}
