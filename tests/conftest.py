@@ -6,6 +6,7 @@ from django.utils import timezone
 from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
+from config.celery import app as celery_app
 from inventory.services import stock_receive
 from shop.models import FlashSale
 from shop.services import flash_sale_create, flash_sale_preheat
@@ -41,6 +42,15 @@ def redis_client():
     client.flushdb()
     yield client
     client.flushdb()
+
+
+@pytest.fixture
+def brokered():
+    """Tasks go to the real broker instead of running in-process: for worker processes to
+    run, or for a test that drives the order writer itself."""
+    celery_app.conf.task_always_eager = False
+    yield
+    celery_app.conf.task_always_eager = True
 
 
 @pytest.fixture

@@ -86,8 +86,7 @@ def test_two_adjusts_from_the_same_read_version_one_wins_one_conflicts():
     assert_ledger_matches(stock)
 
 
-def test_concurrent_stock_outs_crossing_the_threshold_open_one_alert_and_send_one_email(settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+def test_concurrent_stock_outs_crossing_the_threshold_open_one_alert_and_send_one_email():
     StaffFactory(email="buyer@example.com")
     # Given 30 units and a threshold of 10
     stock = stock_receive(stock=StockFactory(low_stock_threshold=10), quantity=30, actor=None, reason="opening")

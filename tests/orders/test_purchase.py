@@ -27,8 +27,7 @@ def result(client, reservation_id: str) -> dict:
     return response.json()
 
 
-def test_accepted_purchase_becomes_a_confirmed_order(make_sale, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+def test_accepted_purchase_becomes_a_confirmed_order(make_sale, brokered):
     sale = make_sale(quantity=5)
     client = client_for(UserFactory())
 
@@ -167,8 +166,7 @@ def test_result_of_someone_elses_or_a_forged_reservation_is_404(make_sale):
     assert owner.get("/api/v1/purchases/not-an-id/").status_code == 404
 
 
-def test_redis_flushed_mid_sale_rebuilds_from_the_database_and_never_oversells(make_sale, settings, redis_client):
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+def test_redis_flushed_mid_sale_rebuilds_from_the_database_and_never_oversells(make_sale, redis_client, brokered):
     sale = make_sale(quantity=10, limit=1)
     # Given 3 written orders and 3 reservations still waiting for the writer
     written = [purchase(client_for(UserFactory()), sale, key="k").json()["reservation_id"] for _ in range(3)]
@@ -197,8 +195,7 @@ def test_redis_flushed_mid_sale_rebuilds_from_the_database_and_never_oversells(m
     assert check_invariants().ok, check_invariants().violations
 
 
-def test_database_refusal_becomes_a_failed_result_and_the_unit_goes_back(make_sale, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+def test_database_refusal_becomes_a_failed_result_and_the_unit_goes_back(make_sale, brokered):
     sale = make_sale(quantity=3, limit=1)
     client = client_for(UserFactory())
     rid = purchase(client, sale, key="k").json()["reservation_id"]

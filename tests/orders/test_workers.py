@@ -22,17 +22,6 @@ from tests.workers import database_url_for_workers, running_worker, start_worker
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def brokered(settings):
-    """Tasks go to the real broker, for worker processes to run."""
-    from config.celery import app
-
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    app.conf.task_always_eager = False
-    yield
-    app.conf.task_always_eager = True
-
-
 def make_users(count: int) -> list[User]:
     return User.objects.bulk_create([User(username=f"crowd{i}", password="!") for i in range(count)])
 

@@ -84,8 +84,7 @@ def test_shoppers_cannot_create_preheat_or_see_stats(stock, user_client, make_sa
     assert user_client.get(f"/api/v1/flash-sales/{sale.pk}/stats/").status_code == 403
 
 
-def test_preheat_loads_and_stats_agree(make_sale, staff, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+def test_preheat_loads_and_stats_agree(make_sale, staff, brokered):
     sale = make_sale(quantity=5)
     redis_sales.redis_client().flushdb()
     staff_client = client_for(staff)
@@ -102,8 +101,7 @@ def test_preheat_loads_and_stats_agree(make_sale, staff, settings):
     assert staff_client.post("/api/v1/flash-sales/999999/preheat/").status_code == 404
 
 
-def test_the_clock_moves_sales_from_scheduled_to_live_to_ended(make_sale, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+def test_the_clock_moves_sales_from_scheduled_to_live_to_ended(make_sale, brokered):
     sale = make_sale(quantity=10, starts_in=-60)
     FlashSale.objects.filter(pk=sale.pk).update(status=FlashSale.Status.SCHEDULED)
 
@@ -132,8 +130,7 @@ def test_the_clock_moves_sales_from_scheduled_to_live_to_ended(make_sale, settin
     assert check_invariants().ok, check_invariants().violations
 
 
-def test_cancelling_a_sale_releases_unsold_units_and_fails_reservations_in_flight(make_sale, staff, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+def test_cancelling_a_sale_releases_unsold_units_and_fails_reservations_in_flight(make_sale, staff, brokered):
     sale = make_sale(quantity=10)
     buyer = UserFactory()
     rid = purchase(client_for(buyer), sale, key="k").json()["reservation_id"]
@@ -149,8 +146,7 @@ def test_cancelling_a_sale_releases_unsold_units_and_fails_reservations_in_fligh
     assert check_invariants().ok, check_invariants().violations
 
 
-def test_reconcile_repairs_drift_toward_the_database_and_records_it(make_sale, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+def test_reconcile_repairs_drift_toward_the_database_and_records_it(make_sale, brokered):
     sale = make_sale(quantity=10, limit=2)
     buyer = UserFactory()
     purchase(client_for(buyer), sale, key="a")
