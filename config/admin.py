@@ -1,5 +1,7 @@
 from django.contrib import messages
+from django.contrib.admin import helpers
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 
 from config.exceptions import DomainError
 
@@ -17,3 +19,23 @@ class DomainErrorsAsMessagesMixin:
         except DomainError as error:
             self.message_user(request, f"Not saved: {error}", messages.ERROR)
             return HttpResponseRedirect(request.path)
+
+
+def confirmation_page(modeladmin, request, queryset, *, action: str, title: str, question: str, items: list[str]):
+    """The intermediate page of an admin action, or None once the user has confirmed.
+
+    The action calls this first and carries on only when it returns None.
+    """
+    if request.POST.get("confirmed") == "yes":
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.opts,
+        "title": title,
+        "question": question,
+        "items": items,
+        "queryset": queryset,
+        "action": action,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/confirm_action.html", context)

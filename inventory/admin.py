@@ -10,7 +10,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from config.admin import DomainErrorsAsMessagesMixin
+from config.admin import DomainErrorsAsMessagesMixin, confirmation_page
 from config.exceptions import DomainError
 from inventory.forms import StockAdjustForm, StockMoveForm, StockThresholdForm
 from inventory.models import Stock, StockAlert, StockMovement
@@ -313,16 +313,20 @@ class StockAlertAdmin(admin.ModelAdmin):
     @admin.action(description="Acknowledge selected alerts", permissions=["change"])
     def acknowledge(self, request: HttpRequest, queryset):
         alerts = list(queryset.open().filter(acknowledged_at__isnull=True).select_related("stock__sku"))
-        if request.POST.get("confirmed") != "yes":
-            context = {
-                **self.admin_site.each_context(request),
-                "opts": self.opts,
-                "title": "Acknowledge low-stock alerts",
-                "alerts": alerts,
-                "queryset": queryset,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            }
-            return TemplateResponse(request, "admin/inventory/stockalert/acknowledge_confirmation.html", context)
+        page = confirmation_page(
+            self,
+            request,
+            queryset,
+            action="acknowledge",
+            title="Acknowledge low-stock alerts",
+            question="Acknowledge these open alerts? They stay open until the stock is replenished.",
+            items=[
+                f"{a.stock.sku.code}: {a.available_at_open} available at opening (threshold {a.threshold_at_open})"
+                for a in alerts
+            ],
+        )
+        if page:
+            return page
         for alert in alerts:
             stock_alert_acknowledge(alert=alert, actor=request.user)
             self.log_change(request, alert, "Acknowledged")

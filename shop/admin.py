@@ -1,11 +1,15 @@
+import redis
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
+from django.utils.html import format_html_join
 
-from config.admin import DomainErrorsAsMessagesMixin
+from config.admin import DomainErrorsAsMessagesMixin, confirmation_page
+from inventory import redis_sales
 from inventory.services import stock_get_or_create
-from shop.models import SKU, FlashSale, Product
-from shop.services import flash_sale_create
+from shop.models import SKU, FlashSale, Product, SaleDrift
+from shop.selectors import flash_sale_stats
+from shop.services import flash_sale_cancel, flash_sale_create, flash_sale_preheat, flash_sale_reconcile
 
 
 class SKUInline(admin.TabularInline):
@@ -71,16 +75,31 @@ class SKUAdmin(admin.ModelAdmin):
 
 @admin.register(FlashSale)
 class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
-    list_display = ["__str__", "sku", "price", "quantity", "units_sold", "starts_at", "ends_at", "status"]
+    list_display = [
+        "__str__",
+        "sku",
+        "price",
+        "quantity",
+        "units_sold",
+        "remaining",
+        "remaining_in_redis",
+        "per_user_limit",
+        "starts_at",
+        "ends_at",
+        "status",
+    ]
     list_filter = ["status", "starts_at"]
     list_select_related = ["sku"]
     search_fields = ["title", "sku__code", "sku__product__name"]
     autocomplete_fields = ["sku"]
     date_hierarchy = "starts_at"
+    actions = ["preheat", "reconcile", "cancel"]
     CREATE_FIELDS = ["title", "sku", "price", "quantity", "starts_at", "ends_at", "per_user_limit"]
 
     def get_fields(self, request, obj=None):
-        return self.CREATE_FIELDS if obj is None else [*self.CREATE_FIELDS, "units_sold", "status", "created_by"]
+        if obj is None:
+            return self.CREATE_FIELDS
+        return [*self.CREATE_FIELDS, "units_sold", "status", "created_by", "live_numbers"]
 
     def get_readonly_fields(self, request, obj=None):
         # A sale's terms are fixed once its units are allocated; only the title may change here.
@@ -89,6 +108,25 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    @admin.display(description="left in Redis")
+    def remaining_in_redis(self, sale: FlashSale):
+        try:
+            value = redis_sales.sale_remaining(sale.pk)
+        except redis.RedisError:
+            return "Redis unreachable"
+        return "-" if value is None else value
+
+    @admin.display(description="live numbers")
+    def live_numbers(self, sale: FlashSale):
+        try:
+            stats = flash_sale_stats(sale=sale)
+        except redis.RedisError:
+            return "Redis unreachable"
+        rows = [(label.replace("_", " "), value) for label, value in stats.items()]
+        return format_html_join(
+            "", '<div style="display: flex; gap: 1em"><span style="min-width: 12em">{}</span><b>{}</b></div>', rows
+        )
+
     def save_model(self, request, obj, form, change):
         if change:
             obj.save(update_fields=["title", "updated_at"])
@@ -96,3 +134,61 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
         data = form.cleaned_data
         created = flash_sale_create(actor=request.user, **{field: data[field] for field in self.CREATE_FIELDS})
         obj.pk = created.pk
+
+    @admin.action(description="Preheat selected sales into Redis", permissions=["change"])
+    def preheat(self, request, queryset):
+        for sale in queryset.on_offer():
+            remaining = flash_sale_preheat(sale=sale)
+            self.message_user(request, f"{sale}: {'busy, try again' if remaining is None else f'{remaining} left'}")
+
+    @admin.action(description="Reconcile selected sales with the database", permissions=["change"])
+    def reconcile(self, request, queryset):
+        for sale in queryset.on_offer():
+            result = flash_sale_reconcile(sale=sale)
+            if result is None:
+                self.message_user(request, f"{sale}: rebuilt in Redis, or another reconcile is running")
+            elif result.drifted:
+                self.message_user(
+                    request,
+                    f"{sale}: repaired Redis from {result.remaining_before} to {result.remaining_expected} left",
+                    messages.WARNING,
+                )
+            else:
+                self.message_user(request, f"{sale}: Redis agrees with the database")
+
+    @admin.action(description="Cancel selected sales", permissions=["change"])
+    def cancel(self, request, queryset):
+        sales = list(queryset.on_offer().select_related("sku"))
+        page = confirmation_page(
+            self,
+            request,
+            queryset,
+            action="cancel",
+            title="Cancel flash sales",
+            question="Cancel these sales? Shoppers can no longer buy; unsold units return to stock. "
+            "Orders already placed stand.",
+            items=[f"{sale} ({sale.sku.code}): {sale.remaining} of {sale.quantity} unsold" for sale in sales],
+        )
+        if page:
+            return page
+        for sale in sales:
+            flash_sale_cancel(sale=sale, actor=request.user)
+            self.log_change(request, sale, "Cancelled")
+        self.message_user(request, f"Cancelled {len(sales)} sale(s).", messages.SUCCESS)
+        return None
+
+
+@admin.register(SaleDrift)
+class SaleDriftAdmin(admin.ModelAdmin):
+    list_display = ["found_at", "flash_sale", "remaining_before", "remaining_expected", "in_flight", "buyers_repaired"]
+    list_filter = ["found_at"]
+    list_select_related = ["flash_sale"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -11,10 +11,15 @@ import json
 
 from django.conf import settings
 from django.core.cache import cache
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 MAX_KEY_LENGTH = 255
+
+IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, description="At most 255 characters; makes a retry safe."
+)
 IN_PROGRESS_TTL = 60
 
 

@@ -4,6 +4,7 @@ from rest_framework import generics, permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotent
 from inventory.api.filters import StockAlertFilter, StockFilter, StockMovementFilter
 from inventory.api.serializers import (
     StockAdjustInputSerializer,
@@ -37,7 +38,10 @@ class StockMoveApi(APIView):
 
     service = None  # A service taking stock, quantity, actor and reason.
 
-    @extend_schema(request=StockMoveInputSerializer, responses={200: StockOutputSerializer})
+    @extend_schema(
+        request=StockMoveInputSerializer, parameters=[IDEMPOTENCY_KEY_HEADER], responses={200: StockOutputSerializer}
+    )
+    @idempotent
     def post(self, request, sku: str):
         stock = get_object_or_404(stock_list(), sku__code=sku)
         serializer = StockMoveInputSerializer(data=request.data)
@@ -57,7 +61,10 @@ class StockIssueApi(StockMoveApi):
 class StockAdjustApi(APIView):
     permission_classes = STAFF_ONLY
 
-    @extend_schema(request=StockAdjustInputSerializer, responses={200: StockOutputSerializer})
+    @extend_schema(
+        request=StockAdjustInputSerializer, parameters=[IDEMPOTENCY_KEY_HEADER], responses={200: StockOutputSerializer}
+    )
+    @idempotent
     def post(self, request, sku: str):
         stock = get_object_or_404(stock_list(), sku__code=sku)
         serializer = StockAdjustInputSerializer(data=request.data)

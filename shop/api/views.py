@@ -1,10 +1,10 @@
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.idempotency import idempotency_key, idempotent
+from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotency_key, idempotent
 from orders.services import purchase_admit
 from shop.api.filters import FlashSaleFilter
 from shop.api.serializers import (
@@ -19,10 +19,6 @@ from shop.api.serializers import (
 from shop.models import FlashSale
 from shop.selectors import flash_sale_list, flash_sale_stats, product_list_active
 from shop.services import flash_sale_create, flash_sale_preheat
-
-IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, description="At most 255 characters."
-)
 
 
 class ProductListApi(generics.ListAPIView):

@@ -162,7 +162,7 @@ def test_acknowledge_action_confirms_first(admin_client, stock, admin_user):
     action = {"action": "acknowledge", "_selected_action": [alert.pk]}
 
     confirmation = admin_client.post(url, action)
-    assert b"Yes, acknowledge" in confirmation.content
+    assert b'value="Yes, I' in confirmation.content
     alert.refresh_from_db()
     assert alert.acknowledged_at is None
 

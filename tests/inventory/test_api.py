@@ -156,3 +156,15 @@ def test_alerts_list_and_acknowledge(staff_client, stock, staff):
     assert StockAlert.objects.get().acknowledged_at is not None
     assert staff_client.get("/api/v1/inventory/alerts/?open=false").json()["count"] == 0
     assert staff_client.post("/api/v1/inventory/alerts/999999/acknowledge/").status_code == 404
+
+
+def test_a_retried_stock_in_with_the_same_key_counts_once(staff_client, stock):
+    body = {"quantity": 5, "reason": "delivery 42"}
+
+    first = staff_client.post("/api/v1/inventory/stock/KETTLE-1/in/", body, HTTP_IDEMPOTENCY_KEY="delivery-42")
+    retry = staff_client.post("/api/v1/inventory/stock/KETTLE-1/in/", body, HTTP_IDEMPOTENCY_KEY="delivery-42")
+
+    assert retry.status_code == first.status_code == 200
+    assert retry.json() == first.json()
+    stock.refresh_from_db()
+    assert stock.on_hand == 15

@@ -1,0 +1,78 @@
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from orders.models import Order
+from orders.services import order_writer_drain
+from shop.models import FlashSale
+from tests.conftest import client_for, purchase
+from tests.factories import StaffFactory, StockFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def admin_client(client):
+    client.force_login(StaffFactory(is_superuser=True))
+    return client
+
+
+def test_a_sale_added_in_the_admin_allocates_its_units(admin_client, staff, redis_client):
+    from inventory.services import stock_receive
+
+    stock = stock_receive(stock=StockFactory(), quantity=30, actor=staff, reason="opening")
+    now = timezone.now()
+    response = admin_client.post(
+        reverse("admin:shop_flashsale_add"),
+        {
+            "title": "Evening drop",
+            "sku": stock.sku.pk,
+            "price": "5.00",
+            "quantity": 12,
+            "starts_at_0": (now + timedelta(hours=1)).strftime("%Y-%m-%d"),
+            "starts_at_1": (now + timedelta(hours=1)).strftime("%H:%M:%S"),
+            "ends_at_0": (now + timedelta(hours=3)).strftime("%Y-%m-%d"),
+            "ends_at_1": (now + timedelta(hours=3)).strftime("%H:%M:%S"),
+            "per_user_limit": 1,
+        },
+    )
+
+    assert response.status_code == 302, response.content
+    sale = FlashSale.objects.get()
+    stock.refresh_from_db()
+    assert stock.allocated == 12
+    assert stock.movements.filter(kind="allocate", reference=f"sale:{sale.pk}").exists()
+    detail = admin_client.get(reverse("admin:shop_flashsale_change", args=[sale.pk]))
+    assert b"remaining cache" in detail.content
+
+
+def test_cancel_action_confirms_then_cancels(admin_client, make_sale):
+    sale = make_sale(quantity=4)
+    url = reverse("admin:shop_flashsale_changelist")
+    action = {"action": "cancel", "_selected_action": [sale.pk]}
+
+    assert b"Cancel these sales?" in admin_client.post(url, action).content
+    sale.refresh_from_db()
+    assert sale.status == FlashSale.Status.LIVE
+
+    admin_client.post(url, {**action, "confirmed": "yes"})
+    sale.refresh_from_db()
+    assert sale.status == FlashSale.Status.CANCELLED
+
+
+def test_order_cancel_action_releases_the_unit(admin_client, make_sale, brokered):
+    sale = make_sale(quantity=2)
+    purchase(client_for(UserFactory()), sale, key="k")
+    order_writer_drain(sale_id=sale.pk, consumer="test")
+    order = Order.objects.get()
+    url = reverse("admin:orders_order_changelist")
+
+    admin_client.post(url, {"action": "cancel", "_selected_action": [order.pk], "confirmed": "yes"})
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELLED
+    sale.refresh_from_db()
+    assert sale.units_sold == 0
+    assert admin_client.get(reverse("admin:orders_order_add")).status_code == 403
