@@ -4,15 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0002_failed_reservation'),
+        ("orders", "0002_failed_reservation"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='failedreservation',
-            name='reason',
-            field=models.CharField(choices=[('sold_out', 'Sold out'), ('limit_exceeded', 'Per-user limit exceeded'), ('sale_closed', 'The sale was closed'), ('unknown_user', 'The account no longer exists')], max_length=32),
+            model_name="failedreservation",
+            name="reason",
+            field=models.CharField(
+                choices=[
+                    ("sold_out", "Sold out"),
+                    ("limit_exceeded", "Per-user limit exceeded"),
+                    ("sale_closed", "The sale was closed"),
+                    ("unknown_user", "The account no longer exists"),
+                ],
+                max_length=32,
+            ),
         ),
     ]
