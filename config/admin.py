@@ -39,3 +39,16 @@ def confirmation_page(modeladmin, request, queryset, *, action: str, title: str,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
     }
     return TemplateResponse(request, "admin/confirm_action.html", context)
+
+
+class ReadOnlyAdminMixin:
+    """For records that history must not change: no add, change or delete for anyone."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -10,7 +10,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from config.admin import DomainErrorsAsMessagesMixin, confirmation_page
+from config.admin import DomainErrorsAsMessagesMixin, ReadOnlyAdminMixin, confirmation_page
 from config.exceptions import DomainError
 from inventory.forms import StockAdjustForm, StockMoveForm, StockThresholdForm
 from inventory.models import Stock, StockAlert, StockMovement
@@ -188,7 +188,7 @@ class Echo:
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(admin.ModelAdmin):
+class StockMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The ledger: read-only for everyone, superusers included."""
 
     list_display = [
@@ -216,15 +216,6 @@ class StockMovementAdmin(admin.ModelAdmin):
     @admin.display(description="SKU", ordering="stock__sku__code")
     def sku(self, movement: StockMovement):
         return movement.stock.sku
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         export = path("export.csv", self.admin_site.admin_view(self.export_csv_view), name="inventory_movements_csv")

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from config.admin import confirmation_page
+from config.admin import ReadOnlyAdminMixin, confirmation_page
 from config.exceptions import DomainError
 from orders.models import FailedReservation, Order, OrderTransition
 from orders.services import order_cancel, order_fulfil
@@ -79,16 +79,7 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(FailedReservation)
-class FailedReservationAdmin(admin.ModelAdmin):
+class FailedReservationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["reservation_id", "flash_sale", "user_id", "quantity", "reason", "created_at"]
     list_filter = ["reason", "flash_sale"]
     search_fields = ["reservation_id", "=user_id"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db import models
 from django.utils.html import format_html_join
 
-from config.admin import DomainErrorsAsMessagesMixin, confirmation_page
+from config.admin import DomainErrorsAsMessagesMixin, ReadOnlyAdminMixin, confirmation_page
 from inventory import redis_sales
 from inventory.services import stock_get_or_create
 from shop.models import SKU, FlashSale, Product, SaleDrift
@@ -179,16 +179,7 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
 
 
 @admin.register(SaleDrift)
-class SaleDriftAdmin(admin.ModelAdmin):
+class SaleDriftAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["found_at", "flash_sale", "remaining_before", "remaining_expected", "in_flight", "buyers_repaired"]
     list_filter = ["found_at"]
     list_select_related = ["flash_sale"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -30,9 +30,12 @@ def staff(db):
 
 @pytest.fixture
 def user_client(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
+    return client_for(user)
+
+
+@pytest.fixture
+def staff_client(staff) -> APIClient:
+    return client_for(staff)
 
 
 @pytest.fixture

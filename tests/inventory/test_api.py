@@ -1,18 +1,10 @@
 import pytest
-from rest_framework.test import APIClient
 
 from inventory.models import Stock, StockAlert
 from inventory.services import stock_receive
 from tests.factories import StockFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_client(staff) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(staff)
-    return client
 
 
 @pytest.fixture
