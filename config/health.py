@@ -4,8 +4,9 @@ import logging
 
 from django.conf import settings
 from django.db import connection
-from django_redis import get_redis_connection
 from kombu import Connection
+
+from config.redis import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ def check_database() -> None:
 
 
 def check_redis() -> None:
-    get_redis_connection("default").ping()
+    redis_client().ping()
 
 
 def check_broker() -> None:

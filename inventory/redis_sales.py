@@ -12,29 +12,19 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from pathlib import Path
 
 import redis
 from django.conf import settings
-from django_redis import get_redis_connection
+
+from config.redis import redis_client, run_lua
 
 LUA_DIR = Path(__file__).parent / "lua"
 WRITER_GROUP = "writers"
 
 
-def redis_client() -> redis.Redis:
-    return get_redis_connection("default")
-
-
-@cache
-def _script(name: str) -> redis.commands.core.Script:
-    # Bound to no client for good: each call passes the current one (settings may change it).
-    return redis.Redis().register_script((LUA_DIR / f"{name}.lua").read_text())
-
-
 def _run(name: str, keys: list[str], args: list) -> list:
-    return _script(name)(keys=keys, args=args, client=redis_client())
+    return run_lua(LUA_DIR / f"{name}.lua", keys, args)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,12 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-that-is-long-enough-for-hs256")
 os.environ.setdefault("HTTPS", "0")
+# No rate limits unless a test sets RATE_LIMITS: most tests send many requests quickly.
+for variable in ("RATE_LIMIT_USER_RATE", "RATE_LIMIT_IP_RATE", "RATE_LIMIT_LOGIN_RATE"):
+    os.environ.setdefault(variable, "0")
 
-from .base import *  # noqa: F403
-from .base import LOGGING, STORAGES, env
+from .base import *  # noqa: E402, F403
+from .base import LOGGING, STORAGES, env  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -1,0 +1,72 @@
+"""Token buckets: one per process in memory, one shared in Redis (GCRA, one Lua call)."""
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.redis import run_lua
+from limits.breaker import redis_breaker
+
+RATE_LIMIT_LUA = Path(__file__).parent / "lua" / "rate_limit.lua"
+
+
+@dataclass(frozen=True)
+class Limit:
+    key: str  # e.g. "purchase:user:42"
+    rate: float  # requests per second
+    burst: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: Limit
+    remaining: int
+    reset_seconds: float  # until the bucket is full again
+    retry_after: float  # seconds to wait when refused
+
+
+class LocalBuckets:
+    """Token buckets in this process's memory, the oldest forgotten past `capacity` keys."""
+
+    def __init__(self, capacity: int = 50_000):
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
+        self._lock = threading.Lock()
+        self._capacity = capacity
+
+    def take(self, limits: list[Limit]) -> Decision:
+        now = time.monotonic()
+        with self._lock:
+            levels = []
+            for limit in limits:
+                tokens, at = self._buckets.get(limit.key, (float(limit.burst), now))
+                levels.append(min(float(limit.burst), tokens + (now - at) * limit.rate))
+            short = [(1 - level) / limit.rate for level, limit in zip(levels, limits, strict=True) if level < 1]
+            tightest = min(range(len(limits)), key=lambda i: levels[i])
+            if short:
+                return Decision(False, limits[tightest], 0, 0.0, max(short))
+            for level, limit in zip(levels, limits, strict=True):
+                self._buckets[limit.key] = (level - 1, now)
+                self._buckets.move_to_end(limit.key)
+            while len(self._buckets) > self._capacity:
+                self._buckets.popitem(last=False)
+        limit = limits[tightest]
+        remaining = math.floor(levels[tightest] - 1)
+        return Decision(True, limit, remaining, (limit.burst - levels[tightest] + 1) / limit.rate, 0.0)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._buckets.clear()
+
+
+def shared_take(limits: list[Limit]) -> Decision:
+    """Ask Redis, through the circuit breaker (raises redis errors or CircuitOpen)."""
+    keys = [f"rl:{limit.key}" for limit in limits]
+    args = []
+    for limit in limits:
+        args += [round(1_000_000 / limit.rate), limit.burst]
+    allowed, index, remaining, reset_us, wait_us = redis_breaker.call(lambda: run_lua(RATE_LIMIT_LUA, keys, args))
+    return Decision(bool(allowed), limits[int(index) - 1], int(remaining), int(reset_us) / 1e6, int(wait_us) / 1e6)
