@@ -1,0 +1,119 @@
+import time
+
+import pytest
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from limits.breaker import redis_breaker
+from tests.servers import http, running_web_server
+
+pytestmark = pytest.mark.django_db
+
+WRITE_URL = "/api/v1/orders/999999/cancel/"  # a write that changes nothing: 404 once admitted
+
+
+def bearer_client(user) -> APIClient:
+    """Authenticated as a real client is, with a JWT the middleware can read."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+    return client
+
+
+@pytest.fixture
+def limits(settings, redis_client):
+    def set_limits(**groups):
+        settings.RATE_LIMITS = groups
+
+    redis_breaker.reset()
+    yield set_limits
+    redis_breaker.reset()
+
+
+def test_a_burst_of_the_bucket_size_passes_the_next_is_refused_then_refills(limits, user):
+    limits(write={"user": (5.0, 3)})
+    client = bearer_client(user)
+
+    statuses = [client.post(WRITE_URL).status_code for _ in range(3)]
+    refused = client.post(WRITE_URL)
+
+    assert statuses == [404, 404, 404]
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "rate_limited"
+    assert int(refused["Retry-After"]) >= 1
+    assert refused["RateLimit-Limit"] == "3"
+    assert refused["RateLimit-Remaining"] == "0"
+    assert int(refused["RateLimit-Reset"]) >= 1
+
+    time.sleep(0.25)  # one token comes back every 0.2 s
+    again = client.post(WRITE_URL)
+    assert again.status_code == 404
+    assert again["RateLimit-Limit"] == "3"
+
+
+def test_remaining_counts_down(limits, user):
+    limits(write={"user": (1.0, 5)})
+    client = bearer_client(user)
+
+    remaining = [int(client.post(WRITE_URL)["RateLimit-Remaining"]) for _ in range(5)]
+
+    assert remaining == [4, 3, 2, 1, 0]
+
+
+def test_a_spoofed_x_forwarded_for_does_not_escape_the_ip_limit(limits, api_client):
+    limits(read={"ip": (1.0, 2)})
+
+    statuses = [api_client.get("/api/v1/products/", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}").status_code for i in range(4)]
+
+    assert statuses == [200, 200, 429, 429]
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_is_limited(limits, api_client, settings):
+    settings.RATE_LIMIT_TRUSTED_PROXIES = ["127.0.0.1/32"]
+    limits(read={"ip": (1.0, 1)})
+
+    def get(client_ip: str) -> int:
+        return api_client.get("/api/v1/products/", REMOTE_ADDR="127.0.0.1",
+                              HTTP_X_FORWARDED_FOR=f"{client_ip}, 127.0.0.1").status_code  # fmt: skip
+
+    assert [get("203.0.113.1"), get("203.0.113.2"), get("203.0.113.1")] == [200, 200, 429]
+
+
+def test_login_is_limited_per_username_across_addresses(limits, api_client):
+    limits(login={"username": (0.01, 2), "ip": (100.0, 100)})
+    body = {"username": "alice", "password": "guess"}
+
+    statuses = [
+        api_client.post("/api/v1/auth/token/", body, REMOTE_ADDR=f"198.51.100.{i}").status_code for i in range(3)
+    ]
+    other_user = api_client.post("/api/v1/auth/token/", {**body, "username": "bob"}, REMOTE_ADDR="198.51.100.9")
+
+    assert statuses == [401, 401, 429]
+    assert other_user.status_code == 401
+
+
+def test_health_and_static_are_never_limited(limits, api_client):
+    limits(read={"ip": (0.01, 1)})
+
+    assert [api_client.get("/healthz").status_code for _ in range(3)] == [200, 200, 200]
+    assert api_client.get("/api/v1/products/").status_code == 200
+    assert api_client.get("/api/v1/products/").status_code == 429
+
+
+def test_with_redis_unreachable_the_per_process_bucket_still_limits(limits, user, settings):
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
+    limits(write={"user": (0.01, 2)})
+    client = bearer_client(user)
+
+    assert [client.post(WRITE_URL).status_code for _ in range(3)] == [404, 404, 429]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_server_processes_share_one_users_bucket(redis_client, user, tmp_path):
+    token = str(AccessToken.for_user(user))
+    headers = {"Authorization": f"Bearer {token}"}
+    env = {"RATE_LIMIT_USER_RATE": "0.01", "RATE_LIMIT_USER_BURST": "4", "RATE_LIMIT_IP_RATE": "0"}
+
+    with running_web_server(tmp_path, "a", **env) as a, running_web_server(tmp_path, "b", **env) as b:
+        statuses = [http("POST", f"{base}{WRITE_URL}", headers)[0] for base in (a, b, a, b, a, b)]
+
+    assert statuses == [404, 404, 404, 404, 429, 429]
