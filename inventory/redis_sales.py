@@ -114,6 +114,14 @@ def reservation_admit(
     )
 
 
+def admission_replay(*, sale_id: int, user_id: int, idempotency_key: str) -> Admission | None:
+    """The first answer to this Idempotency-Key, if there was one: a plain read, no script."""
+    first = redis_client().hmget(SaleKeys(sale_id).idempotency(user_id, idempotency_key), "outcome", "rid", "quantity")
+    if first[0] is None:
+        return None
+    return Admission(_text(first[0]), _text(first[1]), False, True, int(first[2]))
+
+
 def sale_load(
     *,
     sale_id: int,

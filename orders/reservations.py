@@ -1,10 +1,12 @@
-"""Reservation ids: made by the web process, random, and signed with the sale and the user.
+"""Reservation ids: made by the web process, and signed with the sale and the user.
 
-The signature lets the result endpoint recognise an id it issued, and for whom, even after
-Redis has lost every trace of it.
+The id is derived from the purchase's Idempotency-Key, so the same request gets the same id
+on every path (Redis admission or the database fallback) and the writer's unique constraint
+turns a repeat into nothing. The signature lets the result endpoint recognise an id it issued,
+and for whom, even after Redis has lost every trace of it.
 """
 
-import secrets
+import hashlib
 from dataclasses import dataclass
 
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -16,8 +18,9 @@ def _signature(body: str) -> str:
     return salted_hmac(SALT, body, algorithm="sha256").hexdigest()[:24]
 
 
-def reservation_id_new(*, sale_id: int, user_id: int) -> str:
-    body = f"{sale_id}-{user_id}-{secrets.token_hex(8)}"
+def reservation_id_new(*, sale_id: int, user_id: int, idempotency_key: str) -> str:
+    token = hashlib.sha256(f"{sale_id}:{user_id}:{idempotency_key}".encode()).hexdigest()[:16]
+    body = f"{sale_id}-{user_id}-{token}"
     return f"{body}-{_signature(body)}"
 
 

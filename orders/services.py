@@ -14,6 +14,7 @@ from accounts.models import User
 from inventory import redis_sales
 from inventory.redis_sales import StreamReservation
 from inventory.services import stock_release, stock_return, stock_sell
+from limits.breaker import redis_breaker
 from orders.exceptions import (
     IdempotencyKeyReused,
     InvalidTransition,
@@ -25,6 +26,7 @@ from orders.models import ALLOWED_TRANSITIONS, FailedReservation, Order, OrderTr
 from orders.payments import payment_provider
 from orders.reservations import reservation_id_new, reservation_id_parse
 from orders.selectors import order_units_by_user, reservation_ids_known
+from shop.gate import sale_gate, sale_gate_reopen
 from shop.models import FlashSale
 from shop.services import OPEN_STATUSES, flash_sale_preheat, flash_sale_should_be_loaded
 
@@ -155,6 +157,8 @@ def _release_to_sale(*, sale_id: int, user_id: int, quantity: int) -> None:
         redis_sales.sale_release_units(sale_id=sale_id, user_id=user_id, quantity=quantity)
     except redis.RedisError:
         logger.exception("could not return %s units of sale %s to Redis; reconciliation will", quantity, sale_id)
+        return
+    sale_gate_reopen(sale_id)
 
 
 # --- Admission ---------------------------------------------------------------------------------
@@ -169,13 +173,29 @@ def purchase_admit(*, sale_id: int, user: AbstractBaseUser, quantity: int, idemp
     """
     from orders.tasks import order_writer_drain  # Here, not at the top: tasks import this module.
 
+    refusal = sale_gate.refusal(sale_id)
     try:
-        admission = _admit(sale_id=sale_id, user_id=user.pk, quantity=quantity, idempotency_key=idempotency_key)
+        if refusal:
+            # The sale is closed to newcomers; only a repeat of an earlier request gets through.
+            admission = redis_breaker.call(
+                lambda: redis_sales.admission_replay(sale_id=sale_id, user_id=user.pk, idempotency_key=idempotency_key)
+            ) or redis_sales.Admission(refusal, "", False, False, quantity)
+        else:
+            admission = redis_breaker.call(
+                lambda: _admit(sale_id=sale_id, user_id=user.pk, quantity=quantity, idempotency_key=idempotency_key)
+            )
     except redis.RedisError as error:
+        if refusal:
+            raise PurchaseRefused(refusal) from error
+        if settings.PURCHASE_DATABASE_FALLBACK:
+            return purchase_admit_database(
+                sale_id=sale_id, user=user, quantity=quantity, idempotency_key=idempotency_key
+            )
         raise SaleLayerUnavailable() from error
     if admission.replayed and admission.quantity != quantity:
         raise IdempotencyKeyReused()
     if admission.outcome != "accepted":
+        sale_gate.close(sale_id, admission.outcome)
         raise PurchaseRefused(admission.outcome)
     if admission.schedule_drain:
         try:
@@ -191,7 +211,7 @@ def _admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str) -
             sale_id=sale_id,
             user_id=user_id,
             quantity=quantity,
-            reservation_id=reservation_id_new(sale_id=sale_id, user_id=user_id),
+            reservation_id=reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key),
             idempotency_key=idempotency_key,
         )
 
@@ -259,15 +279,74 @@ class BatchOutcome:
     skipped: int = 0
 
 
+def _decide(*, sale: FlashSale, entries: list[StreamReservation]) -> tuple[list[Order], list[FailedReservation]]:
+    """The orders and refusals for new reservations of a sale whose row the caller has locked.
+
+    Writes nothing; the database's view (units sold, each user's orders) decides.
+    """
+    user_ids = {entry.user_id for entry in entries}
+    existing_users = set(User.objects.filter(pk__in=user_ids).values_list("pk", flat=True))
+    held = order_units_by_user(flash_sale_id=sale.pk, user_ids=user_ids)
+    # A closed sale has released its unsold units already; nothing more can be written.
+    closed = sale.status not in OPEN_STATUSES
+    room = sale.remaining
+    pay_by = timezone.now() + timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT)
+    orders, failures = [], []
+    for entry in entries:
+        reason = None
+        if entry.user_id not in existing_users:
+            reason = FailedReservation.Reason.UNKNOWN_USER
+        elif closed:
+            reason = FailedReservation.Reason.SALE_CLOSED
+        elif held.get(entry.user_id, 0) + entry.quantity > sale.per_user_limit:
+            reason = FailedReservation.Reason.LIMIT_EXCEEDED
+        elif entry.quantity > room:
+            reason = FailedReservation.Reason.SOLD_OUT
+        if reason:
+            failures.append(
+                FailedReservation(
+                    reservation_id=entry.reservation_id,
+                    flash_sale=sale,
+                    user_id=entry.user_id,
+                    quantity=entry.quantity,
+                    reason=reason,
+                )
+            )
+            continue
+        room -= entry.quantity
+        held[entry.user_id] = held.get(entry.user_id, 0) + entry.quantity
+        orders.append(
+            Order(
+                user_id=entry.user_id,
+                sku_id=sale.sku_id,
+                flash_sale=sale,
+                quantity=entry.quantity,
+                unit_price=sale.price,
+                total=sale.price * entry.quantity,
+                reservation_id=entry.reservation_id,
+                pay_by=pay_by,
+            )
+        )
+    return orders, failures
+
+
+def _write_orders(*, sale: FlashSale, orders: list[Order]) -> None:
+    units = sum(order.quantity for order in orders)
+    if units:
+        # One guarded update of the hot row per batch; the CHECK constraint backs it up.
+        FlashSale.objects.filter(pk=sale.pk, units_sold__lte=F("quantity") - units).update(
+            units_sold=F("units_sold") + units, updated_at=timezone.now()
+        )
+    Order.objects.bulk_create(orders)
+
+
 def order_write_batch(*, sale_id: int, entries: list[StreamReservation]) -> BatchOutcome:
     """Turn a batch of reservations into orders: one transaction, one counter update.
 
     Idempotent by reservation id: a redelivered batch writes nothing twice. A reservation
-    the database refuses (sold out, over the user's limit, the sale cancelled) becomes a
+    the database refuses (sold out, over the user's limit, the sale closed) becomes a
     FailedReservation, and its units go back to Redis. Acknowledges only after commit.
     """
-    outcome = BatchOutcome()
-    failures: list[FailedReservation] = []
     with transaction.atomic():
         # The sale's row lock serialises writers of one sale, so the "already written"
         # check below sees every batch committed before this one.
@@ -275,64 +354,50 @@ def order_write_batch(*, sale_id: int, entries: list[StreamReservation]) -> Batc
         candidates = [entry for entry in entries if entry.reservation_id]
         known = reservation_ids_known(reservation_ids=[entry.reservation_id for entry in candidates])
         todo = [entry for entry in candidates if entry.reservation_id not in known]
-        outcome.skipped = len(entries) - len(todo)
-        user_ids = {entry.user_id for entry in todo}
-        existing_users = set(User.objects.filter(pk__in=user_ids).values_list("pk", flat=True))
-        held = order_units_by_user(flash_sale_id=sale.pk, user_ids=user_ids)
-        # A closed sale has released its unsold units already; nothing more can be written.
-        closed = sale.status not in OPEN_STATUSES
-        room = sale.remaining
-        pay_by = timezone.now() + timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT)
-        orders = []
-        for entry in todo:
-            reason = None
-            if entry.user_id not in existing_users:
-                reason = FailedReservation.Reason.UNKNOWN_USER
-            elif closed:
-                reason = FailedReservation.Reason.SALE_CLOSED
-            elif held.get(entry.user_id, 0) + entry.quantity > sale.per_user_limit:
-                reason = FailedReservation.Reason.LIMIT_EXCEEDED
-            elif entry.quantity > room:
-                reason = FailedReservation.Reason.SOLD_OUT
-            if reason:
-                failures.append(
-                    FailedReservation(
-                        reservation_id=entry.reservation_id,
-                        flash_sale=sale,
-                        user_id=entry.user_id,
-                        quantity=entry.quantity,
-                        reason=reason,
-                    )
-                )
-                continue
-            room -= entry.quantity
-            held[entry.user_id] = held.get(entry.user_id, 0) + entry.quantity
-            orders.append(
-                Order(
-                    user_id=entry.user_id,
-                    sku_id=sale.sku_id,
-                    flash_sale=sale,
-                    quantity=entry.quantity,
-                    unit_price=sale.price,
-                    total=sale.price * entry.quantity,
-                    reservation_id=entry.reservation_id,
-                    pay_by=pay_by,
-                )
-            )
-        units = sum(order.quantity for order in orders)
-        if units:
-            # One guarded update of the hot row per batch; the CHECK constraint backs it up.
-            FlashSale.objects.filter(pk=sale.pk, units_sold__lte=F("quantity") - units).update(
-                units_sold=F("units_sold") + units, updated_at=timezone.now()
-            )
-        Order.objects.bulk_create(orders)
+        orders, failures = _decide(sale=sale, entries=todo)
+        _write_orders(sale=sale, orders=orders)
         FailedReservation.objects.bulk_create(failures)
-        outcome.written, outcome.failed = len(orders), len(failures)
     for failure in failures:
         if failure.reason != FailedReservation.Reason.SALE_CLOSED:
             _release_to_sale(sale_id=sale_id, user_id=failure.user_id, quantity=failure.quantity)
     redis_sales.reservations_done(sale_id=sale_id, entries=entries)
-    return outcome
+    return BatchOutcome(written=len(orders), failed=len(failures), skipped=len(entries) - len(todo))
+
+
+REFUSAL_CODES = {
+    FailedReservation.Reason.SOLD_OUT: "sold_out",
+    FailedReservation.Reason.LIMIT_EXCEEDED: "limit_exceeded",
+    FailedReservation.Reason.SALE_CLOSED: "ended",
+}
+
+
+def purchase_admit_database(*, sale_id: int, user: AbstractBaseUser, quantity: int, idempotency_key: str) -> str:
+    """Admission and order in one PostgreSQL transaction, for when Redis is unreachable.
+
+    Slower than the Redis path (every purchase takes the sale's row lock) but just as
+    correct. The reservation id is the one the Redis path would have made for the same
+    Idempotency-Key, so a repeat finds its order. Redis's counters catch up at the next
+    reconcile. Raises as purchase_admit does.
+    """
+    rid = reservation_id_new(sale_id=sale_id, user_id=user.pk, idempotency_key=idempotency_key)
+    with transaction.atomic():
+        sale = FlashSale.objects.select_for_update().get(pk=sale_id)
+        first = Order.objects.filter(reservation_id=rid).first()
+        if first is not None:
+            if first.quantity != quantity:
+                raise IdempotencyKeyReused()
+            return rid
+        now = timezone.now()
+        if sale.status == FlashSale.Status.SCHEDULED and now < sale.starts_at:
+            raise PurchaseRefused("not_started")
+        if now >= sale.ends_at:
+            raise PurchaseRefused("ended")
+        entry = StreamReservation(entry_id="", reservation_id=rid, user_id=user.pk, quantity=quantity)
+        orders, failures = _decide(sale=sale, entries=[entry])
+        if failures:
+            raise PurchaseRefused(REFUSAL_CODES.get(failures[0].reason, "ended"))
+        _write_orders(sale=sale, orders=orders)
+    return rid
 
 
 def order_writer_drain(*, sale_id: int, consumer: str) -> bool:

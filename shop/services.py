@@ -11,6 +11,7 @@ from inventory import redis_sales
 from inventory.services import stock_allocate, stock_get_or_create, stock_release
 from orders.selectors import order_units_by_user, reservation_ids_known
 from shop.exceptions import InvalidSaleWindow, SaleNotCancellable
+from shop.gate import sale_gate_reopen
 from shop.models import SKU, FlashSale, SaleDrift
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def flash_sale_preheat(*, sale: FlashSale) -> int | None:
             remaining=sale.remaining,
             held_by_user=order_units_by_user(flash_sale_id=sale.pk),
         )
+    sale_gate_reopen(sale.pk)
     return remaining
 
 
@@ -166,6 +168,7 @@ def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | Non
                 known_reservations=sorted(reservation_ids_known(reservation_ids=in_stream)),
             )
     if result.drifted:
+        sale_gate_reopen(sale.pk)
         logger.error(
             "flash sale %s drifted: Redis remaining %s, expected %s (%s in flight), %s buyers repaired",
             sale.pk,

@@ -8,9 +8,18 @@ from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from inventory.services import stock_receive
+from limits.breaker import redis_breaker
+from shop.gate import sale_gate
 from shop.models import FlashSale
 from shop.services import flash_sale_create, flash_sale_preheat
 from tests.factories import StaffFactory, StockFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def fresh_sale_gate():
+    """Each test starts with no sale remembered as sold out in this process."""
+    sale_gate.clear()
+    redis_breaker.reset()
 
 
 @pytest.fixture

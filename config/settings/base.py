@@ -243,6 +243,10 @@ RATE_LIMIT_TRUSTED_PROXIES = env.list("RATE_LIMIT_TRUSTED_PROXIES", default=[])
 # After this many consecutive Redis failures, stop calling Redis for this many seconds.
 REDIS_BREAKER_FAILURES = env.int("REDIS_BREAKER_FAILURES", default=5)
 REDIS_BREAKER_RESET_SECONDS = env.float("REDIS_BREAKER_RESET_SECONDS", default=5.0)
+# How long a process remembers that a sale refused (sold out, not started; ended) before
+# asking Redis again. Restocks and extensions clear it at once through pub/sub.
+SALE_GATE_SECONDS = env.float("SALE_GATE_SECONDS", default=1.0)
+SALE_GATE_ENDED_SECONDS = env.float("SALE_GATE_ENDED_SECONDS", default=30.0)
 # With Redis away, sell through PostgreSQL alone (slower, still correct) instead of a 503.
 PURCHASE_DATABASE_FALLBACK = env.bool("PURCHASE_DATABASE_FALLBACK", default=False)
 

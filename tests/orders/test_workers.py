@@ -135,7 +135,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(make_sale, brokered
 
 
 def test_reservation_ids_are_signed_for_their_sale_and_user():
-    rid = reservation_id_new(sale_id=7, user_id=9)
+    rid = reservation_id_new(sale_id=7, user_id=9, idempotency_key="k")
 
     from orders.reservations import reservation_id_parse
 

@@ -1,0 +1,89 @@
+"""The sale gate: each process remembers, briefly, that a sale is sold out, over or not open
+yet, and answers the crowd behind without a Redis call.
+
+A flag lives SALE_GATE_SECONDS (SALE_GATE_ENDED_SECONDS for an ended sale). When units come
+back or a sale's terms change, `sale_gate_reopen` clears the flag in every process at once
+through Redis pub/sub; should that message be lost, the flag still expires on its own, so a
+restock reopens a sale everywhere within SALE_GATE_SECONDS at the latest.
+"""
+
+import logging
+import threading
+import time
+
+import redis
+from django.conf import settings
+
+from config.redis import redis_client
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "fs:gate:reopen"
+GATED_OUTCOMES = frozenset({"sold_out", "ended", "not_started"})
+
+
+class SaleGate:
+    def __init__(self):
+        self._flags: dict[int, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._listener: threading.Thread | None = None
+
+    def refusal(self, sale_id: int) -> str | None:
+        """The refusal this process remembers for the sale, if it is still fresh."""
+        self._ensure_listener()
+        flag = self._flags.get(sale_id)
+        if flag is None:
+            return None
+        outcome, until = flag
+        if time.monotonic() >= until:
+            self._flags.pop(sale_id, None)
+            return None
+        return outcome
+
+    def close(self, sale_id: int, outcome: str) -> None:
+        if outcome not in GATED_OUTCOMES:
+            return
+        seconds = settings.SALE_GATE_ENDED_SECONDS if outcome == "ended" else settings.SALE_GATE_SECONDS
+        self._flags[sale_id] = (outcome, time.monotonic() + seconds)
+
+    def open(self, sale_id: int) -> None:
+        self._flags.pop(sale_id, None)
+
+    def clear(self) -> None:
+        self._flags.clear()
+
+    def _ensure_listener(self) -> None:
+        # Started lazily, so that each forked web worker gets its own thread.
+        if self._listener is not None and self._listener.is_alive():
+            return
+        with self._lock:
+            if self._listener is None or not self._listener.is_alive():
+                self._listener = threading.Thread(target=self._listen, name="sale-gate", daemon=True)
+                self._listener.start()
+
+    def _listen(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(CHANNEL)
+                backoff = 0.5
+                while True:
+                    message = pubsub.get_message(timeout=0.25)
+                    if message:
+                        self.open(int(message["data"]))
+            except (redis.RedisError, ValueError):
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+
+
+sale_gate = SaleGate()
+
+
+def sale_gate_reopen(sale_id: int) -> None:
+    """Units came back or the terms changed: every process forgets its flag for the sale."""
+    sale_gate.open(sale_id)
+    try:
+        redis_client().publish(CHANNEL, sale_id)
+    except redis.RedisError:
+        logger.warning("could not announce that sale %s reopened; flags expire by themselves", sale_id)
