@@ -237,11 +237,12 @@ def _ensure_group(client: redis.Redis, keys: SaleKeys) -> None:
         client.xgroup_create(keys.stream, WRITER_GROUP, id="0", mkstream=True)
 
 
-def reservations_read(*, sale_id: int, consumer: str, count: int) -> list[StreamReservation]:
-    """New reservations for this consumer; they stay pending until `reservations_done`."""
+def reservations_read(*, sale_id: int, consumer: str, count: int, own_pending: bool = False) -> list[StreamReservation]:
+    """New reservations for this consumer, or with `own_pending` those it read before and has
+    not acknowledged (a batch that failed). They stay pending until `reservations_done`."""
     client, keys = redis_client(), SaleKeys(sale_id)
     try:
-        response = client.xreadgroup(WRITER_GROUP, consumer, {keys.stream: ">"}, count=count)
+        response = client.xreadgroup(WRITER_GROUP, consumer, {keys.stream: "0" if own_pending else ">"}, count=count)
     except redis.ResponseError as error:
         if "NOGROUP" not in str(error):
             raise

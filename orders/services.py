@@ -403,13 +403,18 @@ def purchase_admit_database(*, sale_id: int, user: AbstractBaseUser, quantity: i
 def order_writer_drain(*, sale_id: int, consumer: str) -> bool:
     """Write the sale's new reservations in batches until its stream is empty.
 
-    Bounded by ORDER_WRITER_MAX_BATCHES so that no task runs forever. Returns True when the
-    stream was emptied, False when work is left for another run.
+    Starts with what this consumer read before and could not write (the database was away),
+    then takes new reservations. Bounded by ORDER_WRITER_MAX_BATCHES so that no task runs
+    forever. Returns True when the stream was emptied, False when work is left for another run.
     """
+    own_pending = True
     for _ in range(settings.ORDER_WRITER_MAX_BATCHES):
         entries = redis_sales.reservations_read(
-            sale_id=sale_id, consumer=consumer, count=settings.ORDER_WRITER_BATCH_SIZE
+            sale_id=sale_id, consumer=consumer, count=settings.ORDER_WRITER_BATCH_SIZE, own_pending=own_pending
         )
+        if not entries and own_pending:
+            own_pending = False
+            continue
         if not entries:
             return True
         result = order_write_batch(sale_id=sale_id, entries=entries)

@@ -1,0 +1,117 @@
+import time
+
+import pytest
+from rest_framework_simplejwt.tokens import AccessToken
+
+from inventory import redis_sales
+from limits.breaker import redis_breaker
+from orders.models import Order
+from orders.services import order_cancel, order_writer_drain
+from tests.conftest import client_for, purchase
+from tests.factories import UserFactory
+from tests.servers import http, running_web_server
+from tests.workers import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def admission_calls(monkeypatch):
+    """Counts calls of the admission script; each still runs for real."""
+    calls = []
+    real = redis_sales.reservation_admit
+
+    def counting(**kwargs):
+        calls.append(kwargs["sale_id"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(redis_sales, "reservation_admit", counting)
+    return calls
+
+
+def test_after_sell_out_the_gate_refuses_without_the_admission_script(make_sale, admission_calls, brokered):
+    sale = make_sale(quantity=1)
+    winner = client_for(UserFactory())
+    first = purchase(winner, sale, key="w")
+    assert purchase(client_for(UserFactory()), sale, key="x").json()["code"] == "sold_out"
+    assert len(admission_calls) == 2
+
+    late = [purchase(client_for(UserFactory()), sale, key="y") for _ in range(5)]
+
+    assert [(r.status_code, r.json()["code"]) for r in late] == [(409, "sold_out")] * 5
+    assert len(admission_calls) == 2
+    # A repeat of the winner's request still gets its first answer, from a plain read
+    assert purchase(winner, sale, key="w").json() == first.json()
+    assert len(admission_calls) == 2
+
+
+def test_units_coming_back_reopen_the_gate_at_once(make_sale, admission_calls, brokered):
+    sale = make_sale(quantity=1)
+    buyer = UserFactory()
+    purchase(client_for(buyer), sale, key="k")
+    order_writer_drain(sale_id=sale.pk, consumer="test")
+    assert purchase(client_for(UserFactory()), sale, key="k").json()["code"] == "sold_out"
+
+    order_cancel(order=Order.objects.get(), actor=None, reason="changed mind")
+
+    assert purchase(client_for(UserFactory()), sale, key="k").status_code == 202
+
+
+def test_a_restock_reopens_the_sale_in_every_process(make_sale, brokered, tmp_path):
+    # Given two server processes whose gate flags would otherwise live a minute
+    sale = make_sale(quantity=2, limit=1)
+    env = {"SALE_GATE_SECONDS": "60"}
+    with running_web_server(tmp_path, "a", **env) as a, running_web_server(tmp_path, "b", **env) as b:
+
+        def buy(base: str, user, key: str) -> int:
+            headers = {"Authorization": f"Bearer {AccessToken.for_user(user)}", "Idempotency-Key": key,
+                       "Content-Type": "application/json"}  # fmt: skip
+            return http("POST", f"{base}/api/v1/flash-sales/{sale.pk}/purchase/", headers, b'{"quantity": 1}')[0]
+
+        first, second, third, fourth = (UserFactory() for _ in range(4))
+        assert [buy(a, first, "k"), buy(b, second, "k")] == [202, 202]
+        # And both processes have learnt that the sale is sold out
+        assert [buy(a, third, "k1"), buy(b, fourth, "k1")] == [409, 409]
+        order_writer_drain(sale_id=sale.pk, consumer="test")
+
+        # When both orders are cancelled, their units go back on sale
+        for order in Order.objects.all():
+            order_cancel(order=order, actor=None, reason="payment failed")
+
+        # Then each process sells again, well before its flag would have expired
+        started = time.monotonic()
+        wait_for(lambda: buy(a, third, f"k{time.monotonic()}") == 202, timeout=10, what="process a to reopen")
+        wait_for(lambda: buy(b, fourth, f"k{time.monotonic()}") == 202, timeout=10, what="process b to reopen")
+        assert time.monotonic() - started < 60
+
+
+def test_redis_unreachable_answers_503_and_the_breaker_opens(make_sale, settings):
+    sale = make_sale(quantity=5)
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
+    client = client_for(UserFactory())
+
+    answers = [purchase(client, sale, key=f"k{i}") for i in range(settings.REDIS_BREAKER_FAILURES + 3)]
+
+    assert {(r.status_code, r.json()["code"]) for r in answers} == {(503, "unavailable")}
+    assert redis_breaker.is_open
+    assert not Order.objects.exists()
+
+
+def test_with_the_database_fallback_purchases_go_on_without_redis(make_sale, settings):
+    sale = make_sale(quantity=2, limit=1)
+    settings.PURCHASE_DATABASE_FALLBACK = True
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
+    first, second, third = (client_for(UserFactory()) for _ in range(3))
+
+    accepted = purchase(first, sale, key="a")
+    assert accepted.status_code == 202
+    assert purchase(first, sale, key="a").json() == accepted.json()
+    assert purchase(first, sale, key="b").json()["code"] == "limit_exceeded"
+    assert purchase(second, sale, key="a").status_code == 202
+    assert purchase(third, sale, key="a").json()["code"] == "sold_out"
+
+    result = first.get(f"/api/v1/purchases/{accepted.json()['reservation_id']}/").json()
+    assert result["status"] == "confirmed"
+    sale.refresh_from_db()
+    assert sale.units_sold == 2
+    assert Order.objects.count() == 2
