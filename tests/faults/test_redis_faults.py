@@ -1,7 +1,6 @@
-import contextlib
-
 """Redis stopped in the middle of a storm: a private server the test starts, kills and restarts."""
 
+import contextlib
 import signal
 import threading
 import time
