@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -56,11 +57,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def die_with_parent() -> None:
-    """Child-side hook: the kernel signals the child if this script is SIGKILLed."""
+def _die_with_parent() -> None:
     PR_SET_PDEATHSIG = 1
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def die_with_parent():
+    """A child-side hook: the kernel signals the child if this script is SIGKILLed.
+
+    The kernel ties it to the spawning thread, not the process, so a server started from a
+    short-lived thread (as tests do) would be stopped when that thread ends: only the main
+    thread uses it.
+    """
+    return _die_with_parent if threading.current_thread() is threading.main_thread() else None
 
 
 def pid_alive(pid: int) -> bool:
@@ -205,7 +215,7 @@ class PrivatePostgres:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=die_with_parent(),
                 **run_as(self.account),
             )  # fmt: skip
         import psycopg2
@@ -286,7 +296,7 @@ class PrivateRedis:
             ],
             stdout=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent(),
         )  # fmt: skip
 
         def pongs() -> bool:
@@ -452,7 +462,7 @@ def command_run() -> int:
                         stdout=out,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
-                        preexec_fn=die_with_parent,
+                        preexec_fn=die_with_parent(),
                     )
             base_url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104
             wait_for_http(f"{base_url}/healthz", processes)

@@ -46,6 +46,7 @@ def running_web_server(tmp_path: Path, name: str = "web", **env: str) -> Iterato
             "DATABASE_URL": database_url_for_workers(),
             "REDIS_URL": settings.REDIS_URL,
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_TASK_ALWAYS_EAGER": "0",
             **env,
         },
         stdout=log,

@@ -1,8 +1,10 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 
 from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotency_key, idempotent
 from orders.services import purchase_admit
@@ -94,8 +96,13 @@ class FlashSaleStatsApi(APIView):
 
 
 class FlashSalePurchaseApi(APIView):
-    """Admission only: Redis decides; the order is written later by the order writer."""
+    """Admission only: Redis decides; the order is written later by the order writer.
 
+    The user comes from the token alone, not from a database read, so that purchases keep
+    being admitted into Redis while PostgreSQL restarts.
+    """
+
+    authentication_classes = [JWTStatelessUserAuthentication, SessionAuthentication]
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
