@@ -28,7 +28,7 @@ class StockAdjustInputSerializer(serializers.Serializer):
 
 class StockMovementOutputSerializer(serializers.ModelSerializer):
     sku = serializers.CharField(source="stock.sku.code", read_only=True)
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = StockMovement
@@ -50,7 +50,7 @@ class StockMovementOutputSerializer(serializers.ModelSerializer):
 
 class StockAlertOutputSerializer(serializers.ModelSerializer):
     sku = serializers.CharField(source="stock.sku.code", read_only=True)
-    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     open = serializers.BooleanField(source="is_open", read_only=True)
 
     class Meta:

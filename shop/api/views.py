@@ -46,7 +46,7 @@ class IsStaffForWrites(permissions.BasePermission):
 
 
 class FlashSaleListApi(generics.ListAPIView):
-    permission_classes = [IsStaffForWrites]
+    permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsStaffForWrites]
     serializer_class = FlashSaleOutputSerializer
     filterset_class = FlashSaleFilter
 
