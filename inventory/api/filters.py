@@ -1,11 +1,11 @@
 import django_filters
 from django.db.models import F
 
-from config.api.filters import TrueFalseFilter
+from config.api.filters import StrictFilterSet, TrueFalseFilter
 from inventory.models import Stock, StockAlert, StockMovement
 
 
-class StockFilter(django_filters.FilterSet):
+class StockFilter(StrictFilterSet):
     low = TrueFalseFilter(method="filter_low", label="Only stock at or below its low-stock threshold")
 
     class Meta:
@@ -17,7 +17,7 @@ class StockFilter(django_filters.FilterSet):
         return queryset.filter(**at_or_below) if value == "true" else queryset.exclude(**at_or_below)
 
 
-class StockMovementFilter(django_filters.FilterSet):
+class StockMovementFilter(StrictFilterSet):
     sku = django_filters.CharFilter(field_name="stock__sku__code", max_length=64)
     kind = django_filters.ChoiceFilter(choices=StockMovement.Kind.choices)
 
@@ -26,7 +26,7 @@ class StockMovementFilter(django_filters.FilterSet):
         fields = ["sku", "kind"]
 
 
-class StockAlertFilter(django_filters.FilterSet):
+class StockAlertFilter(StrictFilterSet):
     open = TrueFalseFilter(method="filter_open")
 
     class Meta:

@@ -1,9 +1,10 @@
 import django_filters
 
+from config.api.filters import StrictFilterSet
 from orders.models import Order
 
 
-class OrderFilter(django_filters.FilterSet):
+class OrderFilter(StrictFilterSet):
     """Staff filters; for shoppers they only narrow their own orders further."""
 
     status = django_filters.ChoiceFilter(choices=Order.Status.choices)

@@ -1,9 +1,10 @@
 import django_filters
 
+from config.api.filters import StrictFilterSet
 from shop.models import FlashSale
 
 
-class FlashSaleFilter(django_filters.FilterSet):
+class FlashSaleFilter(StrictFilterSet):
     status = django_filters.ChoiceFilter(choices=FlashSale.Status.choices)
 
     class Meta:

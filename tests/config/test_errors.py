@@ -83,3 +83,9 @@ def test_storefront_404_is_an_html_page(client):
 
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("query", ["page_size=abc", "page_size=0", "status=", "status=bogus"])
+def test_malformed_list_parameters_are_400(api_client, query):
+    body = assert_error(api_client.get(f"/api/v1/flash-sales/?{query}"), 400, "invalid")
+    assert set(body["errors"]) & {"page_size", "status"}
