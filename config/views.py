@@ -11,6 +11,13 @@ from config.health import health_report
 
 @never_cache
 @require_GET
+def livez(request: HttpRequest) -> JsonResponse:
+    """The process answers: no dependency is asked (load balancers' liveness probe)."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     report = health_report()
     healthy = all(state == "ok" for state in report.values())

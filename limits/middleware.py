@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 PURCHASE_PATH = re.compile(r"^/api/v1/flash-sales/\d+/purchase/$")
 LOGIN_PATHS = frozenset({"/api/v1/auth/token/", "/api/v1/auth/register/", "/admin/login/"})
-EXEMPT_PREFIXES = ("/healthz", "/metrics", "/static/")
+EXEMPT_PREFIXES = ("/healthz", "/livez", "/metrics", "/static/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -173,6 +173,8 @@ def purchase_admit(*, sale_id: int, user: AbstractBaseUser, quantity: int, idemp
     """
     from orders.tasks import order_writer_drain  # Here, not at the top: tasks import this module.
 
+    if settings.PURCHASE_ADMISSION == "database":
+        return purchase_admit_database(sale_id=sale_id, user=user, quantity=quantity, idempotency_key=idempotency_key)
     refusal = sale_gate.refusal(sale_id)
     try:
         if refusal:

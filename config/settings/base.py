@@ -251,6 +251,9 @@ REDIS_BREAKER_RESET_SECONDS = env.float("REDIS_BREAKER_RESET_SECONDS", default=5
 # asking Redis again. Restocks and extensions clear it at once through pub/sub.
 SALE_GATE_SECONDS = env.float("SALE_GATE_SECONDS", default=1.0)
 SALE_GATE_ENDED_SECONDS = env.float("SALE_GATE_ENDED_SECONDS", default=30.0)
+# "redis" admits purchases in Redis (the fast path); "database" sells through PostgreSQL alone,
+# for a shop run without Redis and to measure the difference.
+PURCHASE_ADMISSION = env.str("PURCHASE_ADMISSION", default="redis")
 # With Redis away, sell through PostgreSQL alone (slower, still correct) instead of a 503.
 PURCHASE_DATABASE_FALLBACK = env.bool("PURCHASE_DATABASE_FALLBACK", default=False)
 

@@ -69,3 +69,11 @@ def test_healthz_names_the_database_when_it_is_unreachable(client):
     body = response.json()
     assert body["database"].startswith("error")
     assert body["redis"] == "ok"
+
+
+def test_livez_answers_without_asking_any_dependency(client, settings):
+    settings.CACHES = redis_cache_at(f"redis://127.0.0.1:{closed_port()}/0")
+
+    response = client.get("/livez")
+
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})

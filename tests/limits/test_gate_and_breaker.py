@@ -115,3 +115,14 @@ def test_with_the_database_fallback_purchases_go_on_without_redis(make_sale, set
     sale.refresh_from_db()
     assert sale.units_sold == 2
     assert Order.objects.count() == 2
+
+
+def test_the_database_admission_path_sells_exactly_the_quantity(make_sale, settings):
+    settings.PURCHASE_ADMISSION = "database"
+    sale = make_sale(quantity=3, limit=1)
+
+    statuses = [purchase(client_for(UserFactory()), sale, key="k").status_code for _ in range(5)]
+
+    assert statuses == [202, 202, 202, 409, 409]
+    assert Order.objects.filter(flash_sale=sale).count() == 3
+    assert redis_sales.sale_remaining(sale.pk) == 3  # Redis was not asked; reconcile would catch it up
