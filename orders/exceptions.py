@@ -39,3 +39,9 @@ class PaymentDeclined(DomainError):
     code = "payment_declined"
     status_code = 402
     default_message = "The payment was declined."
+
+
+class AccountUnknown(DomainError):
+    code = "not_authenticated"
+    status_code = 401
+    default_message = "The account behind this token no longer exists."

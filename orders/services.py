@@ -16,6 +16,7 @@ from inventory.redis_sales import StreamReservation
 from inventory.services import stock_release, stock_return, stock_sell
 from limits.breaker import redis_breaker
 from orders.exceptions import (
+    AccountUnknown,
     IdempotencyKeyReused,
     InvalidTransition,
     PaymentDeclined,
@@ -164,7 +165,7 @@ def _release_to_sale(*, sale_id: int, user_id: int, quantity: int) -> None:
 # --- Admission ---------------------------------------------------------------------------------
 
 
-def purchase_admit(*, sale_id: int, user: AbstractBaseUser, quantity: int, idempotency_key: str) -> str:
+def purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str) -> str:
     """Admit a purchase attempt in Redis, in one round trip in the usual case.
 
     Returns the reservation id. Raises PurchaseRefused (with the reason), IdempotencyKeyReused
@@ -174,24 +175,26 @@ def purchase_admit(*, sale_id: int, user: AbstractBaseUser, quantity: int, idemp
     from orders.tasks import order_writer_drain  # Here, not at the top: tasks import this module.
 
     if settings.PURCHASE_ADMISSION == "database":
-        return purchase_admit_database(sale_id=sale_id, user=user, quantity=quantity, idempotency_key=idempotency_key)
+        return purchase_admit_database(
+            sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key
+        )
     refusal = sale_gate.refusal(sale_id)
     try:
         if refusal:
             # The sale is closed to newcomers; only a repeat of an earlier request gets through.
             admission = redis_breaker.call(
-                lambda: redis_sales.admission_replay(sale_id=sale_id, user_id=user.pk, idempotency_key=idempotency_key)
+                lambda: redis_sales.admission_replay(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key)
             ) or redis_sales.Admission(refusal, "", False, False, quantity)
         else:
             admission = redis_breaker.call(
-                lambda: _admit(sale_id=sale_id, user_id=user.pk, quantity=quantity, idempotency_key=idempotency_key)
+                lambda: _admit(sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key)
             )
     except redis.RedisError as error:
         if refusal:
             raise PurchaseRefused(refusal) from error
         if settings.PURCHASE_DATABASE_FALLBACK:
             return purchase_admit_database(
-                sale_id=sale_id, user=user, quantity=quantity, idempotency_key=idempotency_key
+                sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key
             )
         raise SaleLayerUnavailable() from error
     if admission.replayed and admission.quantity != quantity:
@@ -373,7 +376,7 @@ REFUSAL_CODES = {
 }
 
 
-def purchase_admit_database(*, sale_id: int, user: AbstractBaseUser, quantity: int, idempotency_key: str) -> str:
+def purchase_admit_database(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str) -> str:
     """Admission and order in one PostgreSQL transaction, for when Redis is unreachable.
 
     Slower than the Redis path (every purchase takes the sale's row lock) but just as
@@ -381,7 +384,7 @@ def purchase_admit_database(*, sale_id: int, user: AbstractBaseUser, quantity: i
     Idempotency-Key, so a repeat finds its order. Redis's counters catch up at the next
     reconcile. Raises as purchase_admit does.
     """
-    rid = reservation_id_new(sale_id=sale_id, user_id=user.pk, idempotency_key=idempotency_key)
+    rid = reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key)
     with transaction.atomic():
         sale = FlashSale.objects.select_for_update().get(pk=sale_id)
         first = Order.objects.filter(reservation_id=rid).first()
@@ -394,10 +397,12 @@ def purchase_admit_database(*, sale_id: int, user: AbstractBaseUser, quantity: i
             raise PurchaseRefused("not_started")
         if now >= sale.ends_at:
             raise PurchaseRefused("ended")
-        entry = StreamReservation(entry_id="", reservation_id=rid, user_id=user.pk, quantity=quantity)
+        entry = StreamReservation(entry_id="", reservation_id=rid, user_id=user_id, quantity=quantity)
         orders, failures = _decide(sale=sale, entries=[entry])
         if failures:
-            raise PurchaseRefused(REFUSAL_CODES.get(failures[0].reason, "ended"))
+            if failures[0].reason == FailedReservation.Reason.UNKNOWN_USER:
+                raise AccountUnknown()
+            raise PurchaseRefused(REFUSAL_CODES[failures[0].reason])
         _write_orders(sale=sale, orders=orders)
     return rid
 

@@ -119,7 +119,10 @@ class FlashSalePurchaseApi(APIView):
         serializer.is_valid(raise_exception=True)
         try:
             reservation_id = purchase_admit(
-                sale_id=pk, user=request.user, quantity=serializer.validated_data["quantity"], idempotency_key=key
+                sale_id=pk,
+                user_id=int(request.user.pk),
+                quantity=serializer.validated_data["quantity"],
+                idempotency_key=key,
             )
         except FlashSale.DoesNotExist:
             return Response({"code": "not_found", "detail": "No such flash sale."}, status=404)

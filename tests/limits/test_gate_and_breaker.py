@@ -1,6 +1,7 @@
 import time
 
 import pytest
+from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from inventory import redis_sales
@@ -126,3 +127,17 @@ def test_the_database_admission_path_sells_exactly_the_quantity(make_sale, setti
     assert statuses == [202, 202, 202, 409, 409]
     assert Order.objects.filter(flash_sale=sale).count() == 3
     assert redis_sales.sale_remaining(sale.pk) == 3  # Redis was not asked; reconcile would catch it up
+
+
+@pytest.mark.parametrize("admission", ["redis", "database"])
+def test_a_real_bearer_token_buys_on_either_path(make_sale, settings, admission):
+    settings.PURCHASE_ADMISSION = admission
+    sale = make_sale(quantity=2)
+    user = UserFactory()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+
+    response = purchase(client, sale, key="bearer")
+
+    assert response.status_code == 202, response.json()
+    assert response.json()["reservation_id"].split("-")[1] == str(user.pk)

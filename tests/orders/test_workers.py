@@ -102,7 +102,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(make_sale, brokered
     # Given 150 accepted reservations waiting in the stream
     sale = make_sale(quantity=200, limit=1)
     users = make_users(150)
-    rids = [purchase_admit(sale_id=sale.pk, user=user, quantity=1, idempotency_key="k") for user in users]
+    rids = [purchase_admit(sale_id=sale.pk, user_id=user.pk, quantity=1, idempotency_key="k") for user in users]
     assert len(set(rids)) == 150
 
     # And the sale's row locked by someone else, so a writer will stall inside its batch
