@@ -6,6 +6,8 @@ from pathlib import Path
 import redis
 from django_redis import get_redis_connection
 
+from config.metrics import REDIS_SCRIPT_SECONDS
+
 
 def redis_client() -> redis.Redis:
     return get_redis_connection("default")
@@ -21,4 +23,5 @@ def lua_script(path: Path) -> redis.commands.core.Script:
 
 
 def run_lua(path: Path, keys: list[str], args: list):
-    return lua_script(path)(keys=keys, args=args, client=redis_client())
+    with REDIS_SCRIPT_SECONDS.labels(path.stem).time():
+        return lua_script(path)(keys=keys, args=args, client=redis_client())

@@ -1,4 +1,5 @@
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from accounts.models import User
+from config.metrics import WRITER_BATCH_SIZE, WRITER_LAG_SECONDS
 from inventory import redis_sales
 from inventory.redis_sales import StreamReservation
 from inventory.services import stock_release, stock_return, stock_sell
@@ -366,7 +368,17 @@ def order_write_batch(*, sale_id: int, entries: list[StreamReservation]) -> Batc
         if failure.reason != FailedReservation.Reason.SALE_CLOSED:
             _release_to_sale(sale_id=sale_id, user_id=failure.user_id, quantity=failure.quantity)
     redis_sales.reservations_done(sale_id=sale_id, entries=entries)
+    _observe_batch(entries, written=orders)
     return BatchOutcome(written=len(orders), failed=len(failures), skipped=len(entries) - len(todo))
+
+
+def _observe_batch(entries: list[StreamReservation], *, written: list[Order]) -> None:
+    WRITER_BATCH_SIZE.observe(len(entries))
+    now_ms = time.time() * 1000
+    admitted_ms = {entry.reservation_id: int(entry.entry_id.split("-")[0]) for entry in entries if entry.entry_id}
+    for order in written:
+        # A stream entry's id starts with Redis's clock at XADD, in milliseconds.
+        WRITER_LAG_SECONDS.observe(max(0.0, now_ms - admitted_ms[order.reservation_id]) / 1000)
 
 
 REFUSAL_CODES = {

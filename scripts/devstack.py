@@ -422,6 +422,11 @@ def command_run() -> int:
         }
         env.setdefault("SECRET_KEY", persistent_secret("secret_key", lambda: secrets.token_urlsafe(50)))
         env.setdefault("DEMO_ADMIN_PASSWORD", persistent_secret("admin_password", lambda: secrets.token_urlsafe(12)))
+        # Every process writes its metrics here; /metrics adds them up. Stale files would count twice.
+        metrics_dir = RUN_DIR / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         env_file = RUN_DIR / "env"
         env_file.write_text(
             "".join(
@@ -441,6 +446,7 @@ def command_run() -> int:
         commands = {
             "web": [
                 bin_dir / "gunicorn", "config.wsgi",
+                "--config", "python:config.gunicorn",
                 "--bind", f"{host}:{port}",
                 "--workers", env.get("WEB_CONCURRENCY", "2"),
                 "--access-logfile", "-",

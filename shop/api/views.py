@@ -7,6 +7,8 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 
 from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotency_key, idempotent
+from config.exceptions import DomainError
+from config.metrics import PURCHASE_OUTCOMES
 from orders.services import purchase_admit
 from shop.api.filters import FlashSaleFilter
 from shop.api.serializers import (
@@ -126,4 +128,8 @@ class FlashSalePurchaseApi(APIView):
             )
         except FlashSale.DoesNotExist:
             return Response({"code": "not_found", "detail": "No such flash sale."}, status=404)
+        except DomainError as error:
+            PURCHASE_OUTCOMES.labels(error.code).inc()
+            raise
+        PURCHASE_OUTCOMES.labels("accepted").inc()
         return Response({"reservation_id": reservation_id, "status": "pending"}, status=status.HTTP_202_ACCEPTED)
