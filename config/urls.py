@@ -19,6 +19,8 @@ admin.site.enable_nav_sidebar = False
 
 urlpatterns = [
     path("", include("shop.urls")),
+    path("", include("orders.urls")),
+    path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -27,8 +27,10 @@ from limits.buckets import Decision, Limit, LocalBuckets, shared_take
 
 logger = logging.getLogger(__name__)
 
-PURCHASE_PATH = re.compile(r"^/api/v1/flash-sales/\d+/purchase/$")
-LOGIN_PATHS = frozenset({"/api/v1/auth/token/", "/api/v1/auth/register/", "/admin/login/"})
+PURCHASE_PATH = re.compile(r"^(/api/v1/flash-sales/\d+/purchase/|/sales/\d+/buy/)$")
+LOGIN_PATHS = frozenset(
+    {"/api/v1/auth/token/", "/api/v1/auth/register/", "/admin/login/", "/accounts/login/", "/accounts/signup/"}
+)
 EXEMPT_PREFIXES = ("/healthz", "/livez", "/metrics", "/static/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

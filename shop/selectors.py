@@ -1,7 +1,9 @@
+import redis
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from inventory import redis_sales
+from limits.breaker import redis_breaker
 from orders.models import Order
 from shop.models import SKU, FlashSale, Product
 
@@ -48,3 +50,15 @@ def flash_sale_stats(*, sale: FlashSale) -> dict:
         "units_sold": sale.units_sold,
         "consistent": remaining_cache == expected_cache if open_sale else not in_stream,
     }
+
+
+def flash_sale_remaining_now(*, sale: FlashSale) -> int:
+    """Units still on offer: Redis's live count, or the database's when Redis cannot say."""
+    if sale.status in {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}:
+        try:
+            live = redis_breaker.call(lambda: redis_sales.sale_remaining(sale.pk))
+        except redis.RedisError:
+            live = None
+        if live is not None:
+            return live
+    return sale.remaining

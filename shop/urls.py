@@ -5,4 +5,6 @@ from shop import views
 app_name = "shop"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("sales/<int:pk>/", views.sale_detail, name="sale"),
+    path("sales/<int:pk>/buy/", views.sale_buy, name="buy"),
 ]

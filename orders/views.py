@@ -1,0 +1,52 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from config.exceptions import DomainError
+from orders.selectors import order_list_visible_to
+from orders.services import order_cancel, order_pay, purchase_result
+
+
+@login_required
+def purchase_status(request, reservation_id: str):
+    result = purchase_result(reservation_id=reservation_id, user=request.user)
+    if result is None:
+        raise Http404("No such purchase.")
+    order = order_list_visible_to(user=request.user).filter(pk=result.order_id).first() if result.order_id else None
+    return render(request, "orders/purchase.html", {"result": result, "order": order})
+
+
+@login_required
+def order_list(request):
+    orders = order_list_visible_to(user=request.user).filter(user=request.user).select_related("sku__product")
+    return render(request, "orders/order_list.html", {"orders": orders[:100]})
+
+
+def _own_order(request, pk: int):
+    return get_object_or_404(order_list_visible_to(user=request.user), pk=pk, user=request.user)
+
+
+@login_required
+@require_POST
+def order_pay_view(request, pk: int):
+    try:
+        order_pay(order=_own_order(request, pk), actor=request.user)
+    except DomainError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Order #{pk} is paid. Thank you!")
+    return redirect("orders:list")
+
+
+@login_required
+@require_POST
+def order_cancel_view(request, pk: int):
+    try:
+        order_cancel(order=_own_order(request, pk), actor=request.user, reason="cancelled by customer")
+    except DomainError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Order #{pk} is cancelled.")
+    return redirect("orders:list")
