@@ -58,6 +58,10 @@ class SaleKeys:
     def drain(self) -> str:
         return self._key("drain")
 
+    @property
+    def stats(self) -> str:
+        return self._key("stats")
+
     def idempotency(self, user_id: int, key: str) -> str:
         return self._key(f"idem:{user_id}:{hashlib.sha256(key.encode()).hexdigest()[:32]}")
 
@@ -100,6 +104,7 @@ def reservation_admit(
             keys.pending,
             keys.idempotency(user_id, idempotency_key),
             keys.drain,
+            keys.stats,
         ],
         [user_id, quantity, reservation_id, settings.IDEMPOTENCY_KEY_TTL, settings.ORDER_WRITER_DRAIN_FLAG_MS],
     )
@@ -198,7 +203,7 @@ def sale_is_loaded(sale_id: int) -> bool:
 def sale_forget(sale_id: int) -> None:
     """Drop every key of a closed sale whose reservations are all written."""
     keys = SaleKeys(sale_id)
-    redis_client().delete(keys.meta, keys.remaining, keys.buyers, keys.drain, keys.stream, keys.pending)
+    redis_client().delete(keys.meta, keys.remaining, keys.buyers, keys.drain, keys.stream, keys.pending, keys.stats)
 
 
 def sale_set_status(sale_id: int, status: str) -> None:
@@ -330,3 +335,23 @@ def sale_lock(sale_id: int, job: str, ttl_ms: int = 30_000) -> Iterator[RedisLoc
 def reservations_pending(sale_id: int) -> set[str]:
     """Ids of the reservations Redis holds as waiting for the writer."""
     return {_text(rid) for rid in redis_client().hkeys(SaleKeys(sale_id).pending)}
+
+
+def sale_outcomes_by_minute(sale_id: int, minutes: int) -> list[tuple[int, dict[str, int]]]:
+    """Admission answers of the last `minutes` minutes: [(minute since the epoch, {outcome: n})]."""
+    counts: dict[int, dict[str, int]] = {}
+    for field, value in redis_client().hgetall(SaleKeys(sale_id).stats).items():
+        minute, outcome = _text(field).split(":", 1)
+        counts.setdefault(int(minute), {})[outcome] = int(value)
+    now_minute = int(redis_client().time()[0] // 60)
+    return [(minute, counts.get(minute, {})) for minute in range(now_minute - minutes + 1, now_minute + 1)]
+
+
+def oldest_reservation_age_seconds(sale_id: int) -> float | None:
+    """How long the oldest reservation not yet written has waited: the writer's lag."""
+    client = redis_client()
+    oldest = client.xrange(SaleKeys(sale_id).stream, count=1)
+    if not oldest:
+        return None
+    seconds, micros = client.time()
+    return max(0.0, seconds + micros / 1e6 - int(_text(oldest[0][0]).split("-")[0]) / 1000)

@@ -2,13 +2,14 @@ import redis
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
+from django.template.loader import render_to_string
 from django.utils.html import format_html_join
 
 from config.admin import DomainErrorsAsMessagesMixin, ReadOnlyAdminMixin, confirmation_page
 from inventory import redis_sales
 from inventory.services import stock_get_or_create
 from shop.models import SKU, FlashSale, Product, SaleDrift
-from shop.selectors import flash_sale_stats
+from shop.selectors import flash_sale_activity, flash_sale_stats
 from shop.services import flash_sale_cancel, flash_sale_create, flash_sale_preheat, flash_sale_reconcile
 
 
@@ -99,7 +100,7 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return self.CREATE_FIELDS
-        return [*self.CREATE_FIELDS, "units_sold", "status", "created_by", "live_numbers"]
+        return [*self.CREATE_FIELDS, "units_sold", "status", "created_by", "live_numbers", "activity"]
 
     def get_readonly_fields(self, request, obj=None):
         # A sale's terms are fixed once its units are allocated; only the title may change here.
@@ -126,6 +127,14 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
         return format_html_join(
             "", '<div style="display: flex; gap: 1em"><span style="min-width: 12em">{}</span><b>{}</b></div>', rows
         )
+
+    @admin.display(description="activity")
+    def activity(self, sale: FlashSale):
+        try:
+            activity = flash_sale_activity(sale=sale)
+        except redis.RedisError:
+            return "Redis unreachable"
+        return render_to_string("admin/shop/flashsale/activity.html", {"activity": activity})
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -62,3 +62,41 @@ def flash_sale_remaining_now(*, sale: FlashSale) -> int:
         if live is not None:
             return live
     return sale.remaining
+
+
+OUTCOME_COLOURS = {
+    "accepted": "#2e7d32",
+    "sold_out": "#d7263d",
+    "limit_exceeded": "#f39c12",
+    "not_started": "#7f8c8d",
+    "ended": "#34495e",
+}
+
+
+def flash_sale_activity(*, sale: FlashSale, minutes: int = 30) -> dict:
+    """Admissions per minute by outcome, for the back office's chart, and the writer's lag."""
+    series = redis_sales.sale_outcomes_by_minute(sale.pk, minutes)
+    tallest = max([sum(counts.values()) for _, counts in series] + [1])
+    bars = []
+    for index, (minute, counts) in enumerate(series):
+        y = 100.0
+        segments = []
+        for outcome, colour in OUTCOME_COLOURS.items():
+            height = 100.0 * counts.get(outcome, 0) / tallest
+            if height:
+                y -= height
+                segments.append({"y": round(y, 2), "height": round(height, 2), "colour": colour,
+                                 "title": f"{outcome}: {counts[outcome]}"})  # fmt: skip
+        bars.append({"x": index * 10, "minute": minute, "segments": segments})
+    totals: dict[str, int] = {}
+    for _, counts in series[-5:]:
+        for outcome, count in counts.items():
+            totals[outcome] = totals.get(outcome, 0) + count
+    return {
+        "bars": bars,
+        "width": minutes * 10,
+        "tallest": tallest,
+        "per_minute_last_5": {outcome: round(count / 5, 1) for outcome, count in sorted(totals.items())},
+        "writer_lag_seconds": redis_sales.oldest_reservation_age_seconds(sale.pk),
+        "legend": OUTCOME_COLOURS,
+    }

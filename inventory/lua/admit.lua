@@ -7,6 +7,7 @@
 -- KEYS[5] fs:{id}:pending    hash: reservation id -> 1 while it waits for the order writer
 -- KEYS[6] fs:{id}:idem:<user>:<key>  the first answer to this Idempotency-Key
 -- KEYS[7] fs:{id}:drain      short-lived flag: a drain task was just scheduled
+-- KEYS[8] fs:{id}:stats      hash: "<minute>:<outcome>" -> answers given, for the back office
 -- ARGV[1] user id
 -- ARGV[2] quantity (a positive integer)
 -- ARGV[3] reservation id to use if the attempt is accepted
@@ -18,7 +19,7 @@
 -- replay:<first outcome> when the key was seen before (quantity tells what it asked for).
 -- The decrement and the XADD happen together or not at all: no reservation without its
 -- unit, no unit taken without a reservation.
-assert(#KEYS == 7, "admit.lua takes 7 keys")
+assert(#KEYS == 8, "admit.lua takes 8 keys")
 assert(#ARGV == 5, "admit.lua takes 5 arguments")
 
 local user, quantity, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -28,9 +29,13 @@ if first[1] then
     return {"replay:" .. first[1], first[2], 0, tonumber(first[3])}
 end
 
+local time = redis.call("TIME")
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+
 local function answer(outcome, reservation, schedule)
     redis.call("HSET", KEYS[6], "outcome", outcome, "rid", reservation, "quantity", quantity)
     redis.call("EXPIRE", KEYS[6], tonumber(ARGV[4]))
+    redis.call("HINCRBY", KEYS[8], math.floor(now / 60000000) .. ":" .. outcome, 1)
     return {outcome, reservation, schedule, quantity}
 end
 
@@ -42,8 +47,6 @@ if meta[4] == "cancelled" or meta[4] == "ended" then
     return answer("ended", "", 0)
 end
 
-local time = redis.call("TIME")
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 if now < tonumber(meta[1]) then
     return answer("not_started", "", 0)
 end

@@ -76,3 +76,16 @@ def test_order_cancel_action_releases_the_unit(admin_client, make_sale, brokered
     sale.refresh_from_db()
     assert sale.units_sold == 0
     assert admin_client.get(reverse("admin:orders_order_add")).status_code == 403
+
+
+def test_the_sale_page_charts_admissions_by_outcome(admin_client, make_sale, brokered):
+    sale = make_sale(quantity=1)
+    purchase(client_for(UserFactory()), sale, key="k")
+    purchase(client_for(UserFactory()), sale, key="k")
+
+    page = admin_client.get(reverse("admin:shop_flashsale_change", args=[sale.pk])).content.decode()
+
+    assert "<svg" in page
+    assert "<title>accepted: 1</title>" in page
+    assert "<title>sold_out: 1</title>" in page
+    assert "Writer lag:" in page
