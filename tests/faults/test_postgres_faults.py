@@ -13,8 +13,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from scripts.devstack import PrivatePostgres
 from tests.concurrency import run_together
-from tests.servers import ROOT, http, running_web_server
-from tests.workers import running_worker, wait_for
+from tests.processes import ROOT, http, running_web_server, running_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

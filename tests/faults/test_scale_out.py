@@ -10,8 +10,7 @@ from accounts.models import User
 from orders.invariants import check_invariants
 from orders.models import Order
 from tests.concurrency import run_together
-from tests.servers import http, running_web_server
-from tests.workers import running_worker, wait_for
+from tests.processes import http, running_web_server, running_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

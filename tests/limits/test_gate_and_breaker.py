@@ -10,8 +10,7 @@ from orders.models import Order
 from orders.services import order_cancel, order_writer_drain
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory
-from tests.servers import http, running_web_server
-from tests.workers import wait_for
+from tests.processes import http, running_web_server, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from limits.breaker import redis_breaker
-from tests.servers import http, running_web_server
+from tests.processes import http, running_web_server
 
 pytestmark = pytest.mark.django_db
 

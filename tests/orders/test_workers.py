@@ -17,7 +17,7 @@ from orders.reservations import reservation_id_new
 from orders.services import purchase_admit
 from tests.concurrency import run_together
 from tests.conftest import client_for, purchase
-from tests.workers import database_url_for_workers, running_worker, start_worker, stop_worker, wait_for
+from tests.processes import database_url_for_processes, running_worker, start_worker, stop_shop_process, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -106,7 +106,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(make_sale, brokered
     assert len(set(rids)) == 150
 
     # And the sale's row locked by someone else, so a writer will stall inside its batch
-    blocker = psycopg2.connect(database_url_for_workers())
+    blocker = psycopg2.connect(database_url_for_processes())
     blocker.cursor().execute("SELECT 1 FROM shop_flashsale WHERE id = %s FOR UPDATE", [sale.pk])
 
     # When a worker reads a batch, stalls on the lock, and is killed with SIGKILL
@@ -116,7 +116,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(make_sale, brokered
                                                              redis_sales.WRITER_GROUP)["pending"] > 0,
                  what="the first worker to hold a batch")  # fmt: skip
     finally:
-        stop_worker(first, signal.SIGKILL)
+        stop_shop_process(first, signal.SIGKILL)
         blocker.rollback()
         blocker.close()
     assert Order.objects.count() == 0
