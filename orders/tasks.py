@@ -20,13 +20,14 @@ def consumer_name() -> str:
     retry_backoff=1,
     retry_backoff_max=30,
     retry_jitter=True,
-    max_retries=None,
+    max_retries=20,
 )
 def order_writer_drain(sale_id: int) -> bool:
     """Write a sale's reservations as orders until its stream is empty.
 
-    Retries with jittered backoff while PostgreSQL or Redis is away; reservations stay in
-    the stream meanwhile, so nothing is lost. When it stops at its batch bound with work
+    Retries with jittered backoff, up to about ten minutes, while PostgreSQL or Redis is
+    away; reservations stay in the stream meanwhile, and the sweep goes on after the last
+    retry, so nothing is lost. When it stops at its batch bound with work
     left, it schedules itself again rather than running on.
     """
     finished = services.order_writer_drain(sale_id=sale_id, consumer=consumer_name())
