@@ -320,7 +320,8 @@ def stock_alert_sync(*, stock: Stock) -> StockAlert | None:
         return None  # Already open.
     from inventory.tasks import stock_alert_notify  # Here, not at the top: tasks import this module.
 
-    transaction.on_commit(lambda: stock_alert_notify.delay(alert.pk))
+    # Robust: the stock change has committed; a broker outage must not turn it into an error.
+    transaction.on_commit(lambda: stock_alert_notify.delay(alert.pk), robust=True)
     return alert
 
 

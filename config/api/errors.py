@@ -1,17 +1,35 @@
 """One place that turns every error into the contract's `{"code", "detail"}` body."""
 
+import logging
+
+import redis
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import OperationalError
 from django.http import Http404, JsonResponse
+from django_redis.exceptions import ConnectionInterrupted
+from kombu.exceptions import KombuError
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.exceptions import DomainError
+
+logger = logging.getLogger(__name__)
 
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
     default_code = "payload_too_large"
+
+
+class DependencyUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A service the shop depends on is briefly unavailable. Please try again."
+    default_code = "unavailable"
+
+
+# A dependency that is down is a 503 the client can retry, not a server error.
+DEPENDENCY_ERRORS = (redis.RedisError, ConnectionInterrupted, OperationalError, KombuError)
 
 
 class DomainErrorResponse(exceptions.APIException):
@@ -29,6 +47,9 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
+    elif isinstance(exc, DEPENDENCY_ERRORS):
+        logger.warning("dependency unavailable: %r", exc)
+        exc = DependencyUnavailable()
 
     response = drf_exception_handler(exc, context)
     if response is None:

@@ -2,6 +2,8 @@
 
 import pytest
 
+from tests.factories import FlashSaleFactory
+
 pytestmark = pytest.mark.django_db
 
 
@@ -89,3 +91,14 @@ def test_storefront_404_is_an_html_page(client):
 def test_malformed_list_parameters_are_400(api_client, query):
     body = assert_error(api_client.get(f"/api/v1/flash-sales/?{query}"), 400, "invalid")
     assert set(body["errors"]) & {"page_size", "status"}
+
+
+def test_a_dependency_outage_is_a_503_not_a_500(staff_client, settings):
+    sale = FlashSaleFactory()
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
+
+    stats = staff_client.get(f"/api/v1/flash-sales/{sale.pk}/stats/")
+    preheat = staff_client.post(f"/api/v1/flash-sales/{sale.pk}/preheat/")
+
+    assert_error(stats, 503, "unavailable")
+    assert_error(preheat, 503, "unavailable")
