@@ -329,8 +329,18 @@ def private_redis(base: Path) -> Iterator[str]:
 def services(profile: str) -> Iterator[dict[str, str]]:
     """Yield the service URLs to export, starting private servers for those not set."""
     base = RUN_DIR / "services" / profile
+    base.mkdir(parents=True, exist_ok=True)
+    owner = base / "owner.pid"
+    try:
+        running = int(owner.read_text())
+    except (FileNotFoundError, ValueError):
+        running = 0
+    if running and running != os.getpid() and pid_alive(running):
+        raise StackError(f"another run (pid {running}) uses the {profile!r} servers; stop it first")
+    owner.write_text(str(os.getpid()))
     env: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
+        stack.callback(owner.unlink, missing_ok=True)
         if not os.environ.get("DATABASE_URL"):
             env["DATABASE_URL"] = stack.enter_context(private_postgres(base))
         if not os.environ.get("REDIS_URL"):
