@@ -447,8 +447,7 @@ def command_run() -> int:
         )
         manage("migrate", "--noinput", env=env)
         manage("collectstatic", "--noinput", "--verbosity", "0", env=env)
-        if env.get("SEED_DEMO", "1") != "0":
-            manage("seed_demo", env=env)
+        manage("seed_demo", *(["--admin-only"] if env.get("SEED_DEMO", "1") == "0" else []), env=env)
 
         logs = RUN_DIR / "logs"
         logs.mkdir(exist_ok=True)

@@ -59,3 +59,13 @@ def test_seed_demo_prints_a_generated_admin_password_once(settings, capsys):
     password = first.split("admin / ")[1].split()[0]
     assert User.objects.get(username="admin").check_password(password)
     assert "admin / " not in second
+
+
+def test_admin_only_makes_the_staff_account_and_nothing_else(settings):
+    settings.DEMO_ADMIN_PASSWORD = "demo admin password"
+
+    call_command("seed_demo", "--admin-only")
+
+    assert User.objects.get(username="admin").check_password("demo admin password")
+    assert not Product.objects.exists()
+    assert not StockMovement.objects.exists()

@@ -75,9 +75,15 @@ SALES = [
 class Command(BaseCommand):
     help = "Load the demo catalog, stock, a live and an upcoming flash sale, and the staff account `admin`."
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument("--admin-only", action="store_true", help="Only the staff account: an empty shop.")
+
+    def handle(self, *args, admin_only=False, **options):
         with transaction.atomic():
             admin = self.ensure_admin()
+            if admin_only:
+                self.stdout.write(self.style.SUCCESS("The staff account is in place."))
+                return
             for product_data in CATALOG:
                 self.ensure_product(product_data, admin)
             for sale_data in SALES:
