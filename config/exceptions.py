@@ -11,3 +11,11 @@ class DomainError(Exception):
 
     def __init__(self, message: str | None = None):
         super().__init__(message or self.default_message)
+
+
+class IdempotencyKeyReused(DomainError):
+    """The same Idempotency-Key came with a different request (any endpoint that takes one)."""
+
+    code = "idempotency_key_reused"
+    status_code = 422
+    default_message = "This Idempotency-Key was used for a different request."

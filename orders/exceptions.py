@@ -23,12 +23,6 @@ class PurchaseRefused(DomainError):
         super().__init__(self.messages[code])
 
 
-class IdempotencyKeyReused(DomainError):
-    code = "idempotency_key_reused"
-    status_code = 422
-    default_message = "This Idempotency-Key was used for a different request."
-
-
 class SaleLayerUnavailable(DomainError):
     code = "unavailable"
     status_code = 503

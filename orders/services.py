@@ -12,6 +12,7 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from accounts.models import User
+from config.exceptions import IdempotencyKeyReused
 from config.metrics import WRITER_BATCH_SIZE, WRITER_LAG_SECONDS
 from inventory import redis_sales
 from inventory.redis_sales import StreamReservation
@@ -19,7 +20,6 @@ from inventory.services import stock_release, stock_return, stock_sell
 from limits.breaker import redis_breaker
 from orders.exceptions import (
     AccountUnknown,
-    IdempotencyKeyReused,
     InvalidTransition,
     PaymentDeclined,
     PurchaseRefused,

@@ -15,6 +15,8 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from config.exceptions import IdempotencyKeyReused
+
 MAX_KEY_LENGTH = 255
 
 IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
@@ -33,12 +35,6 @@ class IdempotencyKeyRequired(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_detail = "This endpoint needs an Idempotency-Key header."
     default_code = "idempotency_key_required"
-
-
-class IdempotencyKeyReusedError(exceptions.APIException):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "This Idempotency-Key was used for a different request."
-    default_code = "idempotency_key_reused"
 
 
 class IdempotentRequestInProgress(exceptions.APIException):
@@ -73,7 +69,7 @@ def idempotent(view_method):
         if not cache.add(cache_key, {"fingerprint": fingerprint, "done": False}, IN_PROGRESS_TTL):
             first = cache.get(cache_key) or {}
             if first.get("fingerprint") != fingerprint:
-                raise IdempotencyKeyReusedError()
+                raise IdempotencyKeyReused()
             if not first.get("done"):
                 raise IdempotentRequestInProgress()
             return Response(first["body"], status=first["status"])

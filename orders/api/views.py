@@ -35,8 +35,7 @@ class OrderPayApi(APIView):
     @extend_schema(request=None, responses={200: OrderOutputSerializer})
     def post(self, request, pk: int):
         order = get_object_or_404(order_list_visible_to(user=request.user), pk=pk, user=request.user)
-        order_pay(order=order, actor=request.user)
-        return Response(OrderOutputSerializer(order_list_visible_to(user=request.user).get(pk=pk)).data)
+        return Response(OrderOutputSerializer(order_pay(order=order, actor=request.user)).data)
 
 
 class OrderCancelApi(APIView):
@@ -46,8 +45,9 @@ class OrderCancelApi(APIView):
     def post(self, request, pk: int):
         order = get_object_or_404(order_list_visible_to(user=request.user), pk=pk)
         who = "staff" if request.user.is_staff and order.user_id != request.user.pk else "customer"
-        order_cancel(order=order, actor=request.user, reason=f"cancelled by {who}")
-        return Response(OrderOutputSerializer(order_list_visible_to(user=request.user).get(pk=pk)).data)
+        return Response(
+            OrderOutputSerializer(order_cancel(order=order, actor=request.user, reason=f"cancelled by {who}")).data
+        )
 
 
 class PurchaseResultApi(APIView):
