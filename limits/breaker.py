@@ -40,24 +40,29 @@ class CircuitBreaker:
         )
 
     def call(self, function: Callable[[], T]) -> T:
+        """Call `function` unless the breaker is open. Only Redis's own errors count against
+        it: anything else the function raises (an unknown sale, a busy lock, a database
+        error) says nothing about Redis, so it leaves the state as it was and frees the probe."""
         with self._lock:
             if self._opened_at is not None:
                 if not self._probe_due() or self._probing:
                     raise CircuitOpen(f"{self.name} circuit is open")
                 self._probing = True
+        healthy = False
         try:
             result = function()
+            healthy = True
         except redis.RedisError:
             with self._lock:
-                self._probing = False
                 self._failures += 1
                 if self._opened_at is not None or self._failures >= settings.REDIS_BREAKER_FAILURES:
                     self._opened_at = time.monotonic()
             raise
-        with self._lock:
-            self._probing = False
-            self._failures = 0
-            self._opened_at = None
+        finally:
+            with self._lock:
+                self._probing = False
+                if healthy:
+                    self._failures, self._opened_at = 0, None
         return result
 
     def reset(self) -> None:

@@ -140,3 +140,27 @@ def test_a_real_bearer_token_buys_on_either_path(make_sale, settings, admission)
 
     assert response.status_code == 202, response.json()
     assert response.json()["reservation_id"].split("-")[1] == str(user.pk)
+
+
+def test_a_probe_that_fails_for_a_reason_other_than_redis_does_not_keep_the_breaker_open(make_sale, settings):
+    # Given a breaker opened by real connection failures
+    sale = make_sale(quantity=5)
+    healthy = settings.CACHES["default"]
+    settings.REDIS_BREAKER_RESET_SECONDS = 0.2
+    settings.CACHES = {"default": {**healthy, "LOCATION": "redis://127.0.0.1:1/0"}}
+    client = client_for(UserFactory())
+    for i in range(settings.REDIS_BREAKER_FAILURES):
+        purchase(client, sale, key=f"down{i}")
+    assert redis_breaker.is_open
+
+    # When Redis is back and the first call after the reset time (the probe) is for no sale
+    settings.CACHES = {"default": healthy}
+    time.sleep(0.25)
+    unknown = client.post("/api/v1/flash-sales/987654/purchase/", {"quantity": 1}, format="json",
+                          HTTP_IDEMPOTENCY_KEY="probe")  # fmt: skip
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+
+    # Then the breaker is not stuck: the next purchase is admitted
+    response = purchase(client, sale, key="after")
+    assert response.status_code == 202, response.json()
+    assert not redis_breaker.is_open
