@@ -12,8 +12,8 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from accounts.models import User
-from config.exceptions import IdempotencyKeyReused
-from config.metrics import WRITER_BATCH_SIZE, WRITER_LAG_SECONDS
+from config.exceptions import DomainError, IdempotencyKeyReused
+from config.metrics import PURCHASE_OUTCOMES, WRITER_BATCH_SIZE, WRITER_LAG_SECONDS
 from inventory import redis_sales
 from inventory.redis_sales import StreamReservation
 from inventory.services import stock_release, stock_return, stock_sell
@@ -29,6 +29,7 @@ from orders.models import ALLOWED_TRANSITIONS, FailedReservation, Order, OrderTr
 from orders.payments import payment_provider
 from orders.reservations import reservation_id_new, reservation_id_parse
 from orders.selectors import order_units_by_user, reservation_ids_known
+from shop.exceptions import SaleNotFound
 from shop.gate import sale_gate, sale_gate_reopen
 from shop.models import FlashSale
 from shop.services import OPEN_STATUSES, flash_sale_preheat, flash_sale_should_be_loaded
@@ -171,9 +172,25 @@ def purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key
     """Admit a purchase attempt in Redis, in one round trip in the usual case.
 
     Returns the reservation id. Raises PurchaseRefused (with the reason), IdempotencyKeyReused
-    when the key came with another quantity before, FlashSale.DoesNotExist for an unknown
-    sale, and SaleLayerUnavailable when Redis cannot be reached.
+    when the key came with another quantity before, SaleNotFound for an unknown sale, and
+    SaleLayerUnavailable when Redis cannot be reached. Every answer is counted by outcome,
+    whichever door (API or storefront) the attempt came through.
     """
+    try:
+        reservation_id = _purchase_admit(
+            sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key
+        )
+    except FlashSale.DoesNotExist as error:
+        PURCHASE_OUTCOMES.labels(SaleNotFound.code).inc()
+        raise SaleNotFound() from error
+    except DomainError as error:
+        PURCHASE_OUTCOMES.labels(error.code).inc()
+        raise
+    PURCHASE_OUTCOMES.labels("accepted").inc()
+    return reservation_id
+
+
+def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str) -> str:
     from orders.tasks import order_writer_drain  # Here, not at the top: tasks import this module.
 
     if settings.PURCHASE_ADMISSION == "database":
@@ -183,14 +200,20 @@ def purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key
     refusal = sale_gate.refusal(sale_id)
     try:
         if refusal:
-            # The sale is closed to newcomers; only a repeat of an earlier request gets through.
+            # The sale is closed to newcomers; only a repeat of an earlier request gets its own
+            # first answer. The gate's answers never extend the gate.
             admission = redis_breaker.call(
                 lambda: redis_sales.admission_replay(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key)
-            ) or redis_sales.Admission(refusal, "", False, False, quantity)
+            )
+            if admission is None:
+                raise PurchaseRefused(refusal)
         else:
             admission = redis_breaker.call(
                 lambda: _admit(sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key)
             )
+            if not admission.replayed:
+                # Only a fresh answer closes the gate: a replayed one may be stale.
+                sale_gate.close(sale_id, admission.outcome)
     except redis.RedisError as error:
         if refusal:
             raise PurchaseRefused(refusal) from error
@@ -202,7 +225,6 @@ def purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key
     if admission.replayed and admission.quantity != quantity:
         raise IdempotencyKeyReused()
     if admission.outcome != "accepted":
-        sale_gate.close(sale_id, admission.outcome)
         raise PurchaseRefused(admission.outcome)
     if admission.schedule_drain:
         try:

@@ -11,3 +11,15 @@ class SaleNotCancellable(DomainError):
     code = "invalid_transition"
     status_code = 409
     default_message = "Only a scheduled or live sale can be cancelled."
+
+
+class SaleNotFound(DomainError):
+    code = "not_found"
+    status_code = 404
+    default_message = "No such flash sale."
+
+
+class SaleBusy(DomainError):
+    code = "busy"
+    status_code = 409
+    default_message = "The sale is being preheated; try again."

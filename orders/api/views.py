@@ -1,6 +1,7 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -57,5 +58,5 @@ class PurchaseResultApi(APIView):
     def get(self, request, reservation_id: str):
         result = purchase_result(reservation_id=reservation_id, user=request.user)
         if result is None:
-            return Response({"code": "not_found", "detail": "No such purchase."}, status=404)
+            raise NotFound("No such purchase.")
         return Response(PurchaseResultSerializer(result).data)

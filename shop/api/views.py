@@ -7,8 +7,6 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 
 from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotency_key, idempotent
-from config.exceptions import DomainError
-from config.metrics import PURCHASE_OUTCOMES
 from orders.services import purchase_admit
 from shop.api.filters import FlashSaleFilter
 from shop.api.serializers import (
@@ -20,6 +18,7 @@ from shop.api.serializers import (
     PurchaseAcceptedSerializer,
     PurchaseInputSerializer,
 )
+from shop.exceptions import SaleBusy
 from shop.models import FlashSale
 from shop.selectors import flash_sale_list, flash_sale_stats, product_list_active
 from shop.services import flash_sale_create, flash_sale_preheat
@@ -84,7 +83,7 @@ class FlashSalePreheatApi(APIView):
         sale = get_object_or_404(FlashSale, pk=pk)
         remaining = flash_sale_preheat(sale=sale)
         if remaining is None:
-            return Response({"code": "busy", "detail": "The sale is being preheated; try again."}, status=409)
+            raise SaleBusy()
         return Response({"remaining": remaining})
 
 
@@ -119,17 +118,10 @@ class FlashSalePurchaseApi(APIView):
         key = idempotency_key(request, required=True)
         serializer = PurchaseInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            reservation_id = purchase_admit(
-                sale_id=pk,
-                user_id=int(request.user.pk),
-                quantity=serializer.validated_data["quantity"],
-                idempotency_key=key,
-            )
-        except FlashSale.DoesNotExist:
-            return Response({"code": "not_found", "detail": "No such flash sale."}, status=404)
-        except DomainError as error:
-            PURCHASE_OUTCOMES.labels(error.code).inc()
-            raise
-        PURCHASE_OUTCOMES.labels("accepted").inc()
+        reservation_id = purchase_admit(
+            sale_id=pk,
+            user_id=int(request.user.pk),
+            quantity=serializer.validated_data["quantity"],
+            idempotency_key=key,
+        )
         return Response({"reservation_id": reservation_id, "status": "pending"}, status=status.HTTP_202_ACCEPTED)

@@ -1,4 +1,5 @@
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory
@@ -35,3 +36,16 @@ def test_every_response_carries_a_request_id(client):
     assert echoed == "edge-proxy-1234"
     assert replaced != "bad id with spaces"
     assert len(replaced) == 32
+
+
+def test_storefront_purchases_are_counted_by_outcome_like_api_ones(client, make_sale):
+    def counted(outcome: str) -> float:
+        return REGISTRY.get_sample_value("shop_purchase_outcomes_total", {"outcome": outcome}) or 0.0
+
+    sale = make_sale(quantity=1)
+    before = counted("accepted"), counted("sold_out")
+    for user in (UserFactory(), UserFactory()):
+        client.force_login(user)
+        client.post(f"/sales/{sale.pk}/buy/", {"quantity": 1, "attempt": "storefront-attempt-1"})
+
+    assert (counted("accepted"), counted("sold_out")) == (before[0] + 1, before[1] + 1)

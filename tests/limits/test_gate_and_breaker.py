@@ -164,3 +164,39 @@ def test_a_probe_that_fails_for_a_reason_other_than_redis_does_not_keep_the_brea
     response = purchase(client, sale, key="after")
     assert response.status_code == 202, response.json()
     assert not redis_breaker.is_open
+
+
+def test_steady_refusals_do_not_keep_a_not_started_flag_past_the_start(make_sale, settings):
+    # Given a sale that starts in a second, and a gate that remembers refusals for 0.3 s
+    settings.SALE_GATE_SECONDS = 0.3
+    sale = make_sale(quantity=5, starts_in=1)
+    client = client_for(UserFactory())
+    start = time.monotonic() + 1
+
+    # When one shopper tries every 50 ms, before and after the start
+    answers = []
+    while time.monotonic() < start + 5:
+        answers.append(purchase(client, sale, key=f"try{len(answers)}").status_code)
+        if answers[-1] == 202:
+            break
+        time.sleep(0.05)
+
+    # Then the answers the gate served did not keep it closed: the shopper got in
+    assert answers[0] == 409
+    assert answers[-1] == 202
+
+
+def test_a_replayed_refusal_does_not_close_the_gate_for_everyone(make_sale, settings):
+    settings.SALE_GATE_SECONDS = 0.3
+    sale = make_sale(quantity=5, starts_in=0.5)
+    early, other = client_for(UserFactory()), client_for(UserFactory())
+    # Given a shopper refused "not started" before the start
+    assert purchase(early, sale, key="K").json()["code"] == "not_started"
+    time.sleep(0.9)  # Past the start, and past the flag's life.
+
+    # When they replay the same request after the start, they get their first answer
+    assert purchase(early, sale, key="K").json()["code"] == "not_started"
+
+    # Then another shopper is not refused by a flag that replay set
+    response = purchase(other, sale, key="C")
+    assert response.status_code == 202, response.json()
