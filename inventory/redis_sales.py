@@ -55,6 +55,14 @@ class SaleKeys:
         return self._key("pending")
 
     @property
+    def admitted(self) -> str:
+        return self._key("admitted")
+
+    @property
+    def blocked(self) -> str:
+        return self._key("blocked")
+
+    @property
     def drain(self) -> str:
         return self._key("drain")
 
@@ -82,7 +90,7 @@ def _text(value) -> str:
 
 @dataclass(frozen=True)
 class Admission:
-    outcome: str  # accepted, sold_out, limit_exceeded, not_started, ended, not_loaded
+    outcome: str  # accepted, sold_out, limit_exceeded, not_started, ended, blocked, not_loaded
     reservation_id: str
     schedule_drain: bool
     replayed: bool
@@ -102,9 +110,11 @@ def reservation_admit(
             keys.buyers,
             keys.stream,
             keys.pending,
+            keys.admitted,
             keys.idempotency(user_id, idempotency_key),
             keys.drain,
             keys.stats,
+            keys.blocked,
         ],
         [user_id, quantity, reservation_id, settings.IDEMPOTENCY_KEY_TTL, settings.ORDER_WRITER_DRAIN_FLAG_MS],
     )
@@ -127,6 +137,45 @@ def admission_replay(*, sale_id: int, user_id: int, idempotency_key: str) -> Adm
     return Admission(_text(first[0]), _text(first[1]), False, True, int(first[2]))
 
 
+@dataclass(frozen=True)
+class GiveBack:
+    """What Redis still holds for a reservation that made no order of its own, to give back
+    when the writer finishes it: its units (back on offer) and/or its place in the shopper's
+    tally, less `less` units that stand for an order the database path wrote for the same
+    request (Redis never counted that one)."""
+
+    units: bool
+    tally: bool
+    less: int = 0
+
+    def amounts(self, quantity: int) -> tuple[int, int]:
+        """(units back on offer, units off the tally) for an entry of `quantity` units."""
+        return quantity * self.units - self.less, quantity * self.tally - self.less
+
+
+KEEP = GiveBack(units=False, tally=False)
+
+
+@dataclass(frozen=True)
+class SaleCounters:
+    """Where a sale's Redis counters start from, read from the database."""
+
+    remaining: int
+    held_by_user: dict[int, int]
+    admitted: dict[str, int]  # reservation id -> units, of every reservation the database has
+    blocked_users: list[int]
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "remaining": self.remaining,
+                "held": {str(user): units for user, units in self.held_by_user.items()},
+                "admitted": self.admitted,
+                "blocked": [str(user) for user in self.blocked_users],
+            }
+        )
+
+
 def sale_load(
     *,
     sale_id: int,
@@ -134,25 +183,25 @@ def sale_load(
     ends_at: datetime,
     per_user_limit: int,
     status: str,
-    remaining: int,
-    held_by_user: dict[int, int],
-) -> tuple[bool, int]:
-    """Load the sale's counters unless loaded; always refresh its terms. Returns (loaded_now, remaining)."""
+    counters: SaleCounters | None,
+) -> int | None:
+    """Refresh the sale's terms, loading its counters if Redis has none (a closed sale stays
+    closed). Returns the remaining units, or None when the sale is not loaded and no
+    `counters` were given: read them and call again."""
     keys = SaleKeys(sale_id)
-    loaded_now, current = _run(
+    _, remaining = _run(
         "load_sale",
-        [keys.meta, keys.remaining, keys.buyers, keys.stream],
+        [keys.meta, keys.remaining, keys.buyers, keys.stream, keys.admitted, keys.blocked],
         [
             _micros(starts_at),
             _micros(ends_at),
             per_user_limit,
             status,
-            remaining,
-            json.dumps({str(user): units for user, units in held_by_user.items()}),
             WRITER_GROUP,
+            counters.as_json() if counters else "",
         ],
     )
-    return bool(loaded_now), int(current)
+    return None if int(remaining) < 0 else int(remaining)
 
 
 def sale_release_units(*, sale_id: int, user_id: int, quantity: int) -> int:
@@ -175,8 +224,15 @@ class Reconciliation:
 
 
 def sale_reconcile_counters(
-    *, sale_id: int, quantity: int, units_sold: int, held_by_user: dict[int, int], known_reservations: list[str]
+    *,
+    sale_id: int,
+    quantity: int,
+    units_sold: int,
+    held_by_user: dict[int, int],
+    settled: dict[str, GiveBack],
 ) -> Reconciliation:
+    """Repair the counters toward the database. `settled`: the reservations in the stream that
+    the database has settled, with what Redis has yet to give back for each."""
     keys = SaleKeys(sale_id)
     result = _run(
         "reconcile",
@@ -185,7 +241,7 @@ def sale_reconcile_counters(
             units_sold,
             quantity,
             json.dumps({str(user): units for user, units in held_by_user.items()}),
-            json.dumps(known_reservations),
+            json.dumps({rid: [int(back.units), int(back.tally), back.less] for rid, back in settled.items()}),
         ],
     )
     return Reconciliation(bool(result[0]), *(int(value) for value in result[1:]))
@@ -197,18 +253,33 @@ def sale_remaining(sale_id: int) -> int | None:
 
 
 def sale_is_loaded(sale_id: int) -> bool:
-    return bool(redis_client().exists(SaleKeys(sale_id).meta))
+    return bool(redis_client().exists(SaleKeys(sale_id).remaining))
 
 
 def sale_forget(sale_id: int) -> None:
     """Drop every key of a closed sale whose reservations are all written."""
     keys = SaleKeys(sale_id)
-    redis_client().delete(keys.meta, keys.remaining, keys.buyers, keys.drain, keys.stream, keys.pending, keys.stats)
+    redis_client().delete(
+        keys.meta, keys.remaining, keys.buyers, keys.drain, keys.stream, keys.pending, keys.admitted, keys.blocked,
+        keys.stats,
+    )  # fmt: skip
 
 
 def sale_set_status(sale_id: int, status: str) -> None:
     """Admission reads the status: a closed sale admits no one, whatever its window."""
     redis_client().hset(SaleKeys(sale_id).meta, "status", status)
+
+
+def sales_block_user(*, sale_ids: list[int], user_id: int, blocked: bool) -> None:
+    """Refuse (or allow again) the user's purchases in these sales, from the next attempt on."""
+    pipe = redis_client().pipeline(transaction=False)
+    for sale_id in sale_ids:
+        key = SaleKeys(sale_id).blocked
+        if blocked:
+            pipe.sadd(key, user_id)
+        else:
+            pipe.srem(key, user_id)
+    pipe.execute()
 
 
 def reservation_is_pending(*, sale_id: int, reservation_id: str) -> bool:
@@ -268,19 +339,22 @@ def reservations_claim_stale(*, sale_id: int, consumer: str, min_idle_ms: int, c
     return _parse_entries(response[1])
 
 
-def reservations_done(*, sale_id: int, entries: list[StreamReservation]) -> None:
-    """After the database has them: acknowledge, drop from the stream and from `pending`."""
+def reservations_done(
+    *, sale_id: int, entries: list[StreamReservation], give_back: dict[str, GiveBack] | None = None
+) -> int:
+    """After the database has them: acknowledge, drop from the stream and from `pending`, and
+    give back, per stream entry id in `give_back`, what Redis holds for a reservation that made
+    no order. Each entry is finished once, so a retry gives nothing back twice. Returns how
+    many entries this call finished."""
     if not entries:
-        return
+        return 0
     keys = SaleKeys(sale_id)
-    entry_ids = [entry.entry_id for entry in entries]
-    rids = [entry.reservation_id for entry in entries if entry.reservation_id]
-    pipe = redis_client().pipeline(transaction=True)
-    pipe.xack(keys.stream, WRITER_GROUP, *entry_ids)
-    pipe.xdel(keys.stream, *entry_ids)
-    if rids:
-        pipe.hdel(keys.pending, *rids)
-    pipe.execute()
+    give_back = give_back or {}
+    args: list = [WRITER_GROUP]
+    for entry in entries:
+        units, tally = give_back.get(entry.entry_id, KEEP).amounts(entry.quantity)
+        args += [entry.entry_id, entry.reservation_id, entry.user_id, units, tally]
+    return int(_run("reservations_done", [keys.remaining, keys.buyers, keys.stream, keys.pending], args))
 
 
 def reservations_in_stream(sale_id: int) -> list[StreamReservation]:

@@ -39,3 +39,9 @@ class AccountUnknown(DomainError):
     code = "not_authenticated"
     status_code = 401
     default_message = "The account behind this token no longer exists."
+
+
+class AccountBlocked(DomainError):
+    code = "blocked"
+    status_code = 403
+    default_message = "This account may not buy: it has been deactivated."

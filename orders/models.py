@@ -27,7 +27,18 @@ class Order(models.Model):
     reservation_id = models.CharField(
         max_length=128, unique=True, help_text="The admission that created this order; makes order writing idempotent."
     )
+
+    class Admission(models.TextChoices):
+        REDIS = "redis", "Redis, written by the order writer"
+        DATABASE = "database", "The database-only path"
+
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING_PAYMENT, db_index=True)
+    admission = models.CharField(
+        max_length=16,
+        choices=Admission.choices,
+        default=Admission.REDIS,
+        help_text="Which path admitted it. Redis holds no units for an order the database path admitted.",
+    )
     pay_by = models.DateTimeField(help_text="Unpaid by then, the order is cancelled and its units released.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -84,11 +95,13 @@ class FailedReservation(models.Model):
         LIMIT_EXCEEDED = "limit_exceeded", "Per-user limit exceeded"
         SALE_CLOSED = "sale_closed", "The sale was closed"
         UNKNOWN_USER = "unknown_user", "The account no longer exists"
+        ACCOUNT_INACTIVE = "account_inactive", "The account was deactivated"
+        LOST = "lost", "Lost by Redis before it reached the database"
 
     reservation_id = models.CharField(max_length=128, unique=True)
     flash_sale = models.ForeignKey("shop.FlashSale", on_delete=models.PROTECT, related_name="failed_reservations")
     user_id = models.BigIntegerField()
-    quantity = models.PositiveIntegerField()
+    quantity = models.PositiveIntegerField(help_text="0 when it was lost: its request is unknown.")
     reason = models.CharField(max_length=32, choices=Reason.choices)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -97,3 +110,18 @@ class FailedReservation(models.Model):
 
     def __str__(self) -> str:
         return f"Failed reservation {self.reservation_id}"
+
+
+class PurchaseRefusal(models.Model):
+    """The first answer to an Idempotency-Key that the database-only path refused, so that a
+    repeat of that request gets the same refusal (the Redis path remembers its own in Redis)."""
+
+    reservation_id = models.CharField(max_length=128, unique=True)
+    flash_sale = models.ForeignKey("shop.FlashSale", on_delete=models.CASCADE, related_name="+")
+    user_id = models.BigIntegerField()
+    quantity = models.PositiveIntegerField()
+    code = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Refused {self.reservation_id}: {self.code}"

@@ -3,7 +3,25 @@ from collections.abc import Iterable
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet, Sum
 
+from inventory.redis_sales import KEEP, GiveBack
 from orders.models import FailedReservation, Order
+
+# What Redis still holds for a reservation that ended without its units in an order, and so
+# gives back when the writer finishes it: units back on offer when the database had room for
+# them, the shopper's tally unless the database says they hold as much (over the limit).
+# Sold out and closed: Redis had counted units the database does not have; they stay taken.
+# Lost: Redis no longer holds anything for it.
+GIVE_BACK = {
+    FailedReservation.Reason.SOLD_OUT: GiveBack(units=False, tally=True),
+    FailedReservation.Reason.SALE_CLOSED: GiveBack(units=False, tally=True),
+    FailedReservation.Reason.LIMIT_EXCEEDED: GiveBack(units=True, tally=False),
+    FailedReservation.Reason.UNKNOWN_USER: GiveBack(units=True, tally=True),
+    FailedReservation.Reason.ACCOUNT_INACTIVE: GiveBack(units=True, tally=True),
+    FailedReservation.Reason.LOST: KEEP,
+}
+# The second admission of one request (its id twice in the stream) holds units and a tally
+# that no order uses.
+DUPLICATE = GiveBack(units=True, tally=True)
 
 
 def order_list_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Order]:
@@ -22,9 +40,28 @@ def order_units_by_user(*, flash_sale_id: int, user_ids: Iterable[int] | None = 
     return dict(orders.values("user_id").annotate(units=Sum("quantity")).values_list("user_id", "units"))
 
 
-def reservation_ids_known(*, reservation_ids: Iterable[str]) -> set[str]:
-    """Those of the ids that already ended as an order or a failed result."""
+def reservations_settled(*, reservation_ids: Iterable[str]) -> dict[str, GiveBack]:
+    """Those of the ids that already ended as an order or a failed result, each with what Redis
+    gives back for it when the writer finishes its stream entry."""
     ids = list(reservation_ids)
-    orders = Order.objects.filter(reservation_id__in=ids).values_list("reservation_id", flat=True)
-    failed = FailedReservation.objects.filter(reservation_id__in=ids).values_list("reservation_id", flat=True)
-    return set(orders) | set(failed)
+    if not ids:
+        return {}
+    # A Redis reservation whose request the database path wrote as an order (Redis was away
+    # for a moment) makes no order of its own; Redis never counted the database path's order,
+    # so its entry stands for that order's units instead of its own.
+    settled = {
+        rid: GiveBack(units=True, tally=True, less=quantity) if admission == Order.Admission.DATABASE else KEEP
+        for rid, admission, quantity in Order.objects.filter(reservation_id__in=ids).values_list(
+            "reservation_id", "admission", "quantity"
+        )
+    }
+    for rid, reason in FailedReservation.objects.filter(reservation_id__in=ids).values_list("reservation_id", "reason"):
+        settled[rid] = GIVE_BACK[reason]
+    return settled
+
+
+def reservation_units_by_id(*, flash_sale_id: int) -> dict[str, int]:
+    """Units of every reservation of the sale that the database has, as an order or a failure."""
+    units = dict(Order.objects.filter(flash_sale_id=flash_sale_id).values_list("reservation_id", "quantity"))
+    failed = FailedReservation.objects.filter(flash_sale_id=flash_sale_id).values_list("reservation_id", "quantity")
+    return {**dict(failed), **units}

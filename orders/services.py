@@ -15,20 +15,21 @@ from accounts.models import User
 from config.exceptions import DomainError, IdempotencyKeyReused
 from config.metrics import PURCHASE_OUTCOMES, WRITER_BATCH_SIZE, WRITER_LAG_SECONDS
 from inventory import redis_sales
-from inventory.redis_sales import StreamReservation
+from inventory.redis_sales import GiveBack, StreamReservation
 from inventory.services import stock_release, stock_return, stock_sell
 from limits.breaker import redis_breaker
 from orders.exceptions import (
+    AccountBlocked,
     AccountUnknown,
     InvalidTransition,
     PaymentDeclined,
     PurchaseRefused,
     SaleLayerUnavailable,
 )
-from orders.models import ALLOWED_TRANSITIONS, FailedReservation, Order, OrderTransition
+from orders.models import ALLOWED_TRANSITIONS, FailedReservation, Order, OrderTransition, PurchaseRefusal
 from orders.payments import payment_provider
 from orders.reservations import reservation_id_new, reservation_id_parse
-from orders.selectors import order_units_by_user, reservation_ids_known
+from orders.selectors import DUPLICATE, GIVE_BACK, order_units_by_user, reservations_settled
 from shop.exceptions import SaleNotFound
 from shop.gate import sale_gate, sale_gate_reopen
 from shop.models import FlashSale
@@ -96,10 +97,10 @@ def order_pay(*, order: Order, actor: AbstractBaseUser | None) -> Order:
 def order_cancel(*, order: Order, actor: AbstractBaseUser | None, reason: str, expired_only: bool = False) -> Order:
     """Cancel an order awaiting payment and give its units back, exactly once.
 
-    While its sale is open the units return to the sale (in the database now, in Redis
-    after commit); after the sale closed, to available stock. With `expired_only`, an order
-    whose deadline has not passed is left alone (InvalidTransition). Raises
-    InvalidTransition when the order is not awaiting payment.
+    While its sale is open the units return to the sale, in the database and in Redis; after
+    the sale closed, to available stock. With `expired_only`, an order whose deadline has not
+    passed is left alone (InvalidTransition). Raises InvalidTransition when the order is not
+    awaiting payment.
     """
     with transaction.atomic():
         locked = _lock_order(order)
@@ -113,7 +114,13 @@ def order_cancel(*, order: Order, actor: AbstractBaseUser | None, reason: str, e
             sale = FlashSale.objects.select_for_update().get(pk=locked.flash_sale_id)
             FlashSale.objects.filter(pk=sale.pk).update(units_sold=F("units_sold") - locked.quantity)
             back_on_sale = sale.status in OPEN_STATUSES
-        if not back_on_sale:
+        if back_on_sale:
+            # Before commit, under the sale's row lock, which reconciliation takes too: it sees
+            # the units back in both places or in neither, so it cannot count them twice. Should
+            # the commit then fail, Redis offers units the database lacks: the writer refuses
+            # them as sold out without giving them back, and reconciliation repairs the count.
+            _release_to_sale(sale_id=sale.pk, user_id=locked.user_id, quantity=locked.quantity)
+        else:
             stock_release(
                 stock=locked.sku.stock,
                 quantity=locked.quantity,
@@ -122,7 +129,7 @@ def order_cancel(*, order: Order, actor: AbstractBaseUser | None, reason: str, e
                 reference=f"order:{locked.pk}",
             )
     if back_on_sale:
-        _release_to_sale(sale_id=locked.flash_sale_id, user_id=locked.user_id, quantity=locked.quantity)
+        sale_gate_reopen(locked.flash_sale_id)
     return locked
 
 
@@ -161,8 +168,6 @@ def _release_to_sale(*, sale_id: int, user_id: int, quantity: int) -> None:
         redis_sales.sale_release_units(sale_id=sale_id, user_id=user_id, quantity=quantity)
     except redis.RedisError:
         logger.exception("could not return %s units of sale %s to Redis; reconciliation will", quantity, sale_id)
-        return
-    sale_gate_reopen(sale_id)
 
 
 # --- Admission ---------------------------------------------------------------------------------
@@ -224,6 +229,8 @@ def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_ke
         raise SaleLayerUnavailable() from error
     if admission.replayed and admission.quantity != quantity:
         raise IdempotencyKeyReused()
+    if admission.outcome == "blocked":
+        raise AccountBlocked()
     if admission.outcome != "accepted":
         raise PurchaseRefused(admission.outcome)
     if admission.schedule_drain:
@@ -275,17 +282,7 @@ def purchase_result(*, reservation_id: str, user: AbstractBaseUser) -> PurchaseR
     ref = reservation_id_parse(reservation_id)
     if ref is None or ref.user_id != user.pk:
         return None
-
-    def from_database() -> PurchaseResult | None:
-        order_id = Order.objects.filter(reservation_id=reservation_id).values_list("pk", flat=True).first()
-        if order_id is not None:
-            return PurchaseResult(reservation_id, "confirmed", order_id=order_id)
-        reason = FailedReservation.objects.filter(reservation_id=reservation_id).values_list("reason", flat=True)
-        if reason:
-            return PurchaseResult(reservation_id, "failed", reason=reason[0])
-        return None
-
-    found = from_database()
+    found = _result_in_database(reservation_id)
     if found:
         return found
     try:
@@ -294,8 +291,38 @@ def purchase_result(*, reservation_id: str, user: AbstractBaseUser) -> PurchaseR
         pending = True  # Cannot tell yet; do not call it failed.
     if pending:
         return PurchaseResult(reservation_id, "pending")
-    # The writer may have committed between the two looks; look again before saying failed.
-    return from_database() or PurchaseResult(reservation_id, "failed", reason="lost")
+    return _reservation_lost(sale_id=ref.sale_id, user_id=ref.user_id, reservation_id=reservation_id)
+
+
+def _result_in_database(reservation_id: str) -> PurchaseResult | None:
+    order_id = Order.objects.filter(reservation_id=reservation_id).values_list("pk", flat=True).first()
+    if order_id is not None:
+        return PurchaseResult(reservation_id, "confirmed", order_id=order_id)
+    reason = FailedReservation.objects.filter(reservation_id=reservation_id).values_list("reason", flat=True).first()
+    if reason is not None:
+        return PurchaseResult(reservation_id, "failed", reason=reason)
+    return None
+
+
+def _reservation_lost(*, sale_id: int, user_id: int, reservation_id: str) -> PurchaseResult:
+    """Neither Redis nor the database has it: Redis lost it. Recorded as failed, so that the
+    answer stays true: a writer that read it before the loss can no longer confirm it."""
+    with transaction.atomic():
+        # The sale's row lock orders this after any batch a writer is committing: that batch's
+        # order is then seen here, or this record is seen by the batch.
+        sale = FlashSale.objects.select_for_update().filter(pk=sale_id).first()
+        found = _result_in_database(reservation_id)
+        if found:
+            return found
+        if sale is not None:
+            FailedReservation.objects.create(
+                reservation_id=reservation_id,
+                flash_sale=sale,
+                user_id=user_id,
+                quantity=0,
+                reason=FailedReservation.Reason.LOST,
+            )
+    return PurchaseResult(reservation_id, "failed", reason=FailedReservation.Reason.LOST)
 
 
 # --- The order writer --------------------------------------------------------------------------
@@ -308,13 +335,17 @@ class BatchOutcome:
     skipped: int = 0
 
 
-def _decide(*, sale: FlashSale, entries: list[StreamReservation]) -> tuple[list[Order], list[FailedReservation]]:
+def _decide(
+    *, sale: FlashSale, entries: list[StreamReservation], admission: Order.Admission = Order.Admission.REDIS
+) -> tuple[list[Order], list[FailedReservation]]:
     """The orders and refusals for new reservations of a sale whose row the caller has locked.
 
-    Writes nothing; the database's view (units sold, each user's orders) decides.
+    Writes nothing; the database's view (units sold, each user's orders, the accounts)
+    decides. Sold out is judged first: a refusal for any other reason means the database had
+    room for the units, so Redis may offer them again.
     """
     user_ids = {entry.user_id for entry in entries}
-    existing_users = set(User.objects.filter(pk__in=user_ids).values_list("pk", flat=True))
+    active = dict(User.objects.filter(pk__in=user_ids).values_list("pk", "is_active"))
     held = order_units_by_user(flash_sale_id=sale.pk, user_ids=user_ids)
     # A closed sale has released its unsold units already; nothing more can be written.
     closed = sale.status not in OPEN_STATUSES
@@ -323,14 +354,16 @@ def _decide(*, sale: FlashSale, entries: list[StreamReservation]) -> tuple[list[
     orders, failures = [], []
     for entry in entries:
         reason = None
-        if entry.user_id not in existing_users:
-            reason = FailedReservation.Reason.UNKNOWN_USER
-        elif closed:
+        if closed:
             reason = FailedReservation.Reason.SALE_CLOSED
-        elif held.get(entry.user_id, 0) + entry.quantity > sale.per_user_limit:
-            reason = FailedReservation.Reason.LIMIT_EXCEEDED
         elif entry.quantity > room:
             reason = FailedReservation.Reason.SOLD_OUT
+        elif entry.user_id not in active:
+            reason = FailedReservation.Reason.UNKNOWN_USER
+        elif not active[entry.user_id]:
+            reason = FailedReservation.Reason.ACCOUNT_INACTIVE
+        elif held.get(entry.user_id, 0) + entry.quantity > sale.per_user_limit:
+            reason = FailedReservation.Reason.LIMIT_EXCEEDED
         if reason:
             failures.append(
                 FailedReservation(
@@ -354,6 +387,7 @@ def _decide(*, sale: FlashSale, entries: list[StreamReservation]) -> tuple[list[
                 total=sale.price * entry.quantity,
                 reservation_id=entry.reservation_id,
                 pay_by=pay_by,
+                admission=admission,
             )
         )
     return orders, failures
@@ -372,24 +406,38 @@ def _write_orders(*, sale: FlashSale, orders: list[Order]) -> None:
 def order_write_batch(*, sale_id: int, entries: list[StreamReservation]) -> BatchOutcome:
     """Turn a batch of reservations into orders: one transaction, one counter update.
 
-    Idempotent by reservation id: a redelivered batch writes nothing twice. A reservation
-    the database refuses (sold out, over the user's limit, the sale closed) becomes a
-    FailedReservation, and its units go back to Redis. Acknowledges only after commit.
+    Idempotent by reservation id: a redelivered batch writes nothing twice, and a request
+    admitted twice (the same id in two entries) makes one order. A reservation the database
+    refuses becomes a FailedReservation. After commit, one script acknowledges the batch and
+    gives back to Redis what it holds for the reservations that made no order (GIVE_BACK).
     """
+    give_back: dict[str, GiveBack] = {}
     with transaction.atomic():
-        # The sale's row lock serialises writers of one sale, so the "already written"
-        # check below sees every batch committed before this one.
+        # The sale's row lock serialises writers of one sale (and reconciliation), so the
+        # "already settled" look below sees every batch committed before this one.
         sale = FlashSale.objects.select_for_update().get(pk=sale_id)
-        candidates = [entry for entry in entries if entry.reservation_id]
-        known = reservation_ids_known(reservation_ids=[entry.reservation_id for entry in candidates])
-        todo = [entry for entry in candidates if entry.reservation_id not in known]
+        settled = reservations_settled(reservation_ids={entry.reservation_id for entry in entries})
+        todo, seen = [], set()
+        for entry in entries:
+            if not entry.reservation_id:
+                continue  # Deleted from the stream already; only the acknowledgement is left.
+            if entry.reservation_id in seen:
+                give_back[entry.entry_id] = DUPLICATE
+            elif entry.reservation_id in settled:
+                give_back[entry.entry_id] = settled[entry.reservation_id]
+            else:
+                todo.append(entry)
+            seen.add(entry.reservation_id)
         orders, failures = _decide(sale=sale, entries=todo)
         _write_orders(sale=sale, orders=orders)
         FailedReservation.objects.bulk_create(failures)
-    for failure in failures:
-        if failure.reason != FailedReservation.Reason.SALE_CLOSED:
-            _release_to_sale(sale_id=sale_id, user_id=failure.user_id, quantity=failure.quantity)
-    redis_sales.reservations_done(sale_id=sale_id, entries=entries)
+    reasons = {failure.reservation_id: failure.reason for failure in failures}
+    for entry in todo:
+        if entry.reservation_id in reasons:
+            give_back[entry.entry_id] = GIVE_BACK[reasons[entry.reservation_id]]
+    redis_sales.reservations_done(sale_id=sale_id, entries=entries, give_back=give_back)
+    if any(back.units for back in give_back.values()):
+        sale_gate_reopen(sale_id)
     _observe_batch(entries, written=orders)
     return BatchOutcome(written=len(orders), failed=len(failures), skipped=len(entries) - len(todo))
 
@@ -415,30 +463,47 @@ def purchase_admit_database(*, sale_id: int, user_id: int, quantity: int, idempo
 
     Slower than the Redis path (every purchase takes the sale's row lock) but just as
     correct. The reservation id is the one the Redis path would have made for the same
-    Idempotency-Key, so a repeat finds its order. Redis's counters catch up at the next
-    reconcile. Raises as purchase_admit does.
+    Idempotency-Key, so a repeat finds its order, or its refusal, which is remembered too.
+    Redis's counters catch up at the next reconcile. Raises as purchase_admit does.
     """
     rid = reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key)
     with transaction.atomic():
         sale = FlashSale.objects.select_for_update().get(pk=sale_id)
-        first = Order.objects.filter(reservation_id=rid).first()
-        if first is not None:
-            if first.quantity != quantity:
-                raise IdempotencyKeyReused()
-            return rid
-        now = timezone.now()
-        if sale.status == FlashSale.Status.SCHEDULED and now < sale.starts_at:
-            raise PurchaseRefused("not_started")
-        if now >= sale.ends_at:
-            raise PurchaseRefused("ended")
-        entry = StreamReservation(entry_id="", reservation_id=rid, user_id=user_id, quantity=quantity)
-        orders, failures = _decide(sale=sale, entries=[entry])
-        if failures:
-            if failures[0].reason == FailedReservation.Reason.UNKNOWN_USER:
-                raise AccountUnknown()
-            raise PurchaseRefused(REFUSAL_CODES[failures[0].reason])
-        _write_orders(sale=sale, orders=orders)
+        refusal = _database_answer(sale=sale, reservation_id=rid, user_id=user_id, quantity=quantity)
+    if refusal:
+        raise PurchaseRefused(refusal)
     return rid
+
+
+def _database_answer(*, sale: FlashSale, reservation_id: str, user_id: int, quantity: int) -> str | None:
+    """Under the sale's row lock: the first answer to this request if it had one, else a new
+    one, written (an order, or the refusal remembered). Returns the refusal code or None."""
+    ordered = Order.objects.filter(reservation_id=reservation_id).values_list("quantity", flat=True).first()
+    refused = PurchaseRefusal.objects.filter(reservation_id=reservation_id).values_list("quantity", "code").first()
+    if ordered is not None or refused is not None:
+        if (ordered if ordered is not None else refused[0]) != quantity:
+            raise IdempotencyKeyReused()
+        return refused[1] if refused else None
+    now = timezone.now()
+    if sale.status == FlashSale.Status.SCHEDULED and now < sale.starts_at:
+        code = "not_started"
+    elif now >= sale.ends_at:
+        code = "ended"
+    else:
+        entry = StreamReservation(entry_id="", reservation_id=reservation_id, user_id=user_id, quantity=quantity)
+        orders, failures = _decide(sale=sale, entries=[entry], admission=Order.Admission.DATABASE)
+        if not failures:
+            _write_orders(sale=sale, orders=orders)
+            return None
+        if failures[0].reason == FailedReservation.Reason.UNKNOWN_USER:
+            raise AccountUnknown()
+        if failures[0].reason == FailedReservation.Reason.ACCOUNT_INACTIVE:
+            raise AccountBlocked()
+        code = REFUSAL_CODES[failures[0].reason]
+    PurchaseRefusal.objects.create(
+        reservation_id=reservation_id, flash_sale=sale, user_id=user_id, quantity=quantity, code=code
+    )
+    return code
 
 
 def order_writer_drain(*, sale_id: int, consumer: str) -> bool:

@@ -2,14 +2,16 @@ import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import redis
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
 from inventory import redis_sales
 from inventory.services import stock_allocate, stock_get_or_create, stock_release
-from orders.selectors import order_units_by_user, reservation_ids_known
+from orders.selectors import order_units_by_user, reservation_units_by_id, reservations_settled
 from shop.exceptions import InvalidSaleWindow, SaleNotCancellable
 from shop.gate import sale_gate_reopen
 from shop.models import SKU, FlashSale, SaleDrift
@@ -72,24 +74,50 @@ def flash_sale_preheat(*, sale: FlashSale) -> int | None:
     """Load the sale into Redis from the database; safe to repeat. Returns Redis's remaining.
 
     A sale already loaded keeps its counters (reservations in flight live only there) and
-    gets its terms refreshed; a sale Redis lost is rebuilt from the orders in the database.
-    Returns None, doing nothing, while another process is preheating the same sale.
+    gets its terms refreshed; a sale Redis lost is rebuilt from the database. The sale's row
+    is locked meanwhile, so a cancel or an end cannot commit between the status read here and
+    the status written to Redis (and the load script never reopens a closed sale). A closed
+    sale is not loaded: 0. Returns None, doing nothing, while another process preheats it.
     """
     with redis_sales.sale_lock(sale.pk, "preheat") as lock:
         if lock is None:
             return None
-        sale.refresh_from_db()
-        _, remaining = redis_sales.sale_load(
-            sale_id=sale.pk,
-            starts_at=sale.starts_at,
-            ends_at=sale.ends_at,
-            per_user_limit=sale.per_user_limit,
-            status=sale.status,
-            remaining=sale.remaining,
-            held_by_user=order_units_by_user(flash_sale_id=sale.pk),
-        )
+        with transaction.atomic():
+            locked = FlashSale.objects.select_for_update().get(pk=sale.pk)
+            if locked.status not in OPEN_STATUSES:
+                return 0
+            terms = {
+                "sale_id": locked.pk,
+                "starts_at": locked.starts_at,
+                "ends_at": locked.ends_at,
+                "per_user_limit": locked.per_user_limit,
+                "status": locked.status,
+            }
+            remaining = redis_sales.sale_load(**terms, counters=None)
+            if remaining is None:
+                remaining = redis_sales.sale_load(**terms, counters=_sale_counters(locked))
     sale_gate_reopen(sale.pk)
     return remaining
+
+
+def _sale_counters(sale: FlashSale) -> redis_sales.SaleCounters:
+    return redis_sales.SaleCounters(
+        remaining=sale.remaining,
+        held_by_user=order_units_by_user(flash_sale_id=sale.pk),
+        admitted=reservation_units_by_id(flash_sale_id=sale.pk),
+        blocked_users=list(User.objects.filter(is_active=False).values_list("pk", flat=True)),
+    )
+
+
+def flash_sales_block_account(*, user_id: int, blocked: bool) -> None:
+    """Refuse an account's purchases in every sale on offer from its next attempt (or allow
+    them again). Sales loaded later read the accounts themselves. If Redis is unreachable,
+    the order writer still refuses a deactivated account's reservations."""
+    sale_ids = list(FlashSale.objects.on_offer().values_list("pk", flat=True))
+    try:
+        redis_sales.sales_block_user(sale_ids=sale_ids, user_id=user_id, blocked=blocked)
+    except redis.RedisError:
+        logger.warning("could not tell Redis that account %s is %s", user_id, "blocked" if blocked else "allowed")
 
 
 def flash_sale_should_be_loaded(*, sale: FlashSale, now: datetime) -> bool:
@@ -165,7 +193,7 @@ def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | Non
                 quantity=locked.quantity if locked.status in OPEN_STATUSES else locked.units_sold,
                 units_sold=locked.units_sold,
                 held_by_user=order_units_by_user(flash_sale_id=sale.pk),
-                known_reservations=sorted(reservation_ids_known(reservation_ids=in_stream)),
+                settled=reservations_settled(reservation_ids=in_stream),
             )
     if result.drifted:
         sale_gate_reopen(sale.pk)

@@ -37,6 +37,9 @@ def flash_sale_end(sale: FlashSale) -> bool:
     with redis_sales.sale_lock(sale.pk, "end", ttl_ms=120_000) as lock:
         if lock is None:
             return False
+        # Admissions close in Redis first. Its clock, not this worker's, decides the window:
+        # a purchase admitted after the last look at the stream below would be forgotten.
+        redis_sales.sale_set_status(sale.pk, FlashSale.Status.ENDED)
         order_writer_drain(sale_id=sale.pk, consumer=consumer_name())
         if redis_sales.reservations_in_stream(sale.pk):
             logger.info("sale %s: reservations still in flight; closing it on a later run", sale.pk)

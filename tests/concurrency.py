@@ -1,6 +1,7 @@
 """Run work in real threads, each with its own database connection, released together."""
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,3 +28,44 @@ def run_together(work: Callable[[int], Any], count: int, timeout: float = 60) ->
 
     with ThreadPoolExecutor(max_workers=count) as pool:
         return list(pool.map(run, range(count), timeout=timeout))
+
+
+def wait_until_blocked_or_done(thread: threading.Thread, timeout: float = 30) -> None:
+    """Wait until `thread` has finished or another connection waits on a row lock.
+
+    Lets a test hold a lock, start a competitor, and go on only once the competitor has
+    reached the lock (or, on code without the lock, got past it), whichever happens.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not thread.is_alive():
+            return
+        with connections["default"].cursor() as cursor:
+            # Inside a transaction PostgreSQL keeps showing its first snapshot of the activity.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.02)
+    raise AssertionError("the competing thread neither finished nor waited on a lock")
+
+
+def start_thread(work: Callable[[], Any]) -> tuple[threading.Thread, list]:
+    """Run `work` in a thread of its own (own database connection); its result or exception
+    lands in the returned list."""
+    outcome: list = []
+
+    def run():
+        try:
+            outcome.append(work())
+        except Exception as error:
+            outcome.append(error)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome

@@ -1,47 +1,70 @@
 -- Admit one purchase attempt for a flash sale, atomically.
 --
--- KEYS[1] fs:{id}:meta       hash: starts_at, ends_at (microseconds since the epoch), limit, status
--- KEYS[2] fs:{id}:remaining  units still on offer
--- KEYS[3] fs:{id}:buyers     hash: user id -> units the user holds in this sale
--- KEYS[4] fs:{id}:stream     reservations for the order writer (XADD)
--- KEYS[5] fs:{id}:pending    hash: reservation id -> 1 while it waits for the order writer
--- KEYS[6] fs:{id}:idem:<user>:<key>  the first answer to this Idempotency-Key
--- KEYS[7] fs:{id}:drain      short-lived flag: a drain task was just scheduled
--- KEYS[8] fs:{id}:stats      hash: "<minute>:<outcome>" -> answers given, for the back office
+-- KEYS[1]  fs:{id}:meta       hash: starts_at, ends_at (microseconds since the epoch), limit, status
+-- KEYS[2]  fs:{id}:remaining  units still on offer
+-- KEYS[3]  fs:{id}:buyers     hash: user id -> units the user holds in this sale
+-- KEYS[4]  fs:{id}:stream     reservations for the order writer (XADD)
+-- KEYS[5]  fs:{id}:pending    hash: reservation id -> 1 while it waits for the order writer
+-- KEYS[6]  fs:{id}:admitted   hash: reservation id -> units, of every reservation this sale accepted
+-- KEYS[7]  fs:{id}:idem:<user>:<key>  the first answer to this Idempotency-Key
+-- KEYS[8]  fs:{id}:drain      short-lived flag: a drain task was just scheduled
+-- KEYS[9]  fs:{id}:stats      hash: "<minute>:<outcome>" -> answers given, for the back office
+-- KEYS[10] fs:{id}:blocked    set: user ids that may not buy (deactivated accounts)
 -- ARGV[1] user id
 -- ARGV[2] quantity (a positive integer)
--- ARGV[3] reservation id to use if the attempt is accepted
+-- ARGV[3] reservation id to use if the attempt is accepted (derived from the Idempotency-Key)
 -- ARGV[4] seconds to remember the Idempotency-Key
 -- ARGV[5] milliseconds during which one drain task covers every new reservation
 --
 -- Returns {outcome, reservation id or "", schedule_drain (0/1), remembered quantity}.
--- outcome: accepted, sold_out, limit_exceeded, not_started, ended, not_loaded, or
--- replay:<first outcome> when the key was seen before (quantity tells what it asked for).
+-- outcome: accepted, sold_out, limit_exceeded, not_started, ended, blocked, not_loaded, or
+-- replay:<first outcome> when the request was seen before (quantity tells what it asked for).
 -- The decrement and the XADD happen together or not at all: no reservation without its
--- unit, no unit taken without a reservation.
-assert(#KEYS == 8, "admit.lua takes 8 keys")
+-- unit, no unit taken without a reservation. A reservation id is admitted at most once, even
+-- after its Idempotency-Key expired: the repeat gets the first answer, not a second unit.
+assert(#KEYS == 10, "admit.lua takes 10 keys")
 assert(#ARGV == 5, "admit.lua takes 5 arguments")
 
 local user, quantity, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 
-local first = redis.call("HMGET", KEYS[6], "outcome", "rid", "quantity")
+local first = redis.call("HMGET", KEYS[7], "outcome", "rid", "quantity")
 if first[1] then
     return {"replay:" .. first[1], first[2], 0, tonumber(first[3])}
-end
-
-local time = redis.call("TIME")
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-
-local function answer(outcome, reservation, schedule)
-    redis.call("HSET", KEYS[6], "outcome", outcome, "rid", reservation, "quantity", quantity)
-    redis.call("EXPIRE", KEYS[6], tonumber(ARGV[4]))
-    redis.call("HINCRBY", KEYS[8], math.floor(now / 60000000) .. ":" .. outcome, 1)
-    return {outcome, reservation, schedule, quantity}
 end
 
 local meta = redis.call("HMGET", KEYS[1], "starts_at", "ends_at", "limit", "status")
 if not meta[1] then
     return {"not_loaded", "", 0, quantity}
+end
+
+local time = redis.call("TIME")
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+
+local function count(outcome)
+    redis.call("HINCRBY", KEYS[9], math.floor(now / 60000000) .. ":" .. outcome, 1)
+end
+
+local function remember(outcome, reservation, units)
+    redis.call("HSET", KEYS[7], "outcome", outcome, "rid", reservation, "quantity", units)
+    redis.call("EXPIRE", KEYS[7], tonumber(ARGV[4]))
+end
+
+local function answer(outcome, reservation, schedule)
+    remember(outcome, reservation, quantity)
+    count(outcome)
+    return {outcome, reservation, schedule, quantity}
+end
+
+local admitted = redis.call("HGET", KEYS[6], rid)
+if admitted then
+    remember("accepted", rid, admitted)
+    return {"replay:accepted", rid, 0, tonumber(admitted)}
+end
+
+if redis.call("SISMEMBER", KEYS[10], user) == 1 then
+    -- Not remembered: an account that is reactivated can use the same key.
+    count("blocked")
+    return {"blocked", "", 0, quantity}
 end
 if meta[4] == "cancelled" or meta[4] == "ended" then
     return answer("ended", "", 0)
@@ -67,5 +90,6 @@ redis.call("DECRBY", KEYS[2], quantity)
 redis.call("HINCRBY", KEYS[3], user, quantity)
 redis.call("XADD", KEYS[4], "*", "rid", rid, "user", user, "quantity", quantity)
 redis.call("HSET", KEYS[5], rid, 1)
-local schedule = redis.call("SET", KEYS[7], 1, "PX", tonumber(ARGV[5]), "NX") and 1 or 0
+redis.call("HSET", KEYS[6], rid, quantity)
+local schedule = redis.call("SET", KEYS[8], 1, "PX", tonumber(ARGV[5]), "NX") and 1 or 0
 return answer("accepted", rid, schedule)

@@ -4,31 +4,53 @@
 -- KEYS[2] fs:{id}:remaining
 -- KEYS[3] fs:{id}:buyers
 -- KEYS[4] fs:{id}:stream
+-- KEYS[5] fs:{id}:admitted
+-- KEYS[6] fs:{id}:blocked
 -- ARGV[1] starts_at (microseconds since the epoch)
 -- ARGV[2] ends_at (microseconds since the epoch)
 -- ARGV[3] per-user limit
 -- ARGV[4] status
--- ARGV[5] remaining units according to the database
--- ARGV[6] JSON object: user id -> units held according to the database
--- ARGV[7] consumer group of the order writer
+-- ARGV[5] consumer group of the order writer
+-- ARGV[6] "" or, to load the counters, a JSON object from the database:
+--         {"remaining": n, "held": {user: units}, "admitted": {reservation id: units},
+--          "blocked": [user, ...]}
 --
--- Returns {loaded_now (0/1), remaining}. Counters of a loaded sale are never overwritten:
--- reservations still in the stream would be counted twice. The terms (window, limit,
--- status) are always refreshed, so a restock or an extension reaches Redis.
-assert(#KEYS == 4, "load_sale.lua takes 4 keys")
-assert(#ARGV == 7, "load_sale.lua takes 7 arguments")
+-- Returns {loaded_now (0/1), remaining}, or {-1, -1} when the sale is not loaded and ARGV[6]
+-- is empty: the caller then reads the counters from the database and calls again. Counters of
+-- a loaded sale are never overwritten: reservations still in the stream would be counted
+-- twice. The terms are always refreshed, so a restock or an extension reaches Redis, except
+-- that a closed sale stays closed: a load that read the status before a cancel or an end
+-- must not reopen it.
+assert(#KEYS == 6, "load_sale.lua takes 6 keys")
+assert(#ARGV == 6, "load_sale.lua takes 6 arguments")
 
 local loaded_now = 0
-if redis.call("EXISTS", KEYS[1]) == 0 then
+if redis.call("EXISTS", KEYS[2]) == 0 then
+    if ARGV[6] == "" then
+        return {-1, -1}
+    end
     loaded_now = 1
-    redis.call("DEL", KEYS[2], KEYS[3])
-    redis.call("SET", KEYS[2], tonumber(ARGV[5]))
-    for user, units in pairs(cjson.decode(ARGV[6])) do
+    local counters = cjson.decode(ARGV[6])
+    redis.call("DEL", KEYS[3], KEYS[5], KEYS[6])
+    redis.call("SET", KEYS[2], counters.remaining)
+    for user, units in pairs(counters.held) do
         redis.call("HSET", KEYS[3], user, units)
     end
+    for rid, units in pairs(counters.admitted) do
+        redis.call("HSET", KEYS[5], rid, units)
+    end
+    for _, user in ipairs(counters.blocked) do
+        redis.call("SADD", KEYS[6], user)
+    end
 end
-redis.call("HSET", KEYS[1], "starts_at", ARGV[1], "ends_at", ARGV[2], "limit", ARGV[3], "status", ARGV[4])
+
+local status = ARGV[4]
+local current = redis.call("HGET", KEYS[1], "status")
+if current == "cancelled" or current == "ended" then
+    status = current
+end
+redis.call("HSET", KEYS[1], "starts_at", ARGV[1], "ends_at", ARGV[2], "limit", ARGV[3], "status", status)
 
 -- The writer's consumer group must exist before the first reservation arrives.
-pcall(redis.call, "XGROUP", "CREATE", KEYS[4], ARGV[7], "0", "MKSTREAM")
+pcall(redis.call, "XGROUP", "CREATE", KEYS[4], ARGV[5], "0", "MKSTREAM")
 return {loaded_now, tonumber(redis.call("GET", KEYS[2]))}

@@ -10,7 +10,10 @@
 -- ARGV[1] units the database holds as sold (non-cancelled orders)
 -- ARGV[2] sale quantity
 -- ARGV[3] JSON object: user id -> units held in the database
--- ARGV[4] JSON array: reservation ids in the stream that the database already has
+-- ARGV[4] JSON object: for each reservation in the stream that the database has settled,
+--         [units still held, tally still held, less]: 1 where Redis has yet to give it back, 0
+--         where the database counts it (an order) or nothing comes back, less the units of an
+--         order the database path wrote for it; unsettled ones hold both in full
 --
 -- Returns {loaded (0/1), remaining before, expected, in-flight units, buyers repaired}.
 assert(#KEYS == 4, "reconcile.lua takes 4 keys")
@@ -20,12 +23,10 @@ if redis.call("EXISTS", KEYS[1]) == 0 then
     return {0, -1, -1, 0, 0}
 end
 
-local known = {}
-for _, rid in ipairs(cjson.decode(ARGV[4])) do
-    known[rid] = true
-end
+local settled = cjson.decode(ARGV[4])
 
--- Reservations not yet in the database hold their units in Redis only.
+-- Reservations not yet in the database hold their units in Redis only; settled ones that
+-- the writer has not finished hold what it is still to give back.
 local held = cjson.decode(ARGV[3])
 local in_flight = 0
 for _, entry in ipairs(redis.call("XRANGE", KEYS[4], "-", "+")) do
@@ -33,11 +34,10 @@ for _, entry in ipairs(redis.call("XRANGE", KEYS[4], "-", "+")) do
     for i = 1, #entry[2], 2 do
         fields[entry[2][i]] = entry[2][i + 1]
     end
-    if not known[fields.rid] then
-        local units = tonumber(fields.quantity)
-        in_flight = in_flight + units
-        held[fields.user] = (held[fields.user] or 0) + units
-    end
+    local still = settled[fields.rid] or {1, 1, 0}
+    local units = tonumber(fields.quantity)
+    in_flight = in_flight + units * still[1] - still[3]
+    held[fields.user] = (held[fields.user] or 0) + units * still[2] - still[3]
 end
 
 local before = tonumber(redis.call("GET", KEYS[2]) or "0")
