@@ -1,6 +1,47 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 
 from accounts.models import User
+from accounts.services import user_set_active
+from config.admin import confirmation_page
 
-admin.site.register(User, UserAdmin)
+
+@admin.register(User)
+class ShopUserAdmin(UserAdmin):
+    actions = ["deactivate_accounts", "reactivate_accounts"]
+
+    def save_model(self, request, obj, form, change):
+        # A change of "active" goes through the service, so that the sale layer hears of it.
+        wanted = obj.is_active
+        if change and "is_active" in form.changed_data:
+            obj.is_active = form.initial["is_active"]
+        super().save_model(request, obj, form, change)
+        if obj.is_active != wanted:
+            user_set_active(user=obj, active=wanted)
+
+    @admin.action(description="Deactivate the selected accounts", permissions=["change"])
+    def deactivate_accounts(self, request, queryset):
+        return self._set_active(request, queryset, active=False)
+
+    @admin.action(description="Reactivate the selected accounts", permissions=["change"])
+    def reactivate_accounts(self, request, queryset):
+        return self._set_active(request, queryset, active=True)
+
+    def _set_active(self, request, queryset, *, active: bool):
+        verb = "Reactivate" if active else "Deactivate"
+        users = list(queryset.order_by("pk"))
+        page = confirmation_page(
+            self,
+            request,
+            queryset,
+            action="reactivate_accounts" if active else "deactivate_accounts",
+            title=f"{verb} accounts",
+            question=f"{verb} these accounts?"
+            + ("" if active else " They can no longer sign in, and their purchases are refused at once."),
+            items=[f"{user.username} ({user.email or 'no e-mail'})" for user in users],
+        )
+        if page:
+            return page
+        changed = sum(user_set_active(user=user, active=active) for user in users)
+        self.message_user(request, f"{verb}d {changed} of {len(users)} accounts.", messages.SUCCESS)
+        return None

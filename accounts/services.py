@@ -2,6 +2,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.exceptions import UsernameTaken
 from accounts.models import User
+from shop.services import flash_sales_block_account
 
 
 def user_register(*, username: str, password: str, email: str) -> User:
@@ -11,3 +12,17 @@ def user_register(*, username: str, password: str, email: str) -> User:
             return User.objects.create_user(username=username, password=password, email=email)
     except IntegrityError as error:
         raise UsernameTaken() from error
+
+
+def user_set_active(*, user: User, active: bool) -> bool:
+    """Deactivate an account (it can no longer sign in or buy) or activate it again.
+
+    The sale layer learns of it after commit, so a token issued before cannot buy in any sale
+    on offer. Returns whether the account changed.
+    """
+    with transaction.atomic():
+        changed = User.objects.filter(pk=user.pk, is_active=not active).update(is_active=active)
+        if changed:
+            transaction.on_commit(lambda: flash_sales_block_account(user_id=user.pk, blocked=not active))
+    user.is_active = active
+    return bool(changed)

@@ -2,7 +2,8 @@
 
 A repeat with the same key from the same user gets the first response, status and body; the
 same key with a different request gets 422 `idempotency_key_reused`. Answers are kept in
-Redis for IDEMPOTENCY_KEY_TTL seconds; server errors are not kept, so a retry runs again.
+Redis for IDEMPOTENCY_KEY_TTL seconds. A refusal (any 4xx, raised or returned) is an answer
+too; server errors and outages (5xx) are not kept, so a retry runs again.
 """
 
 import functools
@@ -75,9 +76,12 @@ def idempotent(view_method):
             return Response(first["body"], status=first["status"])
         try:
             response = view_method(self, request, *args, **kwargs)
-        except Exception:
-            cache.delete(cache_key)
-            raise
+        except Exception as error:
+            try:
+                response = self.handle_exception(error)
+            except Exception:
+                cache.delete(cache_key)
+                raise
         if response.status_code >= 500:
             cache.delete(cache_key)
         else:

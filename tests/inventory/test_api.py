@@ -160,3 +160,21 @@ def test_a_retried_stock_in_with_the_same_key_counts_once(staff_client, stock):
     assert retry.json() == first.json()
     stock.refresh_from_db()
     assert stock.on_hand == 15
+
+
+def test_a_refusal_is_the_first_answer_to_its_idempotency_key(staff_client, stock):
+    # Given a stock-out refused for want of stock, under key K
+    refused = staff_client.post(
+        "/api/v1/inventory/stock/KETTLE-1/out/", {"quantity": 11, "reason": "order"}, HTTP_IDEMPOTENCY_KEY="K"
+    )
+    assert refused.status_code == 409
+    # When stock arrives and the same request is repeated with K
+    staff_client.post("/api/v1/inventory/stock/KETTLE-1/in/", {"quantity": 5, "reason": "delivery"})
+    before = snapshot(stock)
+    again = staff_client.post(
+        "/api/v1/inventory/stock/KETTLE-1/out/", {"quantity": 11, "reason": "order"}, HTTP_IDEMPOTENCY_KEY="K"
+    )
+
+    # Then it gets its first answer, and no units leave
+    assert (again.status_code, again.json()) == (409, refused.json())
+    assert snapshot(stock) == before

@@ -8,9 +8,9 @@ from django.utils import timezone
 from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
-from orders.services import order_writer_drain
+from orders.services import order_cancel, order_writer_drain
 from shop.models import FlashSale
-from shop.services import flash_sale_preheat
+from shop.services import flash_sale_preheat, flash_sale_reconcile
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory
 
@@ -211,4 +211,23 @@ def test_database_refusal_becomes_a_failed_result_and_the_unit_goes_back(make_sa
     assert result(client, second) == {"reservation_id": second, "status": "failed", "order_id": None,
                                       "reason": FailedReservation.Reason.LIMIT_EXCEEDED}  # fmt: skip
     assert redis_sales.sale_remaining(sale.pk) == 2
+    assert check_invariants().ok, check_invariants().violations
+
+
+def test_the_database_path_remembers_its_refusals_too(make_sale, settings):
+    # Given a sold-out sale on the database path, and a shopper refused under key K
+    settings.PURCHASE_ADMISSION = "database"
+    sale = make_sale(quantity=1, limit=1)
+    purchase(client_for(UserFactory()), sale, key="first")
+    late = client_for(UserFactory())
+    assert purchase(late, sale, key="K").json()["code"] == "sold_out"
+
+    # When the unit comes back
+    order_cancel(order=Order.objects.get(), actor=None, reason="changed mind")
+
+    # Then K still gets its first answer, another body with K is 422, and a new key buys
+    assert purchase(late, sale, key="K").json()["code"] == "sold_out"
+    assert purchase(late, sale, key="K", quantity=2).json()["code"] == "idempotency_key_reused"
+    assert purchase(late, sale, key="K2").status_code == 202
+    flash_sale_reconcile(sale=sale)  # Redis counts the database path's orders once reconciled.
     assert check_invariants().ok, check_invariants().violations
