@@ -1,6 +1,8 @@
 """Liveness of the shop's dependencies, for load balancers and `make run`."""
 
 import logging
+import threading
+import time
 
 from django.conf import settings
 from django.db import connection
@@ -20,11 +22,40 @@ def check_redis() -> None:
     redis_client().ping()
 
 
-def check_broker() -> None:
+def _connect_to_broker() -> None:
     timeout = settings.HEALTHZ_TIMEOUT
     transport_options = {"socket_connect_timeout": timeout, "socket_timeout": timeout, "max_retries": 0}
     with Connection(settings.CELERY_BROKER_URL, connect_timeout=timeout, transport_options=transport_options) as broker:
         broker.ensure_connection(max_retries=0, timeout=timeout)
+
+
+class _BrokerCheck:
+    """Each check opens a connection to the broker: its answer, or its error, is reused for
+    HEALTHZ_BROKER_CACHE_SECONDS, per process."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._checked_at = float("-inf")
+        self._error: Exception | None = None
+
+    def __call__(self) -> None:
+        with self._lock:
+            if time.monotonic() - self._checked_at >= settings.HEALTHZ_BROKER_CACHE_SECONDS:
+                try:
+                    _connect_to_broker()
+                    self._error = None
+                except Exception as error:
+                    self._error = error
+                self._checked_at = time.monotonic()
+            if self._error is not None:
+                raise self._error
+
+    def forget(self) -> None:
+        with self._lock:
+            self._checked_at = float("-inf")
+
+
+check_broker = _BrokerCheck()
 
 
 CHECKS = {"database": check_database, "redis": check_redis, "broker": check_broker}

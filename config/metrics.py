@@ -1,4 +1,4 @@
-"""The shop's own Prometheus metrics, and the /metrics view that exports them.
+"""The shop's own Prometheus metrics, and what the /metrics view exports.
 
 Under gunicorn and Celery, PROMETHEUS_MULTIPROC_DIR (set by `make run`) lets every process
 write its samples to files that the view adds up, so any web process answers for them all.
@@ -6,9 +6,7 @@ write its samples to files that the view adds up, so any web process answers for
 
 import os
 
-from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -50,12 +48,12 @@ class ShopStateCollector:
         yield remaining
 
 
-@require_GET
-def metrics(request: HttpRequest) -> HttpResponse:
+def metrics_exposition() -> bytes:
+    """Every metric in Prometheus text format: all processes' samples, then the shop's state."""
     registry = REGISTRY
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
     state = CollectorRegistry()
     state.register(ShopStateCollector())
-    return HttpResponse(generate_latest(registry) + generate_latest(state), content_type=CONTENT_TYPE_LATEST)
+    return generate_latest(registry) + generate_latest(state)

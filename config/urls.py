@@ -3,7 +3,6 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import views
-from config.metrics import metrics
 
 api_v1 = [
     path("", include("shop.api.urls")),
@@ -27,7 +26,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("healthz", views.healthz, name="healthz"),
     path("livez", views.livez, name="livez"),
-    path("metrics", metrics, name="metrics"),
+    path("metrics", views.metrics, name="metrics"),
 ]
 
 handler400 = "config.views.bad_request"

@@ -1,12 +1,17 @@
-"""Project-level views: health, and error pages that speak JSON to API clients."""
+"""Project-level views: health, metrics, and error pages that speak JSON to API clients."""
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from config.api.errors import json_error
 from config.health import health_report
+from config.metrics import metrics_exposition
+from limits.middleware import address_in, client_ip
 
 
 @never_cache
@@ -22,6 +27,23 @@ def healthz(request: HttpRequest) -> JsonResponse:
     report = health_report()
     healthy = all(state == "ok" for state in report.values())
     return JsonResponse(report, status=200 if healthy else 503)
+
+
+def scraper_allowed(request: HttpRequest) -> bool:
+    """The metrics token in the Authorization header, or a client from an allowed network."""
+    sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if settings.METRICS_TOKEN and constant_time_compare(sent, settings.METRICS_TOKEN):
+        return True
+    return address_in(client_ip(request), settings.METRICS_ALLOWED_NETWORKS)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text; it shows what is on sale and how much is left, so not to everyone."""
+    if not scraper_allowed(request):
+        return json_error("permission_denied", "Metrics need the metrics token or an allowed network.", 403)
+    return HttpResponse(metrics_exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
 def wants_json(request: HttpRequest) -> bool:

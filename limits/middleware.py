@@ -1,7 +1,7 @@
 """Rate limiting before any view runs: a per-process bucket first, then Redis's shared one.
 
-Each request falls in a route group (purchase, login, write, read); health checks, metrics and
-static files fall in none. A group limits per user and per client IP (and login per username,
+Each request falls in a route group (purchase, login, write, read, health); liveness, metrics
+and static files fall in none. A group limits per user and per client IP (and login per username,
 against password guessing), with rates from RATE_LIMITS. Over the limit: 429 `rate_limited`
 with Retry-After. Every limited response carries RateLimit-Limit/-Remaining/-Reset. When
 Redis is unreachable the per-process bucket decides alone.
@@ -31,7 +31,7 @@ PURCHASE_PATH = re.compile(r"^(/api/v1/flash-sales/\d+/purchase/|/sales/\d+/buy/
 LOGIN_PATHS = frozenset(
     {"/api/v1/auth/token/", "/api/v1/auth/register/", "/admin/login/", "/accounts/login/", "/accounts/signup/"}
 )
-EXEMPT_PREFIXES = ("/healthz", "/livez", "/metrics", "/static/")
+EXEMPT_PREFIXES = ("/livez", "/metrics", "/static/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -39,6 +39,8 @@ def route_group(request: HttpRequest) -> str | None:
     path = request.path
     if path.startswith(EXEMPT_PREFIXES):
         return None
+    if path == "/healthz":
+        return "health"
     if request.method not in SAFE_METHODS:
         if PURCHASE_PATH.match(path):
             return "purchase"
@@ -49,16 +51,21 @@ def route_group(request: HttpRequest) -> str | None:
 
 
 @cache
-def _trusted_networks(proxies: tuple[str, ...]) -> tuple:
-    return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
+def _networks(cidrs: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
 
 
-def _is_trusted(address: str) -> bool:
+def address_in(address: str, cidrs: list[str]) -> bool:
+    """Whether `address` lies in one of the networks; False for anything that is not an address."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in network for network in _trusted_networks(tuple(settings.RATE_LIMIT_TRUSTED_PROXIES)))
+    return any(ip in network for network in _networks(tuple(cidrs)))
+
+
+def _is_trusted(address: str) -> bool:
+    return address_in(address, settings.RATE_LIMIT_TRUSTED_PROXIES)
 
 
 def client_ip(request: HttpRequest) -> str:

@@ -7,6 +7,7 @@ from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
+from config.health import check_broker
 from inventory.services import stock_receive
 from limits.breaker import redis_breaker
 from shop.gate import sale_gate
@@ -16,10 +17,12 @@ from tests.factories import StaffFactory, StockFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
-def fresh_sale_gate():
-    """Each test starts with no sale remembered as sold out in this process."""
+def fresh_process_state():
+    """Each test starts with no sale remembered as sold out, a closed breaker and no cached
+    broker health in this process."""
     sale_gate.clear()
     redis_breaker.reset()
+    check_broker.forget()
 
 
 @pytest.fixture

@@ -230,6 +230,8 @@ RATE_LIMIT_IP_RATE = env.float("RATE_LIMIT_IP_RATE", default=50.0)
 RATE_LIMIT_IP_BURST = env.int("RATE_LIMIT_IP_BURST", default=100)
 RATE_LIMIT_LOGIN_RATE = env.float("RATE_LIMIT_LOGIN_RATE", default=0.2)
 RATE_LIMIT_LOGIN_BURST = env.int("RATE_LIMIT_LOGIN_BURST", default=5)
+RATE_LIMIT_HEALTH_RATE = env.float("RATE_LIMIT_HEALTH_RATE", default=5.0)
+RATE_LIMIT_HEALTH_BURST = env.int("RATE_LIMIT_HEALTH_BURST", default=20)
 # Reads are cheap and come in bursts (pages, polling a reservation): four times the budget.
 RATE_LIMITS = {
     "purchase": {
@@ -248,6 +250,9 @@ RATE_LIMITS = {
         "ip": (RATE_LIMIT_LOGIN_RATE * 10, RATE_LIMIT_LOGIN_BURST * 10),
         "username": (RATE_LIMIT_LOGIN_RATE, RATE_LIMIT_LOGIN_BURST),
     },
+    # Load balancers ask every few seconds; a flood of health checks must not reach the
+    # database, Redis and the broker.
+    "health": {"ip": (RATE_LIMIT_HEALTH_RATE, RATE_LIMIT_HEALTH_BURST)},
 }
 # Addresses (CIDR) of the proxies in front whose X-Forwarded-For is believed.
 RATE_LIMIT_TRUSTED_PROXIES = env.list("RATE_LIMIT_TRUSTED_PROXIES", default=[])
@@ -282,8 +287,15 @@ ORDER_WRITER_RECLAIM_IDLE_MS = env.int("ORDER_WRITER_RECLAIM_IDLE_MS", default=3
 SEED_DEMO = env.bool("SEED_DEMO", default=True)
 DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="")
 
-# Health checks give up on a dependency after this many seconds.
+# Health checks give up on a dependency after this many seconds; the broker's answer (a new
+# connection each time) is reused for this many.
 HEALTHZ_TIMEOUT = env.float("HEALTHZ_TIMEOUT", default=2.0)
+HEALTHZ_BROKER_CACHE_SECONDS = env.float("HEALTHZ_BROKER_CACHE_SECONDS", default=2.0)
+
+# /metrics answers a scraper that sends `Authorization: Bearer <METRICS_TOKEN>` or comes from
+# one of these networks (CIDR; the client address as the rate limiter sees it).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
 
 # --- Email ---------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-that-is-long-enough-fo
 os.environ.setdefault("HTTPS", "0")
 os.environ.setdefault("LOG_FORMAT", "plain")
 # No rate limits unless a test sets RATE_LIMITS: most tests send many requests quickly.
-for variable in ("RATE_LIMIT_USER_RATE", "RATE_LIMIT_IP_RATE", "RATE_LIMIT_LOGIN_RATE"):
+for variable in ("RATE_LIMIT_USER_RATE", "RATE_LIMIT_IP_RATE", "RATE_LIMIT_LOGIN_RATE", "RATE_LIMIT_HEALTH_RATE"):
     os.environ.setdefault(variable, "0")
 
 from .base import *  # noqa: E402, F403

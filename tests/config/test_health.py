@@ -77,3 +77,34 @@ def test_livez_answers_without_asking_any_dependency(client, settings):
     response = client.get("/livez")
 
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+@pytest.mark.django_db
+def test_healthz_asks_the_broker_at_most_once_in_its_cache_time(client, monkeypatch):
+    from kombu import Connection
+
+    import config.health
+
+    opened = []
+
+    class CountingConnection(Connection):
+        def __init__(self, *args, **kwargs):
+            opened.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(config.health, "Connection", CountingConnection)
+    answers = [client.get("/healthz").status_code for _ in range(5)]
+
+    assert answers == [200] * 5
+    assert len(opened) <= 1
+
+
+@pytest.mark.django_db
+def test_healthz_is_rate_limited_per_client_address(client, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "health": {"ip": (0.5, 3)}}
+
+    answers = [client.get("/healthz").status_code for _ in range(4)]
+    elsewhere = client.get("/healthz", REMOTE_ADDR="10.9.8.7")
+
+    assert answers == [200, 200, 200, 429]
+    assert elsewhere.status_code == 200

@@ -49,3 +49,27 @@ def test_storefront_purchases_are_counted_by_outcome_like_api_ones(client, make_
         client.post(f"/sales/{sale.pk}/buy/", {"quantity": 1, "attempt": "storefront-attempt-1"})
 
     assert (counted("accepted"), counted("sold_out")) == (before[0] + 1, before[1] + 1)
+
+
+@pytest.mark.parametrize(
+    ("networks", "token", "headers", "status"),
+    [
+        ([], "", {}, 403),
+        ([], "s3cret-token", {}, 403),
+        ([], "s3cret-token", {"HTTP_AUTHORIZATION": "Bearer wrong"}, 403),
+        ([], "s3cret-token", {"HTTP_AUTHORIZATION": "Bearer s3cret-token"}, 200),
+        (["10.0.0.0/8"], "", {"REMOTE_ADDR": "10.1.2.3"}, 200),
+        (["10.0.0.0/8"], "", {"REMOTE_ADDR": "192.0.2.1"}, 403),
+        (["127.0.0.1/32"], "", {}, 200),
+    ],
+)
+def test_metrics_need_the_token_or_an_allowed_network(client, settings, networks, token, headers, status):
+    settings.METRICS_ALLOWED_NETWORKS = networks
+    settings.METRICS_TOKEN = token
+
+    response = client.get("/metrics", **headers)
+
+    assert response.status_code == status
+    if status == 403:
+        assert response.json()["code"] == "permission_denied"
+        assert b"shop_flash_sale_remaining_units" not in response.content
