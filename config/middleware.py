@@ -28,8 +28,10 @@ class RequestIdMiddleware:
 
 
 class RequestIdFilter(logging.Filter):
-    """Puts the current request's id on every log record as `request_id`."""
+    """Puts the current request's id on every log record as `request_id`, unless the record
+    carries one already (the order writer logs under the id of the purchase it writes)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
         return True

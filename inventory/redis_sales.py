@@ -98,7 +98,7 @@ class Admission:
 
 
 def reservation_admit(
-    *, sale_id: int, user_id: int, quantity: int, reservation_id: str, idempotency_key: str
+    *, sale_id: int, user_id: int, quantity: int, reservation_id: str, idempotency_key: str, request_id: str = "-"
 ) -> Admission:
     """One round trip: window, limit, remaining, idempotency, decrement and hand-off."""
     keys = SaleKeys(sale_id)
@@ -116,7 +116,14 @@ def reservation_admit(
             keys.stats,
             keys.blocked,
         ],
-        [user_id, quantity, reservation_id, settings.IDEMPOTENCY_KEY_TTL, settings.ORDER_WRITER_DRAIN_FLAG_MS],
+        [
+            user_id,
+            quantity,
+            reservation_id,
+            settings.IDEMPOTENCY_KEY_TTL,
+            settings.ORDER_WRITER_DRAIN_FLAG_MS,
+            request_id,
+        ],
     )
     outcome = _text(outcome)
     replayed = outcome.startswith("replay:")
@@ -295,6 +302,7 @@ class StreamReservation:
     reservation_id: str
     user_id: int
     quantity: int
+    request_id: str = "-"  # of the purchase that made it, for following it into the writer's log
 
 
 def _parse_entries(entries) -> list[StreamReservation]:
@@ -304,7 +312,11 @@ def _parse_entries(entries) -> list[StreamReservation]:
             parsed.append(StreamReservation(_text(entry_id), "", 0, 0))
             continue
         fields = {_text(key): _text(value) for key, value in fields.items()}
-        parsed.append(StreamReservation(_text(entry_id), fields["rid"], int(fields["user"]), int(fields["quantity"])))
+        parsed.append(
+            StreamReservation(
+                _text(entry_id), fields["rid"], int(fields["user"]), int(fields["quantity"]), fields.get("req", "-")
+            )
+        )
     return parsed
 
 

@@ -14,6 +14,7 @@ from kombu.exceptions import KombuError
 from accounts.models import User
 from config.exceptions import DomainError, IdempotencyKeyReused
 from config.metrics import PURCHASE_OUTCOMES, WRITER_BATCH_SIZE, WRITER_LAG_SECONDS
+from config.middleware import request_id_var
 from inventory import redis_sales
 from inventory.redis_sales import GiveBack, StreamReservation
 from inventory.services import stock_release, stock_return, stock_sell
@@ -36,6 +37,8 @@ from shop.models import FlashSale
 from shop.services import OPEN_STATUSES, flash_sale_preheat, flash_sale_should_be_loaded
 
 logger = logging.getLogger(__name__)
+# One line per reservation the writer settles; at very high rates, raise this logger's level.
+writer_logger = logging.getLogger("orders.writer")
 
 
 # --- State machine -----------------------------------------------------------------------------
@@ -249,6 +252,7 @@ def _admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str) -
             quantity=quantity,
             reservation_id=reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key),
             idempotency_key=idempotency_key,
+            request_id=request_id_var.get(),
         )
 
     admission = attempt()
@@ -438,17 +442,25 @@ def order_write_batch(*, sale_id: int, entries: list[StreamReservation]) -> Batc
     redis_sales.reservations_done(sale_id=sale_id, entries=entries, give_back=give_back)
     if any(back.units for back in give_back.values()):
         sale_gate_reopen(sale_id)
-    _observe_batch(entries, written=orders)
+    _observe_batch(todo, written=orders, failed=reasons)
     return BatchOutcome(written=len(orders), failed=len(failures), skipped=len(entries) - len(todo))
 
 
-def _observe_batch(entries: list[StreamReservation], *, written: list[Order]) -> None:
+def _observe_batch(entries: list[StreamReservation], *, written: list[Order], failed: dict[str, str]) -> None:
     WRITER_BATCH_SIZE.observe(len(entries))
     now_ms = time.time() * 1000
-    admitted_ms = {entry.reservation_id: int(entry.entry_id.split("-")[0]) for entry in entries if entry.entry_id}
-    for order in written:
-        # A stream entry's id starts with Redis's clock at XADD, in milliseconds.
-        WRITER_LAG_SECONDS.observe(max(0.0, now_ms - admitted_ms[order.reservation_id]) / 1000)
+    order_ids = {order.reservation_id: order.pk for order in written}
+    for entry in entries:
+        # Under the purchase's own request id, so that one purchase reads from request to order.
+        context = {"request_id": entry.request_id, "reservation_id": entry.reservation_id}
+        if entry.reservation_id in order_ids:
+            # A stream entry's id starts with Redis's clock at XADD, in milliseconds.
+            WRITER_LAG_SECONDS.observe(max(0.0, now_ms - int(entry.entry_id.split("-")[0])) / 1000)
+            order_id = order_ids[entry.reservation_id]
+            writer_logger.info("reservation written as order %s", order_id, extra={**context, "order_id": order_id})
+        else:
+            reason = failed[entry.reservation_id]
+            writer_logger.info("reservation failed: %s", reason, extra={**context, "reason": reason})
 
 
 REFUSAL_CODES = {

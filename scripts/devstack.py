@@ -33,7 +33,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN_DIR = ROOT / ".run"
+# Everything a run keeps (servers' data, logs, secrets); SHOP_RUN_DIR lets a second copy of the
+# shop (the tests' own) run beside the first.
+RUN_DIR = Path(os.environ.get("SHOP_RUN_DIR") or ROOT / ".run")
 PG_SYSTEM_USER = "shop-postgres"
 PG_DATABASE = "shop"
 READY_TIMEOUT = 60.0
@@ -261,8 +263,8 @@ def private_postgres(base: Path) -> Iterator[str]:
 class PrivateRedis:
     """A Redis server of our own in `base`, on a free port; can be stopped and started again."""
 
-    def __init__(self, base: Path, *, persistent: bool = True):
-        self.base, self.persistent = base, persistent
+    def __init__(self, base: Path, *, persistent: bool = True, fsync: str = "everysec"):
+        self.base, self.persistent, self.fsync = base, persistent, fsync
         self.data = base / "redis"
         self.pid_file = self.data / "redis.pid"
         self.log_file = base / "redis.log"
@@ -292,7 +294,7 @@ class PrivateRedis:
                 "--logfile", self.log_file,
                 "--save", "",
                 "--appendonly", "yes" if self.persistent else "no",
-                "--appendfsync", "everysec",
+                "--appendfsync", self.fsync,
             ],
             stdout=subprocess.DEVNULL,
             start_new_session=True,
@@ -387,6 +389,11 @@ def stop_process_tree(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def shown(path: Path) -> Path:
+    """A path as the user should read it: relative to the checkout when inside it."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def persistent_secret(name: str, factory) -> str:
     path = RUN_DIR / name
     if path.exists():
@@ -450,7 +457,7 @@ def command_run() -> int:
         manage("seed_demo", *(["--admin-only"] if env.get("SEED_DEMO", "1") == "0" else []), env=env)
 
         logs = RUN_DIR / "logs"
-        logs.mkdir(exist_ok=True)
+        logs.mkdir(parents=True, exist_ok=True)
         bin_dir = Path(sys.executable).parent
         commands = {
             "web": [
@@ -460,27 +467,21 @@ def command_run() -> int:
                 "--workers", env.get("WEB_CONCURRENCY", "2"),
                 "--access-logfile", "-",
             ],
-            "worker": [bin_dir / "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+            # Gossip, mingle and heartbeats use fan-out queues that kombu's Redis transport
+            # fails to delete while it reconnects after a broker outage, which kills the worker
+            # ("'NoneType' object has no attribute 'hostname'"); the shop uses none of them.
+            "worker": [bin_dir / "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2",
+                       "--without-gossip", "--without-mingle", "--without-heartbeat"],
             "beat": [
                 bin_dir / "celery", "-A", "config", "beat", "--loglevel", "INFO",
                 "--schedule", RUN_DIR / "celerybeat-schedule",
             ],
         }  # fmt: skip
-        processes: dict[str, subprocess.Popen] = {}
+        supervisor = Supervisor(commands, env=env, logs=logs)
         try:
-            for name, argv in commands.items():
-                with open(logs / f"{name}.log", "ab") as out:
-                    processes[name] = subprocess.Popen(
-                        argv,
-                        cwd=ROOT,
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                        preexec_fn=die_with_parent(),
-                    )
+            supervisor.start_all()
             base_url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104
-            wait_for_http(f"{base_url}/healthz", processes)
+            wait_for_http(f"{base_url}/healthz", supervisor.processes)
             print(
                 f"""
   The shop is up.
@@ -488,20 +489,77 @@ def command_run() -> int:
     admin        {base_url}/admin/     login: admin / {env["DEMO_ADMIN_PASSWORD"]}
     API docs     {base_url}/api/docs/
     health       {base_url}/healthz
-  Logs are in .run/logs/. `source .run/env` lets manage.py in another terminal reach this shop.
+  Logs are in {shown(logs)}/. `source {shown(env_file)}` lets manage.py in another terminal reach this shop.
   Press Ctrl-C to stop everything.
 """,
                 flush=True,
             )
             while True:
-                for name, proc in processes.items():
-                    if proc.poll() is not None:
-                        raise StackError(f"{name} exited with {proc.returncode}; see .run/logs/{name}.log")
+                supervisor.tend()
                 time.sleep(0.5)
         finally:
             log("stopping web, worker and beat")
-            for proc in processes.values():
-                stop_process(proc, signal.SIGTERM)
+            supervisor.stop_all()
+
+
+class Supervisor:
+    """Keeps web, worker and beat running: one that exits is started again after a pause that
+    doubles with each quick exit (up to RESTART_BACKOFF_MAX) and resets once it has stayed up.
+
+    An outage of a dependency (the broker's Redis restarting, say) may take a process down
+    with it; it must never take the others down, least of all the web tier.
+    """
+
+    RESTART_BACKOFF_MAX = 30.0
+    STABLE_AFTER = 30.0
+
+    def __init__(self, commands: dict[str, list], *, env: dict[str, str], logs: Path):
+        self.commands, self.env, self.logs = commands, env, logs
+        self.processes: dict[str, subprocess.Popen] = {}
+        self._started_at: dict[str, float] = {}
+        self._backoff: dict[str, float] = {}
+        self._restart_at: dict[str, float] = {}
+        self.pid_dir = RUN_DIR / "pids"
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str) -> None:
+        with open(self.logs / f"{name}.log", "ab") as out:
+            self.processes[name] = subprocess.Popen(
+                self.commands[name],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
+            )
+        self._started_at[name] = time.monotonic()
+        (self.pid_dir / f"{name}.pid").write_text(str(self.processes[name].pid))
+
+    def start_all(self) -> None:
+        for name in self.commands:
+            self.start(name)
+
+    def tend(self) -> None:
+        """Restart, when its pause is over, every process that has exited."""
+        now = time.monotonic()
+        for name, proc in self.processes.items():
+            if proc.poll() is None:
+                continue
+            if name not in self._restart_at:
+                stable = now - self._started_at[name] >= self.STABLE_AFTER
+                pause = 1.0 if stable else min(self._backoff.get(name, 0.5) * 2, self.RESTART_BACKOFF_MAX)
+                self._backoff[name] = pause
+                self._restart_at[name] = now + pause
+                log(f"{name} exited with {proc.returncode}; restarting it in {pause:.0f}s (see {self.logs / name}.log)")
+            elif now >= self._restart_at[name]:
+                del self._restart_at[name]
+                self.start(name)
+                log(f"{name} restarted (pid {self.processes[name].pid})")
+
+    def stop_all(self) -> None:
+        for proc in self.processes.values():
+            stop_process(proc, signal.SIGTERM)
 
 
 def main() -> int:

@@ -117,6 +117,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker outage of any length is waited out, never a reason for the worker to exit.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Remote control (`celery inspect`) needs fan-out queues, which kombu's Redis transport fails to
+# clean up while reconnecting after a broker outage; on with CELERY_WORKER_REMOTE_CONTROL=1.
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = env.bool("CELERY_WORKER_REMOTE_CONTROL", default=False)
+# Workers log through Django's LOGGING: JSON lines with the request id, like the web.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "UTC"

@@ -15,6 +15,7 @@
 -- ARGV[3] reservation id to use if the attempt is accepted (derived from the Idempotency-Key)
 -- ARGV[4] seconds to remember the Idempotency-Key
 -- ARGV[5] milliseconds during which one drain task covers every new reservation
+-- ARGV[6] the request id, carried to the order writer's log lines
 --
 -- Returns {outcome, reservation id or "", schedule_drain (0/1), remembered quantity}.
 -- outcome: accepted, sold_out, limit_exceeded, not_started, ended, blocked, not_loaded, or
@@ -23,7 +24,7 @@
 -- unit, no unit taken without a reservation. A reservation id is admitted at most once, even
 -- after its Idempotency-Key expired: the repeat gets the first answer, not a second unit.
 assert(#KEYS == 10, "admit.lua takes 10 keys")
-assert(#ARGV == 5, "admit.lua takes 5 arguments")
+assert(#ARGV == 6, "admit.lua takes 6 arguments")
 
 local user, quantity, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 
@@ -88,7 +89,7 @@ end
 
 redis.call("DECRBY", KEYS[2], quantity)
 redis.call("HINCRBY", KEYS[3], user, quantity)
-redis.call("XADD", KEYS[4], "*", "rid", rid, "user", user, "quantity", quantity)
+redis.call("XADD", KEYS[4], "*", "rid", rid, "user", user, "quantity", quantity, "req", ARGV[6])
 redis.call("HSET", KEYS[5], rid, 1)
 redis.call("HSET", KEYS[6], rid, quantity)
 local schedule = redis.call("SET", KEYS[8], 1, "PX", tonumber(ARGV[5]), "NX") and 1 or 0
