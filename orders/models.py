@@ -125,3 +125,39 @@ class PurchaseRefusal(models.Model):
 
     def __str__(self) -> str:
         return f"Refused {self.reservation_id}: {self.code}"
+
+
+class PaymentAttempt(models.Model):
+    """One charge of an order at the payment provider, under its own idempotency key.
+
+    Created before the provider is called and completed after, so that a charge whose answer
+    the shop could not record (a crash, a failed commit) is repeated with the same key (the
+    provider answers it without charging twice) and completed, by the next payment of the order
+    or by the payments sweep.
+    """
+
+    class Status(models.TextChoices):
+        STARTED = "started", "Sent to the provider"
+        SUCCEEDED = "succeeded"
+        DECLINED = "declined"
+        REFUNDED = "refunded", "Refunded: the order was cancelled while it was charged"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payment_attempts")
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.STARTED)
+    reference = models.CharField(max_length=128, blank=True, help_text="The provider's reference of the charge.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # At most one charge of an order under way at any time.
+            models.UniqueConstraint(
+                fields=["order"], condition=Q(status="started"), name="one_started_payment_per_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Payment {self.idempotency_key} of {self.order}: {self.status}"

@@ -1,5 +1,7 @@
+import contextlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,7 +29,14 @@ from orders.exceptions import (
     PurchaseRefused,
     SaleLayerUnavailable,
 )
-from orders.models import ALLOWED_TRANSITIONS, FailedReservation, Order, OrderTransition, PurchaseRefusal
+from orders.models import (
+    ALLOWED_TRANSITIONS,
+    FailedReservation,
+    Order,
+    OrderTransition,
+    PaymentAttempt,
+    PurchaseRefusal,
+)
 from orders.payments import payment_provider
 from orders.reservations import reservation_id_new, reservation_id_parse
 from orders.selectors import DUPLICATE, GIVE_BACK, order_units_by_user, reservations_settled
@@ -73,8 +82,12 @@ def _lock_order(order: Order) -> Order:
 def order_pay(*, order: Order, actor: AbstractBaseUser | None) -> Order:
     """Charge the order through the payment provider and mark it paid; the units are sold.
 
-    Raises InvalidTransition when it is not awaiting payment or its deadline has passed
-    (a racing timeout then finds it paid, or the payment finds it cancelled: one wins), and
+    The provider is called outside any transaction or lock, under the idempotency key of a
+    PaymentAttempt recorded first: if the shop fails after the charge, paying again (or the
+    payments sweep) repeats that charge, which the provider answers without charging twice, and
+    completes it. An order cancelled while its charge was under way gets the money back.
+    Raises InvalidTransition when it is not awaiting payment or its deadline has passed (a
+    racing timeout then finds it paid, or the payment finds it cancelled: one wins), and
     PaymentDeclined when the provider refuses.
     """
     with transaction.atomic():
@@ -83,18 +96,65 @@ def order_pay(*, order: Order, actor: AbstractBaseUser | None) -> Order:
             raise InvalidTransition(f"An order that is {locked.status} cannot be paid.")
         if locked.pay_by <= timezone.now():
             raise InvalidTransition("The time to pay for this order has run out.")
-        result = payment_provider().charge(order=locked)
+        attempt = locked.payment_attempts.filter(status=PaymentAttempt.Status.STARTED).first()
+        if attempt is None:
+            attempt = PaymentAttempt.objects.create(
+                order=locked, amount=locked.total, idempotency_key=f"order-{locked.pk}-{uuid.uuid4().hex}"
+            )
+    return payment_complete(attempt=attempt, actor=actor)
+
+
+def payment_complete(*, attempt: PaymentAttempt, actor: AbstractBaseUser | None = None) -> Order:
+    """Send (or send again: the key makes it safe) the attempt's charge, and record its outcome."""
+    provider = payment_provider()
+    result = provider.charge(order=attempt.order, idempotency_key=attempt.idempotency_key)
+    with transaction.atomic():
+        locked = _lock_order(attempt.order)
+        current = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+        if current.status != PaymentAttempt.Status.STARTED:
+            raise InvalidTransition(f"This payment is {current.status} already.")
         if not result.approved:
-            raise PaymentDeclined(result.message or None)
-        order_transition(order=locked, to=Order.Status.PAID, actor=actor, reason=f"payment {result.reference}")
-        stock_sell(
-            stock=locked.sku.stock,
-            quantity=locked.quantity,
-            actor=actor,
-            reason="Order paid",
-            reference=f"order:{locked.pk}",
-        )
-    return locked
+            _payment_attempt_end(current, PaymentAttempt.Status.DECLINED, result.reference)
+            declined = True
+        elif locked.status == Order.Status.PENDING_PAYMENT:
+            # Paid even if the deadline passed while the provider answered: the shopper paid in time.
+            order_transition(order=locked, to=Order.Status.PAID, actor=actor, reason=f"payment {result.reference}")
+            stock_sell(
+                stock=locked.sku.stock,
+                quantity=locked.quantity,
+                actor=actor,
+                reason="Order paid",
+                reference=f"order:{locked.pk}",
+            )
+            _payment_attempt_end(current, PaymentAttempt.Status.SUCCEEDED, result.reference)
+            return locked
+        else:
+            declined = False
+    if declined:
+        raise PaymentDeclined(result.message or None)
+    # The order was cancelled (its deadline passed) while the charge was under way.
+    provider.refund(reference=result.reference, amount=current.amount, idempotency_key=f"{current.idempotency_key}-r")
+    with transaction.atomic():
+        _payment_attempt_end(current, PaymentAttempt.Status.REFUNDED, result.reference)
+    raise InvalidTransition(f"The order was {locked.status} while it was being paid; the payment is refunded.")
+
+
+def _payment_attempt_end(attempt: PaymentAttempt, status: PaymentAttempt.Status, reference: str) -> None:
+    PaymentAttempt.objects.filter(pk=attempt.pk, status=PaymentAttempt.Status.STARTED).update(
+        status=status, reference=reference, updated_at=timezone.now()
+    )
+
+
+def payments_complete_stale(*, older_than_seconds: float) -> int:
+    """Complete charges whose request never recorded the answer. Returns how many it completed."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    completed = 0
+    stale = PaymentAttempt.objects.filter(status=PaymentAttempt.Status.STARTED, updated_at__lte=cutoff)
+    for attempt in stale.select_related("order")[:100]:
+        with contextlib.suppress(InvalidTransition, PaymentDeclined):  # Refunded or declined: settled too.
+            payment_complete(attempt=attempt)
+        completed += 1
+    return completed
 
 
 def order_cancel(*, order: Order, actor: AbstractBaseUser | None, reason: str, expired_only: bool = False) -> Order:

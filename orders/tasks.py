@@ -56,3 +56,9 @@ def order_writer_sweep() -> dict[int, int]:
 def orders_expire_unpaid() -> int:
     """Cancel unpaid orders past their deadline; their units go back on sale."""
     return services.orders_expire_unpaid()
+
+
+@shared_task
+def payments_complete_stale(older_than_seconds: float = 60) -> int:
+    """Complete payments whose request died between the charge and its record."""
+    return services.payments_complete_stale(older_than_seconds=older_than_seconds)

@@ -1,6 +1,7 @@
 import uuid
 
 from django import forms
+from django.conf import settings
 
 
 class BuyForm(forms.Form):
@@ -11,5 +12,7 @@ class BuyForm(forms.Form):
 
     def __init__(self, *args, limit: int, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["quantity"] = forms.IntegerField(min_value=1, max_value=limit, initial=1)
+        # As many as the shopper may hold, but never more than one purchase may ask for (the API's cap).
+        most = min(limit, settings.PURCHASE_MAX_QUANTITY)
+        self.fields["quantity"] = forms.IntegerField(min_value=1, max_value=most, initial=1)
         self.fields["attempt"].initial = uuid.uuid4().hex

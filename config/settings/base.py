@@ -131,6 +131,7 @@ CELERY_BEAT_SCHEDULE = {
     "flash-sales-advance": {"task": "shop.tasks.flash_sales_advance", "schedule": 5.0},
     "order-writer-sweep": {"task": "orders.tasks.order_writer_sweep", "schedule": 3.0},
     "orders-expire-unpaid": {"task": "orders.tasks.orders_expire_unpaid", "schedule": 10.0},
+    "payments-complete-stale": {"task": "orders.tasks.payments_complete_stale", "schedule": 30.0},
     "flash-sales-reconcile": {"task": "shop.tasks.flash_sales_reconcile", "schedule": 60.0},
 }
 

@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import User
+from inventory import redis_sales
 from orders.models import Order
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -96,3 +97,18 @@ def test_someone_elses_purchase_page_is_404(client, make_sale):
 
     client.force_login(User.objects.create_user("hal", password="x" * 20))
     assert client.get(status_url).status_code == 404
+
+
+def test_the_buy_form_caps_a_purchase_like_the_api_does(client, make_sale, settings):
+    # Given a sale whose per-shopper limit is above what one purchase may ask for
+    sale = make_sale(quantity=50, limit=settings.PURCHASE_MAX_QUANTITY + 5)
+    client.force_login(User.objects.create_user("ivy", password="x" * 20))
+    too_many = settings.PURCHASE_MAX_QUANTITY + 1
+
+    response = client.post(reverse("shop:buy", args=[sale.pk]), {"quantity": too_many, "attempt": "a"}, follow=True)
+
+    assert f"less than or equal to {settings.PURCHASE_MAX_QUANTITY}" in response.content.decode()
+    assert redis_sales.sale_remaining(sale.pk) == 50
+    assert (
+        f'max="{settings.PURCHASE_MAX_QUANTITY}"' in client.get(reverse("shop:sale", args=[sale.pk])).content.decode()
+    )
