@@ -14,6 +14,7 @@ from orders.models import Order
 from orders.payments import PaymentResult
 from orders.services import order_cancel, order_pay, order_writer_drain
 from orders.tasks import payments_complete_stale
+from tests.concurrency import start_thread
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory
 
@@ -112,8 +113,7 @@ def test_the_provider_is_called_without_holding_the_orders_lock(make_sale, provi
     # Given a charge that takes its time at the provider
     order = an_order(make_sale)
     provider.hold, provider.holding = threading.Event(), threading.Event()
-    paying = threading.Thread(target=lambda: order_pay(order=order, actor=order.user))
-    paying.start()
+    paying, paid = start_thread(lambda: order_pay(order=order, actor=order.user))
     assert provider.holding.wait(30)
 
     # When the shopper cancels meanwhile, the cancel does not wait for the provider
@@ -124,6 +124,7 @@ def test_the_provider_is_called_without_holding_the_orders_lock(make_sale, provi
         paying.join(30)
 
     # Then the order is cancelled, and the charge that completed too late is refunded
+    assert isinstance(paid[0], InvalidTransition)
     order.refresh_from_db()
     assert order.status == Order.Status.CANCELLED
     assert len(provider.charges) == 1
