@@ -2,21 +2,20 @@ from django.contrib import admin, messages
 
 from config.admin import ReadOnlyAdminMixin, confirmation_page
 from config.exceptions import DomainError
-from orders.models import FailedReservation, Order, OrderTransition
+from orders.models import FailedReservation, Order, OrderTransition, PaymentAttempt
 from orders.services import order_cancel, order_fulfil
 
 
-class OrderTransitionInline(admin.TabularInline):
+class OrderTransitionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = OrderTransition
     extra = 0
-    can_delete = False
     readonly_fields = ["from_status", "to_status", "actor", "reason", "created_at"]
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+class PaymentAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = PaymentAttempt
+    extra = 0
+    readonly_fields = ["idempotency_key", "amount", "status", "reference", "created_at", "updated_at"]
 
 
 @admin.register(Order)
@@ -24,12 +23,12 @@ class OrderAdmin(admin.ModelAdmin):
     """Orders change only through their state machine: the actions below, never the form."""
 
     list_display = ["id", "user", "sku", "flash_sale", "quantity", "total", "status", "created_at", "pay_by"]
-    list_filter = ["status", "flash_sale", "created_at"]
+    list_filter = ["status", "admission", "flash_sale", "created_at"]
     list_select_related = ["user", "sku", "flash_sale"]
     search_fields = ["=id", "reservation_id", "user__username", "user__email", "sku__code"]
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Order._meta.fields]
-    inlines = [OrderTransitionInline]
+    inlines = [OrderTransitionInline, PaymentAttemptInline]
     actions = ["cancel", "fulfil"]
 
     def has_add_permission(self, request):
@@ -83,3 +82,11 @@ class FailedReservationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["reservation_id", "flash_sale", "user_id", "quantity", "reason", "created_at"]
     list_filter = ["reason", "flash_sale"]
     search_fields = ["reservation_id", "=user_id"]
+
+
+@admin.register(PaymentAttempt)
+class PaymentAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["idempotency_key", "order", "amount", "status", "reference", "created_at"]
+    list_filter = ["status", "created_at"]
+    list_select_related = ["order"]
+    search_fields = ["idempotency_key", "reference", "=order__id"]

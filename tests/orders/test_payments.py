@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db import OperationalError
 
+from accounts.models import User
 from inventory import services as inventory_services
 from orders import services
 from orders.exceptions import InvalidTransition
@@ -132,3 +133,17 @@ def test_the_provider_is_called_without_holding_the_orders_lock(make_sale, provi
     with pytest.raises(InvalidTransition):
         order_pay(order=order, actor=order.user)
     assert check_invariants().ok, check_invariants().violations
+
+
+def test_the_back_office_shows_an_orders_payment_attempts_read_only(make_sale, provider, client):
+    order = an_order(make_sale)
+    order_pay(order=order, actor=order.user)
+    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "a long admin passphrase"))
+
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    listing = client.get("/admin/orders/paymentattempt/").content.decode()
+
+    key = order.payment_attempts.get().idempotency_key
+    assert key in page and "succeeded" in page
+    assert key in listing
+    assert client.get(f"/admin/orders/paymentattempt/{order.payment_attempts.get().pk}/delete/").status_code == 403
