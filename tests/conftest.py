@@ -5,6 +5,7 @@ import pytest
 from django.utils import timezone
 from django_redis import get_redis_connection
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
 
 from config.celery import app as celery_app
 from config.health import check_broker
@@ -100,4 +101,11 @@ def purchase(client: APIClient, sale: FlashSale, *, key: str | None = None, quan
 def client_for(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
+    return client
+
+
+def bearer_client(user) -> APIClient:
+    """Authenticated as a real client is, with a JWT (the middleware and stateless auth read it)."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
     return client

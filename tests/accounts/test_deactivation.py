@@ -1,24 +1,16 @@
 """A deactivated account cannot buy: refused at admission, and again by the order writer."""
 
 import pytest
-from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from orders.services import order_writer_drain
-from tests.conftest import purchase
+from tests.conftest import bearer_client, purchase
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def bearer_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
-    return client
 
 
 @pytest.fixture

@@ -1,22 +1,15 @@
 import time
 
 import pytest
-from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from limits.breaker import redis_breaker
+from tests.conftest import bearer_client
 from tests.processes import http, running_web_server
 
 pytestmark = pytest.mark.django_db
 
 WRITE_URL = "/api/v1/orders/999999/cancel/"  # a write that changes nothing: 404 once admitted
-
-
-def bearer_client(user) -> APIClient:
-    """Authenticated as a real client is, with a JWT the middleware can read."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
-    return client
 
 
 @pytest.fixture
