@@ -9,7 +9,7 @@ import redis
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
@@ -550,12 +550,18 @@ def purchase_admit_database(*, sale_id: int, user_id: int, quantity: int, idempo
 def _database_answer(*, sale: FlashSale, reservation_id: str, user_id: int, quantity: int) -> str | None:
     """Under the sale's row lock: the first answer to this request if it had one, else a new
     one, written (an order, or the refusal remembered). Returns the refusal code or None."""
-    ordered = Order.objects.filter(reservation_id=reservation_id).values_list("quantity", flat=True).first()
-    refused = PurchaseRefusal.objects.filter(reservation_id=reservation_id).values_list("quantity", "code").first()
-    if ordered is not None or refused is not None:
-        if (ordered if ordered is not None else refused[0]) != quantity:
+    # One query for both kinds of first answer: an order ("" for its code) or a refusal.
+    answers = (
+        Order.objects.filter(reservation_id=reservation_id)
+        .order_by()
+        .values_list("quantity", Value(""))
+        .union(PurchaseRefusal.objects.filter(reservation_id=reservation_id).values_list("quantity", "code"))
+    )
+    first = next(iter(answers), None)
+    if first is not None:
+        if first[0] != quantity:
             raise IdempotencyKeyReused()
-        return refused[1] if refused else None
+        return first[1] or None
     now = timezone.now()
     if sale.status == FlashSale.Status.SCHEDULED and now < sale.starts_at:
         code = "not_started"
