@@ -6,6 +6,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from inventory import redis_sales
 from limits.breaker import redis_breaker
+from orders.invariants import check_invariants
 from orders.models import Order
 from orders.services import order_cancel, order_writer_drain
 from tests.conftest import client_for, purchase
@@ -164,6 +165,7 @@ def test_a_probe_that_fails_for_a_reason_other_than_redis_does_not_keep_the_brea
     response = purchase(client, sale, key="after")
     assert response.status_code == 202, response.json()
     assert not redis_breaker.is_open
+    assert check_invariants().ok, check_invariants().violations
 
 
 def test_steady_refusals_do_not_keep_a_not_started_flag_past_the_start(make_sale, settings):
@@ -184,6 +186,7 @@ def test_steady_refusals_do_not_keep_a_not_started_flag_past_the_start(make_sale
     # Then the answers the gate served did not keep it closed: the shopper got in
     assert answers[0] == 409
     assert answers[-1] == 202
+    assert check_invariants().ok, check_invariants().violations
 
 
 def test_a_replayed_refusal_does_not_close_the_gate_for_everyone(make_sale, settings):
@@ -200,3 +203,4 @@ def test_a_replayed_refusal_does_not_close_the_gate_for_everyone(make_sale, sett
     # Then another shopper is not refused by a flag that replay set
     response = purchase(other, sale, key="C")
     assert response.status_code == 202, response.json()
+    assert check_invariants().ok, check_invariants().violations
