@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint clean
+.PHONY: run test bench lint clean
 
 run: $(VENV)/.run-installed
 	$(BIN)/python scripts/devstack.py run
@@ -15,6 +15,9 @@ test: $(VENV)/.dev-installed
 	$(BIN)/python scripts/devstack.py exec test -- sh -c '\
 		DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py makemigrations --check --dry-run && \
 		$(BIN)/pytest $(PYTEST_ARGS)'
+
+bench: $(VENV)/.run-installed
+	$(BIN)/python bench/storm.py $(BENCH_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .

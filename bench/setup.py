@@ -1,61 +1,96 @@
-"""The benchmark's data: a crowd of shoppers with tokens, and two sales to storm."""
+"""The benchmark's data: a crowd of shoppers with tokens, and the sales each phase storms."""
 
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
+from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
+from inventory import redis_sales
 from inventory.services import stock_get_or_create, stock_receive
 from orders.invariants import check_invariants
 from orders.models import Order
-from shop.models import SKU, Product
+from orders.reservations import reservation_id_new
+from orders.services import order_writer_drain, purchase_admit
+from shop.models import SKU, FlashSale, Product
 from shop.services import flash_sale_create, flash_sale_preheat, flash_sale_reconcile
 
 
-class Crowd:
-    def __init__(self, tokens: list[str], redis_sale: int, database_sale: int):
-        self.tokens, self.redis_sale, self.database_sale = tokens, redis_sale, database_sale
-        self.accepted: list[str] = []
-        self.storm_ended = 0.0
+@dataclass
+class Stage:
+    tokens_file: Path
+    one_token_file: Path
+    sales: dict[str, int] = field(default_factory=dict)  # phase -> sale id
 
-    def headers(self, index: int) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[index]}"}
+    def orders_of(self, phase: str) -> int:
+        return Order.objects.filter(flash_sale_id=self.sales[phase]).count()
 
-    def wait_for_writer(self, timeout: float) -> float:
-        """Seconds from the end of the Redis storm until every accepted purchase is an order."""
+    def wait_for_orders(self, phase: str, count: int, since: float, timeout: float = 300) -> float:
+        """Seconds from `since` until the sale has `count` orders (the writer's lag)."""
         deadline = time.monotonic() + timeout
-        while Order.objects.filter(reservation_id__in=self.accepted).count() < len(self.accepted):
+        while self.orders_of(phase) < count:
             if time.monotonic() > deadline:
                 return float("nan")
-            time.sleep(0.05)
-        return round(max(0.0, time.monotonic() - self.storm_ended), 3)
+            time.sleep(0.02)
+        return round(max(0.0, time.monotonic() - since), 3)
+
+    def fill_for_the_writer(self, reservations: int) -> None:
+        """`reservations` admitted into the writer sale's stream, none scheduled for writing."""
+        sale_id = self.sales["writer"]
+        user_id = FlashSale.objects.get(pk=sale_id).created_by_id
+        for i in range(reservations):
+            key = f"drain-{i}"
+            rid = reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=key)
+            redis_sales.reservation_admit(
+                sale_id=sale_id, user_id=user_id, quantity=1, reservation_id=rid, idempotency_key=key
+            )
+
+    def drain_writer_sale(self) -> float:
+        """Seconds one consumer takes to write every reservation waiting in the writer sale."""
+        began = time.perf_counter()
+        while not order_writer_drain(sale_id=self.sales["writer"], consumer="bench"):
+            pass
+        return time.perf_counter() - began
 
     def invariants(self) -> dict:
-        from shop.models import FlashSale
-
-        # The database path does not touch Redis: let reconciliation bring it up to date.
-        flash_sale_reconcile(sale=FlashSale.objects.get(pk=self.database_sale))
+        # The database path does not touch Redis: reconciliation brings it up to date.
+        flash_sale_reconcile(sale=FlashSale.objects.get(pk=self.sales["database"]))
         return check_invariants().as_dict()
 
 
-def crowd_and_sales(*, users: int, quantity: int) -> Crowd:
+def _sale(product: Product, name: str, *, quantity: int, limit: int, owner: User | None = None) -> FlashSale:
+    sku = SKU.objects.create(product=product, code=f"{product.slug}-{name}".upper(), price=Decimal("10.00"))
+    stock_receive(stock=stock_get_or_create(sku=sku), quantity=quantity, actor=None, reason="benchmark")
+    now = timezone.now()
+    sale = flash_sale_create(sku=sku, price=Decimal("5.00"), quantity=quantity, per_user_limit=limit, actor=owner,
+                             starts_at=now - timedelta(seconds=1), ends_at=now + timedelta(hours=2),
+                             title=f"Benchmark {name}")  # fmt: skip
+    flash_sale_preheat(sale=sale)
+    return sale
+
+
+def stage(*, users: int, folder: Path, writer_reservations: int) -> Stage:
     run = timezone.now().strftime("%Y%m%d%H%M%S")
-    # "!" is Django's mark of an unusable password: these shoppers only ever hold tokens.
-    unusable = "!"
+    # These shoppers only ever hold tokens: no password can sign them in.
+    unusable = make_password(None)
     crowd = User.objects.bulk_create([User(username=f"bench-{run}-{i}", password=unusable) for i in range(users)])
-    tokens = [str(AccessToken.for_user(user)) for user in crowd]
-    product = Product.objects.create(name=f"Benchmark {run}", slug=f"benchmark-{run}")
-    sales = []
-    for path in ("redis", "database"):
-        sku = SKU.objects.create(product=product, code=f"BENCH-{run}-{path}", price=Decimal("10.00"))
-        stock_receive(stock=stock_get_or_create(sku=sku), quantity=quantity, actor=None, reason="benchmark")
-        now = timezone.now()
-        sale = flash_sale_create(sku=sku, price=Decimal("5.00"), quantity=quantity, per_user_limit=1, actor=None,
-                                 starts_at=now - timedelta(seconds=1), ends_at=now + timedelta(hours=1),
-                                 title=f"Benchmark {path}")  # fmt: skip
-        flash_sale_preheat(sale=sale)
-        sales.append(sale.pk)
-    return Crowd(tokens, *sales)
+    folder.mkdir(parents=True, exist_ok=True)
+    result = Stage(tokens_file=folder / "tokens.txt", one_token_file=folder / "one-token.txt")
+    result.tokens_file.write_text("".join(f"{AccessToken.for_user(user)}\n" for user in crowd))
+    result.one_token_file.write_text(f"{AccessToken.for_user(crowd[0])}\n")
+    product = Product.objects.create(name=f"Benchmark {run}", slug=f"bench-{run}")
+    # Enough units that no storm sells out, and a limit no shopper reaches.
+    result.sales["accepted"] = _sale(product, "accepted", quantity=2_000_000, limit=1_000).pk
+    result.sales["database"] = _sale(product, "database", quantity=2_000_000, limit=1_000).pk
+    sold_out = _sale(product, "sold-out", quantity=1, limit=1)
+    purchase_admit(sale_id=sold_out.pk, user_id=crowd[-1].pk, quantity=1, idempotency_key="the-only-unit")
+    result.sales["sold_out"] = sold_out.pk
+    result.sales["writer"] = _sale(
+        product, "writer", quantity=writer_reservations, limit=writer_reservations, owner=crowd[-1]
+    ).pk
+    return result

@@ -1,256 +1,253 @@
-"""The flash-sale storm benchmark: the real stack, a crowd, and the numbers that matter.
+"""The flash-sale storm benchmark: the real stack, wrk as the crowd, ratios that matter.
 
-Starts PostgreSQL and Redis (private ones unless DATABASE_URL / REDIS_URL are set), gunicorn
-with --web-workers processes for the Redis purchase path and another for the database-only
-path, and a Celery worker; then, from this separate process, fires the crowd in three phases:
+Brings the shop up as `make run` does (gunicorn with the shop's config, a Celery worker and
+beat; private PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set), plus the
+yardsticks (bench/yardsticks.py) on the same server software, a second shop server on the
+database-only path and a third whose purchase endpoint answers a constant. Then wrk (never
+Python threads) fires each phase for --duration seconds with --connections in flight:
 
-1. `GET /livez`: a trivial JSON answer from the same server, the framework's ceiling;
-2. `POST /api/v1/flash-sales/{id}/purchase/` on the Redis path;
-3. the same on the database-only path (PURCHASE_ADMISSION=database), another sale.
+    z   a bare Django view, constant JSON, no middleware           (yardstick)
+    y   a minimal seckill view: one EVALSHA that takes a unit       (yardstick)
+    l   GET /livez of the shop
+    a   the purchase endpoint answering a constant after auth, limits and validation
+    b   purchase accepted (Redis path), three storms in a row (memory is read after each)
+    c   purchase refused: the sale is sold out (the gate answers)
+    e   purchase refused by the rate limiter (one shopper's token)
+    d   purchase on the database-only path
 
-It prints throughput and latency percentiles of each, their ratios, the writer's lag (from
-the last accepted purchase until every order is in PostgreSQL), the servers' memory, and the
-invariants. Ratios, not absolute times, are what to compare from run to run.
+and measures the order writer: its lag after the first storm of b, and its drain rate with
+--writer-reservations waiting for one consumer. Prints the table with ratios to z and y,
+writes a JSON report (--json), exits non-zero when an invariant fails.
 
-    .venv/bin/python bench/storm.py                    # defaults: 3,000 attempts, 1,000 users
-    .venv/bin/python bench/storm.py --attempts 10000 --users 4000 --concurrency 96
+    make bench
+    .venv/bin/python bench/storm.py --duration 20 --connections 96 --json bench.json
 """
 
 import argparse
-import contextlib
-import http.client
 import json
 import os
-import secrets
-import statistics
+import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.devstack import free_port, services, stop_process, wait_for_http  # noqa: E402
+from scripts.devstack import RUN_DIR, free_port, services, stop_process, wait_for_http  # noqa: E402
+
+WRK_SCRIPT = ROOT / "bench" / "wrk" / "storm.lua"
+PHASES = {
+    "z": "z: bare Django view",
+    "y": "y: minimal one-EVALSHA view",
+    "l": "GET /livez",
+    "a": "a: purchase, constant answer",
+    "b1": "b: purchase accepted",
+    "b2": "b: purchase accepted (2nd)",
+    "b3": "b: purchase accepted (3rd)",
+    "c": "c: refused, sold out",
+    "e": "e: refused, rate limited",
+    "d": "d: purchase, database path",
+}
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--attempts", type=int, default=3000, help="purchase attempts per phase")
-    parser.add_argument("--users", type=int, default=1000, help="distinct shoppers in the crowd")
-    parser.add_argument("--quantity", type=int, default=500, help="units in each sale")
-    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight at once")
-    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn processes per server")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per phase")
+    parser.add_argument("--connections", type=int, default=64, help="requests in flight")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--web-workers", type=int, default=3, help="processes of each server")
+    parser.add_argument("--users", type=int, default=5000, help="shoppers with tokens")
+    parser.add_argument("--writer-reservations", type=int, default=20_000, help="reservations for the drain test")
+    parser.add_argument("--json", type=Path, default=RUN_DIR / "bench" / "report.json", help="the JSON report")
     return parser.parse_args()
 
 
-# --- Load ---------------------------------------------------------------------------------------
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("Installing wrk (Debian's package) ...", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, stdout=subprocess.DEVNULL)
+        return shutil.which("wrk") or "wrk"
+    raise SystemExit("wrk is needed: `apt-get install wrk` (Debian/Ubuntu)")
 
 
-class Phase:
-    """Fire `requests` (method, path, headers, body) at a server from `concurrency` threads."""
-
-    def __init__(self, name: str, port: int, requests: list[tuple], concurrency: int):
-        self.name, self.port, self.requests, self.concurrency = name, port, requests, concurrency
-        self.latencies: list[float] = []
-        self.statuses: dict[int, int] = {}
-        self.bodies: list[tuple[int, bytes]] = []
-        self._next = 0
-        self._lock = threading.Lock()
-
-    def _take(self) -> tuple | None:
-        with self._lock:
-            if self._next >= len(self.requests):
-                return None
-            request = self.requests[self._next]
-            self._next += 1
-            return request
-
-    def _worker(self, start: threading.Barrier) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        start.wait()
-        while (request := self._take()) is not None:
-            method, path, headers, body = request
-            began = time.perf_counter()
-            try:
-                conn.request(method, path, body=body, headers=headers)
-                response = conn.getresponse()
-                payload = response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                status, payload = 0, b""
-            elapsed = time.perf_counter() - began
-            with self._lock:
-                self.latencies.append(elapsed)
-                self.statuses[status] = self.statuses.get(status, 0) + 1
-                self.bodies.append((status, payload))
-        conn.close()
-
-    def run(self) -> dict:
-        start = threading.Barrier(self.concurrency + 1)
-        threads = [threading.Thread(target=self._worker, args=(start,)) for _ in range(self.concurrency)]
-        for thread in threads:
-            thread.start()
-        start.wait()
-        began = time.perf_counter()
-        while any(thread.is_alive() for thread in threads):
-            if sys.stdout.isatty():
-                print(f"\r  {self.name:<28} {len(self.latencies):>6}/{len(self.requests)}", end="", flush=True)
-            time.sleep(0.2)
-        wall = time.perf_counter() - began
-        print(f"\r  {self.name:<28} {len(self.requests):>6}/{len(self.requests)} in {wall:.2f}s", flush=True)
-        ordered = sorted(self.latencies)
-
-        def pct(p: float) -> float:
-            return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
-
-        return {
-            "requests": len(ordered),
-            "seconds": round(wall, 3),
-            "throughput": round(len(ordered) / wall, 1),
-            "p50_ms": round(pct(0.50), 2),
-            "p90_ms": round(pct(0.90), 2),
-            "p99_ms": round(pct(0.99), 2),
-            "max_ms": round(ordered[-1] * 1000, 2),
-            "mean_ms": round(statistics.fmean(ordered) * 1000, 2),
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-        }
+def wrk(args, port: int, method: str, path: str, tokens: Path | None, run: str) -> dict:
+    argv = [args.wrk, "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
+            "--timeout", "10s", "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}",
+            "--", method, path, str(tokens or "-"), run]  # fmt: skip
+    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("BENCH "))
+    result = json.loads(line.removeprefix("BENCH "))
+    result["throughput"] = round(result["requests"] / result["seconds"], 1)
+    return result
 
 
-# --- The stack ----------------------------------------------------------------------------------
+def rss_mib(pid: int) -> dict[str, float]:
+    """Resident memory of a server's master and of each of its children, in MiB."""
+
+    def one(each: int) -> float:
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return 0.0
+
+    children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return {"master": one(pid), **{f"worker-{i}": one(child) for i, child in enumerate(sorted(children))}}
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process and its children, in MiB."""
-    total = 0
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    for each in pids:
-        try:
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return round(total / 1024, 1)
+class Stack:
+    """The servers of one run; each logs to .run/bench/<name>.log."""
 
+    def __init__(self, env: dict, logs: Path):
+        self.env, self.logs = env, logs
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.bin = Path(sys.executable).parent
 
-def start(argv: list, env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    def start(self, name: str, argv: list, **env: str) -> None:
+        with open(self.logs / f"{name}.log", "ab") as out:
+            self.processes[name] = subprocess.Popen(
+                argv, cwd=ROOT, env={**self.env, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def web(self, name: str, app: str, workers: int, **env: str) -> int:
+        port = free_port()
+        self.start(name, [self.bin / "gunicorn", app, "--config", "python:config.gunicorn",
+                          "--bind", f"127.0.0.1:{port}", "--workers", str(workers)], **env)  # fmt: skip
+        wait_for_http(f"http://127.0.0.1:{port}/{'z' if app.startswith('bench') else 'livez'}", self.processes)
+        return port
+
+    def stop(self, name: str) -> None:
+        stop_process(self.processes.pop(name))
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
 
 
 def main() -> int:
     args = parse_args()
-    logs = ROOT / ".run" / "bench"
+    args.wrk = ensure_wrk()
+    logs = RUN_DIR / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     with services("bench") as service_env:
         env = {
             **os.environ,
             **service_env,
             "DJANGO_SETTINGS_MODULE": "config.settings.base",
-            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-" + "x" * 50,
             "DEBUG": "0",
             "HTTPS": "0",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "RATE_LIMIT_IP_RATE": "0",  # the whole crowd comes from this one address
             "LOG_LEVEL": "WARNING",
+            "PROMETHEUS_MULTIPROC_DIR": str(logs / "prometheus"),
         }
+        env.setdefault("CELERY_BROKER_URL", env["REDIS_URL"])
+        shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+        Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True)
         os.environ.update(env)
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
 
         import django
 
         django.setup()
-        from bench.setup import crowd_and_sales
+        from bench.setup import stage
+        from inventory.redis_sales import redis_client
 
-        print(f"Preparing {args.users} shoppers and two sales of {args.quantity} units ...", flush=True)
-        crowd = crowd_and_sales(users=args.users, quantity=args.quantity)
+        print(f"Preparing {args.users} shoppers and the sales ...", flush=True)
+        data = stage(users=args.users, folder=logs, writer_reservations=args.writer_reservations)
+        redis_client().set("bench:y:units", 10**9)
 
-        bin_dir = Path(sys.executable).parent
-        ports = {"redis": free_port(), "database": free_port()}
-        processes: dict[str, subprocess.Popen] = {}
+        stack = Stack(env, logs)
         try:
-            for path, port in ports.items():
-                processes[f"web-{path}"] = start(
-                    [bin_dir / "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
-                     "--workers", str(args.web_workers), "--keep-alive", "30"],
-                    {**env, "PURCHASE_ADMISSION": path},
-                    logs / f"web-{path}.log",
-                )  # fmt: skip
-            processes["worker"] = start(
-                [bin_dir / "celery", "-A", "config", "worker", "--concurrency", "1", "--loglevel", "WARNING"],
-                env,
-                logs / "worker.log",
-            )
-            for port in ports.values():
-                wait_for_http(f"http://127.0.0.1:{port}/livez", {})
-            results = run_phases(args, crowd, ports)
-            results["memory_mib"] = {name: rss_mib(proc.pid) for name, proc in processes.items()}
-            results["invariants"] = crowd.invariants()
+            stack.start("worker", [stack.bin / "celery", "-A", "config", "worker", "--loglevel", "WARNING",
+                                   "--concurrency", "2", "--without-gossip", "--without-mingle",
+                                   "--without-heartbeat"])  # fmt: skip
+            stack.start("beat", [stack.bin / "celery", "-A", "config", "beat", "--loglevel", "WARNING",
+                                 "--schedule", str(logs / "celerybeat-schedule")])  # fmt: skip
+            ports = {
+                "yardsticks": stack.web("yardsticks", "bench.yardsticks:application", args.web_workers),
+                "shop": stack.web("shop", "config.wsgi", args.web_workers),
+                "constant": stack.web(
+                    "constant", "config.wsgi", args.web_workers, DJANGO_SETTINGS_MODULE="bench.constant_answer"
+                ),
+                "database": stack.web("database", "config.wsgi", args.web_workers, PURCHASE_ADMISSION="database"),
+            }
+            results = run_phases(args, data, ports, stack)
+            stack.stop("beat")
+            stack.stop("worker")
+            print(f"Writer: {args.writer_reservations} reservations waiting, one consumer ...", flush=True)
+            data.fill_for_the_writer(args.writer_reservations)
+            seconds = data.drain_writer_sale()
+            results["writer"]["drain_orders_per_second"] = round(args.writer_reservations / seconds, 1)
+            results["invariants"] = data.invariants()
         finally:
-            for proc in processes.values():
-                stop_process(proc)
+            stack.stop_all()
     report(args, results)
     return 0 if results["invariants"]["ok"] else 1
 
 
-def run_phases(args, crowd, ports: dict[str, int]) -> dict:
-    def purchases(sale_id: int) -> list[tuple]:
-        path = f"/api/v1/flash-sales/{sale_id}/purchase/"
-        return [
-            ("POST", path, {**crowd.headers(i % args.users), "Idempotency-Key": f"bench-{i}",
-                            "Content-Type": "application/json"}, b'{"quantity": 1}')
-            for i in range(args.attempts)
-        ]  # fmt: skip
+def run_phases(args, data, ports: dict[str, int], stack: Stack) -> dict:
+    def purchase(phase: str) -> str:
+        return f"/api/v1/flash-sales/{data.sales[phase]}/purchase/"
 
-    print(f"Firing {args.attempts} requests per phase, {args.concurrency} at a time:", flush=True)
-    ceiling = Phase("GET /livez", ports["redis"], [("GET", "/livez", {}, None)] * args.attempts, args.concurrency)
-    results = {"ceiling": ceiling.run()}
-    redis_phase = Phase("purchase (Redis path)", ports["redis"], purchases(crowd.redis_sale), args.concurrency)
-    results["purchase_redis"] = redis_phase.run()
-    crowd.storm_ended = time.monotonic()
-    crowd.accepted = [json.loads(body)["reservation_id"] for status, body in redis_phase.bodies if status == 202]
-    results["writer_lag_seconds"] = crowd.wait_for_writer(timeout=300)
-    database_phase = Phase("purchase (database path)", ports["database"], purchases(crowd.database_sale),
-                           args.concurrency)  # fmt: skip
-    results["purchase_database"] = database_phase.run()
-    refusals = {}
-    for status, body in database_phase.bodies + redis_phase.bodies:
-        if status == 409:
-            code = json.loads(body)["code"]
-            refusals[code] = refusals.get(code, 0) + 1
-    results["refusals"] = refusals
+    plan = {
+        "z": (ports["yardsticks"], "GET", "/z", None),
+        "y": (ports["yardsticks"], "POST", "/y", None),
+        "l": (ports["shop"], "GET", "/livez", None),
+        "a": (ports["constant"], "POST", purchase("accepted"), data.tokens_file),
+        "b1": (ports["shop"], "POST", purchase("accepted"), data.tokens_file),
+        "b2": (ports["shop"], "POST", purchase("accepted"), data.tokens_file),
+        "b3": (ports["shop"], "POST", purchase("accepted"), data.tokens_file),
+        "c": (ports["shop"], "POST", purchase("sold_out"), data.tokens_file),
+        "e": (ports["shop"], "POST", purchase("accepted"), data.one_token_file),
+        "d": (ports["database"], "POST", purchase("database"), data.tokens_file),
+    }
+    results: dict = {"phases": {}, "memory_mib": {}, "writer": {}}
+    print(f"Each phase: wrk -t{args.threads} -c{args.connections} -d{args.duration}s", flush=True)
+    run_id = str(int(time.time()))
+    for phase, (port, method, path, tokens) in plan.items():
+        print(f"  {PHASES[phase]:<32}", end="", flush=True)
+        result = wrk(args, port, method, path, tokens, f"{run_id}-{phase}")
+        results["phases"][phase] = result
+        print(f"{result['throughput']:>9} req/s  {result['statuses']}", flush=True)
+        if phase.startswith("b"):
+            results["memory_mib"][phase] = rss_mib(stack.processes["shop"].pid)
+        if phase == "b1":
+            ended = time.monotonic()
+            written = result["statuses"].get("202", 0)
+            results["writer"]["lag_after_storm_seconds"] = data.wait_for_orders("accepted", written, since=ended)
     return results
 
 
 def report(args, results: dict) -> None:
-    ceiling, fast, slow = results["ceiling"], results["purchase_redis"], results["purchase_database"]
+    phases = results["phases"]
+    z, y = phases["z"]["throughput"], phases["y"]["throughput"]
     print()
-    print(f"{'':<26}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}  statuses")
-    for name, row in (("GET /livez (ceiling)", ceiling), ("purchase, Redis path", fast),
-                      ("purchase, database path", slow)):  # fmt: skip
-        print(f"{name:<26}{row['throughput']:>9}{row['p50_ms']:>9}{row['p90_ms']:>9}{row['p99_ms']:>9}"
-              f"{row['max_ms']:>9}  {row['statuses']}")  # fmt: skip
-    results["ratios"] = {
-        "redis_path_vs_ceiling": round(fast["throughput"] / ceiling["throughput"], 3),
-        "database_path_vs_ceiling": round(slow["throughput"] / ceiling["throughput"], 3),
-        "redis_path_vs_database_path": round(fast["throughput"] / slow["throughput"], 2),
-    }
+    print(f"{'phase':<34}{'req/s':>9}{'/ z':>7}{'/ y':>7}{'p50 ms':>9}{'p99 ms':>9}  answers")
+    for phase, row in phases.items():
+        row["vs_z"], row["vs_y"] = round(row["throughput"] / z, 3), round(row["throughput"] / y, 3)
+        print(f"{PHASES[phase]:<34}{row['throughput']:>9}{row['vs_z']:>7}{row['vs_y']:>7}"
+              f"{row['p50_us'] / 1000:>9.1f}{row['p99_us'] / 1000:>9.1f}  {row['statuses']}")  # fmt: skip
+    b, d = phases["b1"]["throughput"], phases["d"]["throughput"]
+    results["ratios"] = {"b_vs_z": round(b / z, 3), "b_vs_y": round(b / y, 3), "b_vs_d": round(b / d, 2)}
+    first, last = results["memory_mib"]["b1"], results["memory_mib"]["b3"]
+    workers = [name for name in first if name.startswith("worker")]
+    results["memory_growth"] = {name: round(last[name] / first[name] - 1, 3) for name in workers if name in last}
     print()
-    for name, value in results["ratios"].items():
-        print(f"  {name:<32} {value}")
-    print(f"  {'refusals':<32} {results['refusals']}")
-    print(f"  {'writer lag (s)':<32} {results['writer_lag_seconds']}")
-    print(f"  {'memory (MiB RSS)':<32} {results['memory_mib']}")
-    print(f"  {'invariants':<32} {'ok' if results['invariants']['ok'] else results['invariants']['violations']}")
-    if args.json:
-        args.json.write_text(json.dumps({"arguments": vars(args) | {"json": str(args.json)}, **results}, indent=2))
+    print(f"  ratios                  {results['ratios']}")
+    print(f"  writer                  {results['writer']}")
+    print(f"  web RSS after storms    {results['memory_mib']}")
+    print(f"  RSS growth b1 -> b3     {results['memory_growth']}")
+    print(f"  invariants              {'ok' if results['invariants']['ok'] else results['invariants']['violations']}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    arguments = {key: str(value) for key, value in vars(args).items()}
+    args.json.write_text(json.dumps({"arguments": arguments, **results}, indent=2))
+    print(f"  report                  {args.json}")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,7 @@ class FlashSalePurchaseApi(APIView):
 
     authentication_classes = [JWTStatelessUserAuthentication, SessionAuthentication]
     permission_classes = [permissions.IsAuthenticated]
+    admit = staticmethod(purchase_admit)
 
     @extend_schema(
         request=PurchaseInputSerializer,
@@ -118,7 +119,7 @@ class FlashSalePurchaseApi(APIView):
         key = idempotency_key(request, required=True)
         serializer = PurchaseInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        reservation_id = purchase_admit(
+        reservation_id = self.admit(
             sale_id=pk,
             user_id=int(request.user.pk),
             quantity=serializer.validated_data["quantity"],
