@@ -61,6 +61,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=5000, help="shoppers with tokens")
     parser.add_argument("--writer-reservations", type=int, default=20_000, help="reservations for the drain test")
     parser.add_argument("--json", type=Path, default=RUN_DIR / "bench" / "report.json", help="the JSON report")
+    parser.add_argument(
+        "--profile", action="append", default=[], metavar="PHASE",
+        help="py-spy records one web worker during PHASE (repeatable); stacks in .run/bench/profile-PHASE.txt",
+    )  # fmt: skip
     return parser.parse_args()
 
 
@@ -212,7 +216,11 @@ def run_phases(args, data, ports: dict[str, int], stack: Stack) -> dict:
     run_id = str(int(time.time()))
     for phase, (port, method, path, tokens) in plan.items():
         print(f"  {PHASES[phase]:<32}", end="", flush=True)
+        server = next(name for name, known in ports.items() if known == port)
+        profiler = profile(args, phase, stack.processes[server].pid) if phase in args.profile else None
         result = wrk(args, port, method, path, tokens, f"{run_id}-{phase}")
+        if profiler:
+            profiler.wait()
         results["phases"][phase] = result
         print(f"{result['throughput']:>9} req/s  {result['statuses']}", flush=True)
         if phase.startswith("b"):
@@ -222,6 +230,34 @@ def run_phases(args, data, ports: dict[str, int], stack: Stack) -> dict:
             written = result["statuses"].get("202", 0)
             results["writer"]["lag_after_storm_seconds"] = data.wait_for_orders("accepted", written, since=ended)
     return results
+
+
+def profile(args, phase: str, master: int) -> subprocess.Popen:
+    """py-spy sampling the first worker of a server for the phase; its top lines are printed after."""
+    worker = sorted(int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split())[0]
+    output = RUN_DIR / "bench" / f"profile-{phase}.txt"
+    return subprocess.Popen(
+        [Path(sys.executable).parent / "py-spy", "record", "--pid", str(worker), "--duration", str(args.duration),
+         "--format", "raw", "--output", str(output), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def profile_top(path: Path, lines: int = 25) -> list[str]:
+    """The functions a recorded profile spent its samples in: own time, and time including calls."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        samples = int(count)
+        total += samples
+        own[frames[-1]] = own.get(frames[-1], 0) + samples
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + samples
+    ranked = sorted(inclusive.items(), key=lambda item: -item[1])[:lines]
+    return [f"{100 * n / total:5.1f}% incl {100 * own.get(frame, 0) / total:5.1f}% own  {frame}" for frame, n in ranked]
 
 
 def report(args, results: dict) -> None:
@@ -244,6 +280,10 @@ def report(args, results: dict) -> None:
     print(f"  web RSS after storms    {results['memory_mib']}")
     print(f"  RSS growth b1 -> b3     {results['memory_growth']}")
     print(f"  invariants              {'ok' if results['invariants']['ok'] else results['invariants']['violations']}")
+    for phase in args.profile:
+        print(f"\n  profile of one web worker during {PHASES[phase]} (py-spy, by time including calls):")
+        for line in profile_top(RUN_DIR / "bench" / f"profile-{phase}.txt"):
+            print(f"    {line}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     arguments = {key: str(value) for key, value in vars(args).items()}
     args.json.write_text(json.dumps({"arguments": arguments, **results}, indent=2))

@@ -19,3 +19,15 @@ class IdempotencyKeyReused(DomainError):
     code = "idempotency_key_reused"
     status_code = 422
     default_message = "This Idempotency-Key was used for a different request."
+
+
+class RateLimited(DomainError):
+    """Too many requests: the client may retry after `retry_after` seconds (Retry-After)."""
+
+    code = "rate_limited"
+    status_code = 429
+    default_message = "Too many requests. Slow down and try again shortly."
+
+    def __init__(self, retry_after: float):
+        super().__init__()
+        self.retry_after = retry_after

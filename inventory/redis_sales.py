@@ -9,7 +9,7 @@ import contextlib
 import hashlib
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ import redis
 from django.conf import settings
 
 from config.redis import redis_client, run_lua
+from limits.buckets import Limit, gcra_arguments
 
 LUA_DIR = Path(__file__).parent / "lua"
 WRITER_GROUP = "writers"
@@ -76,6 +77,10 @@ class SaleKeys:
     def lock(self, job: str) -> str:
         return self._key(f"lock:{job}")
 
+    def rate_limit(self, limit: Limit) -> str:
+        """A purchase rate limit's bucket, in this sale's slot: the admission script takes it."""
+        return self._key(f"rl:{limit.key}")
+
 
 def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
@@ -95,14 +100,23 @@ class Admission:
     schedule_drain: bool
     replayed: bool
     quantity: int
+    retry_after: float = 0.0  # seconds, when rate limited
 
 
 def reservation_admit(
-    *, sale_id: int, user_id: int, quantity: int, reservation_id: str, idempotency_key: str, request_id: str = "-"
+    *,
+    sale_id: int,
+    user_id: int,
+    quantity: int,
+    reservation_id: str,
+    idempotency_key: str,
+    request_id: str = "-",
+    limits: Sequence[Limit] = (),
 ) -> Admission:
-    """One round trip: window, limit, remaining, idempotency, decrement and hand-off."""
+    """One round trip: the purchase's rate limits, window, limit, remaining, idempotency,
+    decrement and hand-off."""
     keys = SaleKeys(sale_id)
-    outcome, rid, schedule, remembered = _run(
+    outcome, rid, schedule, remembered, wait_us = _run(
         "admit",
         [
             keys.meta,
@@ -115,6 +129,7 @@ def reservation_admit(
             keys.drain,
             keys.stats,
             keys.blocked,
+            *(keys.rate_limit(limit) for limit in limits),
         ],
         [
             user_id,
@@ -123,6 +138,7 @@ def reservation_admit(
             settings.IDEMPOTENCY_KEY_TTL,
             settings.ORDER_WRITER_DRAIN_FLAG_MS,
             request_id,
+            *gcra_arguments(limits),
         ],
     )
     outcome = _text(outcome)
@@ -133,6 +149,7 @@ def reservation_admit(
         schedule_drain=bool(schedule),
         replayed=replayed,
         quantity=int(remembered),
+        retry_after=int(wait_us) / 1e6,
     )
 
 

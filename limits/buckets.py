@@ -4,6 +4,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,11 +63,14 @@ class LocalBuckets:
             self._buckets.clear()
 
 
+def gcra_arguments(limits: Sequence[Limit]) -> list[int]:
+    """The two arguments per limit that gcra.lua takes: emission interval (µs) and burst."""
+    return [value for limit in limits for value in (round(1_000_000 / limit.rate), limit.burst)]
+
+
 def shared_take(limits: list[Limit]) -> Decision:
     """Ask Redis, through the circuit breaker (raises redis errors or CircuitOpen)."""
     keys = [f"rl:{limit.key}" for limit in limits]
-    args = []
-    for limit in limits:
-        args += [round(1_000_000 / limit.rate), limit.burst]
+    args = gcra_arguments(limits)
     allowed, index, remaining, reset_us, wait_us = redis_breaker.call(lambda: run_lua(RATE_LIMIT_LUA, keys, args))
     return Decision(bool(allowed), limits[int(index) - 1], int(remaining), int(reset_us) / 1e6, int(wait_us) / 1e6)

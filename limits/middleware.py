@@ -139,12 +139,16 @@ class RateLimitMiddleware:
         if not limits:
             return self.get_response(request)
         decision = self.local.take(limits)
-        if decision.allowed:
+        if decision.allowed and group == "purchase":
+            # The admission script takes the shared buckets in the same round trip as the
+            # purchase itself (a refusal the sale gate answers needs neither).
+            request.purchase_limits = limits
+        elif decision.allowed:
             # With Redis away, the per-process bucket decides alone.
             with contextlib.suppress(redis.RedisError):
                 decision = shared_take(limits)
         response = too_many_requests(decision) if not decision.allowed else self.get_response(request)
-        response["RateLimit-Limit"] = str(decision.limit.burst)
-        response["RateLimit-Remaining"] = str(max(0, decision.remaining))
-        response["RateLimit-Reset"] = str(math.ceil(decision.reset_seconds or decision.retry_after))
+        response.headers.setdefault("RateLimit-Limit", str(decision.limit.burst))
+        response.headers.setdefault("RateLimit-Remaining", str(max(0, decision.remaining)))
+        response.headers.setdefault("RateLimit-Reset", str(math.ceil(decision.reset_seconds or decision.retry_after)))
         return response

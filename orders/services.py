@@ -2,6 +2,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -14,13 +15,14 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from accounts.models import User
-from config.exceptions import DomainError, IdempotencyKeyReused
+from config.exceptions import DomainError, IdempotencyKeyReused, RateLimited
 from config.metrics import PURCHASE_OUTCOMES, WRITER_BATCH_SIZE, WRITER_LAG_SECONDS
 from config.middleware import request_id_var
 from inventory import redis_sales
 from inventory.redis_sales import GiveBack, StreamReservation
 from inventory.services import stock_release, stock_return, stock_sell
 from limits.breaker import redis_breaker
+from limits.buckets import Limit
 from orders.exceptions import (
     AccountBlocked,
     AccountUnknown,
@@ -236,17 +238,20 @@ def _release_to_sale(*, sale_id: int, user_id: int, quantity: int) -> None:
 # --- Admission ---------------------------------------------------------------------------------
 
 
-def purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str) -> str:
+def purchase_admit(
+    *, sale_id: int, user_id: int, quantity: int, idempotency_key: str, limits: Sequence[Limit] = ()
+) -> str:
     """Admit a purchase attempt in Redis, in one round trip in the usual case.
 
+    `limits` are the attempt's shared rate limits, taken by the admission script itself.
     Returns the reservation id. Raises PurchaseRefused (with the reason), IdempotencyKeyReused
-    when the key came with another quantity before, SaleNotFound for an unknown sale, and
-    SaleLayerUnavailable when Redis cannot be reached. Every answer is counted by outcome,
-    whichever door (API or storefront) the attempt came through.
+    when the key came with another quantity before, RateLimited, SaleNotFound for an unknown
+    sale, and SaleLayerUnavailable when Redis cannot be reached. Every answer is counted by
+    outcome, whichever door (API or storefront) the attempt came through.
     """
     try:
         reservation_id = _purchase_admit(
-            sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key
+            sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key, limits=limits
         )
     except FlashSale.DoesNotExist as error:
         PURCHASE_OUTCOMES.labels(SaleNotFound.code).inc()
@@ -258,7 +263,7 @@ def purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key
     return reservation_id
 
 
-def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str) -> str:
+def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str, limits: Sequence[Limit]) -> str:
     from orders.tasks import order_writer_drain  # Here, not at the top: tasks import this module.
 
     if settings.PURCHASE_ADMISSION == "database":
@@ -277,7 +282,9 @@ def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_ke
                 raise PurchaseRefused(refusal)
         else:
             admission = redis_breaker.call(
-                lambda: _admit(sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key)
+                lambda: _admit(
+                    sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key, limits=limits
+                )
             )
             if not admission.replayed:
                 # Only a fresh answer closes the gate: a replayed one may be stale.
@@ -292,6 +299,8 @@ def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_ke
         raise SaleLayerUnavailable() from error
     if admission.replayed and admission.quantity != quantity:
         raise IdempotencyKeyReused()
+    if admission.outcome == "rate_limited":
+        raise RateLimited(admission.retry_after)
     if admission.outcome == "blocked":
         raise AccountBlocked()
     if admission.outcome != "accepted":
@@ -304,7 +313,9 @@ def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_ke
     return admission.reservation_id
 
 
-def _admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str) -> redis_sales.Admission:
+def _admit(
+    *, sale_id: int, user_id: int, quantity: int, idempotency_key: str, limits: Sequence[Limit]
+) -> redis_sales.Admission:
     def attempt() -> redis_sales.Admission:
         return redis_sales.reservation_admit(
             sale_id=sale_id,
@@ -313,6 +324,7 @@ def _admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str) -
             reservation_id=reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key),
             idempotency_key=idempotency_key,
             request_id=request_id_var.get(),
+            limits=limits,
         )
 
     admission = attempt()

@@ -41,6 +41,7 @@ def sale_buy(request, pk: int):
             user_id=request.user.pk,
             quantity=form.cleaned_data["quantity"],
             idempotency_key=form.cleaned_data["attempt"],
+            limits=getattr(request, "purchase_limits", ()),
         )
     except DomainError as error:
         messages.error(request, str(error))

@@ -1,6 +1,7 @@
 """One place that turns every error into the contract's `{"code", "detail"}` body."""
 
 import logging
+import math
 
 import redis
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -39,6 +40,7 @@ class DomainErrorResponse(exceptions.APIException):
 
 
 def exception_handler(exc, context):
+    retry_after = getattr(exc, "retry_after", None)
     if isinstance(exc, DomainError):
         exc = DomainErrorResponse(exc)
     elif isinstance(exc, Http404):
@@ -63,6 +65,9 @@ def exception_handler(exc, context):
         }
     else:
         response.data = {"code": error_code(exc), "detail": str(exc.detail)}
+    if retry_after is not None:
+        response["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        response["RateLimit-Remaining"] = "0"
     return response
 
 

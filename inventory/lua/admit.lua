@@ -10,36 +10,51 @@
 -- KEYS[8]  fs:{id}:drain      short-lived flag: a drain task was just scheduled
 -- KEYS[9]  fs:{id}:stats      hash: "<minute>:<outcome>" -> answers given, for the back office
 -- KEYS[10] fs:{id}:blocked    set: user ids that may not buy (deactivated accounts)
+-- KEYS[11..] fs:{id}:rl:...   the purchase's shared rate limits (GCRA arrival times), if any
 -- ARGV[1] user id
 -- ARGV[2] quantity (a positive integer)
 -- ARGV[3] reservation id to use if the attempt is accepted (derived from the Idempotency-Key)
 -- ARGV[4] seconds to remember the Idempotency-Key
 -- ARGV[5] milliseconds during which one drain task covers every new reservation
 -- ARGV[6] the request id, carried to the order writer's log lines
+-- ARGV[7..] two per rate limit: emission interval (microseconds), burst (see gcra.lua)
 --
--- Returns {outcome, reservation id or "", schedule_drain (0/1), remembered quantity}.
--- outcome: accepted, sold_out, limit_exceeded, not_started, ended, blocked, not_loaded, or
--- replay:<first outcome> when the request was seen before (quantity tells what it asked for).
+-- Returns {outcome, reservation id or "", schedule_drain (0/1), remembered quantity,
+-- microseconds to wait (rate_limited only)}.
+-- outcome: accepted, sold_out, limit_exceeded, not_started, ended, blocked, not_loaded,
+-- rate_limited, or replay:<first outcome> when the request was seen before (quantity tells what
+-- it asked for). The rate limits come first and count every request they let through, as the
+-- rate-limit middleware does for other routes: one round trip does both.
 -- The decrement and the XADD happen together or not at all: no reservation without its
 -- unit, no unit taken without a reservation. A reservation id is admitted at most once, even
 -- after its Idempotency-Key expired: the repeat gets the first answer, not a second unit.
-assert(#KEYS == 10, "admit.lua takes 10 keys")
-assert(#ARGV == 6, "admit.lua takes 6 arguments")
+--!include limits/lua/gcra.lua
+assert(#KEYS >= 10, "admit.lua takes 10 keys and its rate limits' keys")
+assert(#ARGV == 6 + 2 * (#KEYS - 10), "admit.lua takes 6 arguments and 2 per rate limit")
 
 local user, quantity, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local time = redis.call("TIME")
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+
+local limits = {}
+for i = 11, #KEYS do
+    limits[#limits + 1] = KEYS[i]
+end
+local verdict, new_tats = gcra_check(limits, ARGV, 7, now)
+if verdict[1] == 0 then
+    return {"rate_limited", "", 0, quantity, verdict[5]}
+end
+gcra_commit(limits, new_tats, now)
 
 local first = redis.call("HMGET", KEYS[7], "outcome", "rid", "quantity")
 if first[1] then
-    return {"replay:" .. first[1], first[2], 0, tonumber(first[3])}
+    return {"replay:" .. first[1], first[2], 0, tonumber(first[3]), 0}
 end
 
 local meta = redis.call("HMGET", KEYS[1], "starts_at", "ends_at", "limit", "status")
 if not meta[1] then
-    return {"not_loaded", "", 0, quantity}
+    return {"not_loaded", "", 0, quantity, 0}
 end
-
-local time = redis.call("TIME")
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 
 local function count(outcome)
     redis.call("HINCRBY", KEYS[9], math.floor(now / 60000000) .. ":" .. outcome, 1)
@@ -53,19 +68,19 @@ end
 local function answer(outcome, reservation, schedule)
     remember(outcome, reservation, quantity)
     count(outcome)
-    return {outcome, reservation, schedule, quantity}
+    return {outcome, reservation, schedule, quantity, 0}
 end
 
 local admitted = redis.call("HGET", KEYS[6], rid)
 if admitted then
     remember("accepted", rid, admitted)
-    return {"replay:accepted", rid, 0, tonumber(admitted)}
+    return {"replay:accepted", rid, 0, tonumber(admitted), 0}
 end
 
 if redis.call("SISMEMBER", KEYS[10], user) == 1 then
     -- Not remembered: an account that is reactivated can use the same key.
     count("blocked")
-    return {"blocked", "", 0, quantity}
+    return {"blocked", "", 0, quantity, 0}
 end
 if meta[4] == "cancelled" or meta[4] == "ended" then
     return answer("ended", "", 0)

@@ -124,5 +124,6 @@ class FlashSalePurchaseApi(APIView):
             user_id=int(request.user.pk),
             quantity=serializer.validated_data["quantity"],
             idempotency_key=key,
+            limits=getattr(request, "purchase_limits", ()),
         )
         return Response({"reservation_id": reservation_id, "status": "pending"}, status=status.HTTP_202_ACCEPTED)

@@ -3,8 +3,10 @@ import time
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
+from inventory import redis_sales
 from limits.breaker import redis_breaker
-from tests.conftest import bearer_client
+from orders.invariants import check_invariants
+from tests.conftest import bearer_client, purchase
 from tests.processes import http, running_web_server
 
 pytestmark = pytest.mark.django_db
@@ -84,7 +86,7 @@ def test_login_is_limited_per_username_across_addresses(limits, api_client):
     assert other_user.status_code == 401
 
 
-def test_health_and_static_are_never_limited(limits, api_client):
+def test_health_checks_do_not_spend_the_read_budget(limits, api_client):
     limits(read={"ip": (0.01, 1)})
 
     assert [api_client.get("/healthz").status_code for _ in range(3)] == [200, 200, 200]
@@ -110,3 +112,24 @@ def test_two_server_processes_share_one_users_bucket(redis_client, user, tmp_pat
         statuses = [http("POST", f"{base}{WRITE_URL}", headers)[0] for base in (a, b, a, b, a, b)]
 
     assert statuses == [404, 404, 404, 404, 429, 429]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_purchases_share_their_buckets_in_the_admission_scripts_round_trip(limits, user, make_sale):
+    # Given a purchase limit of 3 at once, and a shopper buying through two server processes
+    # (two clients: each has its own per-process bucket, so only the shared one can refuse)
+    sale = make_sale(quantity=10, limit=10)
+    limits(purchase={"user": (1.0, 3)})
+    first, second = bearer_client(user), bearer_client(user)
+
+    answers = [purchase(client, sale, key=f"k{i}") for i, client in enumerate([first, first, second, second])]
+
+    # Then the fourth is refused by the shared bucket, takes nothing, and is not its key's answer
+    assert [answer.status_code for answer in answers] == [202, 202, 202, 429]
+    refused = answers[-1]
+    assert refused.json()["code"] == "rate_limited"
+    assert int(refused["Retry-After"]) >= 1
+    assert redis_sales.sale_remaining(sale.pk) == 7
+    time.sleep(1.1)  # one token comes back every second
+    assert purchase(second, sale, key="k3").status_code == 202
+    assert check_invariants().ok, check_invariants().violations
