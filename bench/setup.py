@@ -50,12 +50,23 @@ class Stage:
                 sale_id=sale_id, user_id=user_id, quantity=1, reservation_id=rid, idempotency_key=key
             )
 
-    def drain_writer_sale(self) -> float:
-        """Seconds one consumer takes to write every reservation waiting in the writer sale."""
+    def drain_writer_sale(self, *, profile: bool = False) -> float:
+        """Seconds one consumer takes to write every reservation waiting in the writer sale;
+        with `profile`, pyinstrument's account of them is printed."""
+        profiler = None
+        if profile:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.0005)
+            profiler.start()
         began = time.perf_counter()
         while not order_writer_drain(sale_id=self.sales["writer"], consumer="bench"):
             pass
-        return time.perf_counter() - began
+        seconds = time.perf_counter() - began
+        if profiler:
+            profiler.stop()
+            print(profiler.output_text(unicode=False, color=False, show_all=False), flush=True)
+        return seconds
 
     def invariants(self) -> dict:
         # The database path does not touch Redis: reconciliation brings it up to date.

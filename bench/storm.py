@@ -59,11 +59,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--web-workers", type=int, default=3, help="processes of each server")
     parser.add_argument("--users", type=int, default=5000, help="shoppers with tokens")
+    parser.add_argument("--phases", default=",".join(PHASES), help="which phases to run, e.g. z,y,b1 (default: all)")
     parser.add_argument("--writer-reservations", type=int, default=20_000, help="reservations for the drain test")
     parser.add_argument("--json", type=Path, default=RUN_DIR / "bench" / "report.json", help="the JSON report")
     parser.add_argument(
         "--profile", action="append", default=[], metavar="PHASE",
-        help="py-spy records one web worker during PHASE (repeatable); stacks in .run/bench/profile-PHASE.txt",
+        help="py-spy records one web worker during PHASE (repeatable; stacks in .run/bench/profile-PHASE.txt), "
+        "or `writer`: pyinstrument profiles the drain (both from requirements-dev.txt)",
     )  # fmt: skip
     return parser.parse_args()
 
@@ -186,7 +188,7 @@ def main() -> int:
             stack.stop("worker")
             print(f"Writer: {args.writer_reservations} reservations waiting, one consumer ...", flush=True)
             data.fill_for_the_writer(args.writer_reservations)
-            seconds = data.drain_writer_sale()
+            seconds = data.drain_writer_sale(profile="writer" in args.profile)
             results["writer"]["drain_orders_per_second"] = round(args.writer_reservations / seconds, 1)
             results["invariants"] = data.invariants()
         finally:
@@ -215,6 +217,8 @@ def run_phases(args, data, ports: dict[str, int], stack: Stack) -> dict:
     print(f"Each phase: wrk -t{args.threads} -c{args.connections} -d{args.duration}s", flush=True)
     run_id = str(int(time.time()))
     for phase, (port, method, path, tokens) in plan.items():
+        if phase not in args.phases.split(","):
+            continue
         print(f"  {PHASES[phase]:<32}", end="", flush=True)
         server = next(name for name, known in ports.items() if known == port)
         profiler = profile(args, phase, stack.processes[server].pid) if phase in args.profile else None
@@ -269,18 +273,20 @@ def report(args, results: dict) -> None:
         row["vs_z"], row["vs_y"] = round(row["throughput"] / z, 3), round(row["throughput"] / y, 3)
         print(f"{PHASES[phase]:<34}{row['throughput']:>9}{row['vs_z']:>7}{row['vs_y']:>7}"
               f"{row['p50_us'] / 1000:>9.1f}{row['p99_us'] / 1000:>9.1f}  {row['statuses']}")  # fmt: skip
-    b, d = phases["b1"]["throughput"], phases["d"]["throughput"]
-    results["ratios"] = {"b_vs_z": round(b / z, 3), "b_vs_y": round(b / y, 3), "b_vs_d": round(b / d, 2)}
-    first, last = results["memory_mib"]["b1"], results["memory_mib"]["b3"]
-    workers = [name for name in first if name.startswith("worker")]
-    results["memory_growth"] = {name: round(last[name] / first[name] - 1, 3) for name in workers if name in last}
+    if {"b1", "d"} <= phases.keys():
+        b, d = phases["b1"]["throughput"], phases["d"]["throughput"]
+        results["ratios"] = {"b_vs_z": round(b / z, 3), "b_vs_y": round(b / y, 3), "b_vs_d": round(b / d, 2)}
+    if {"b1", "b3"} <= results["memory_mib"].keys():
+        first, last = results["memory_mib"]["b1"], results["memory_mib"]["b3"]
+        workers = [name for name in first if name.startswith("worker")]
+        results["memory_growth"] = {name: round(last[name] / first[name] - 1, 3) for name in workers if name in last}
     print()
-    print(f"  ratios                  {results['ratios']}")
+    print(f"  ratios                  {results.get('ratios')}")
     print(f"  writer                  {results['writer']}")
     print(f"  web RSS after storms    {results['memory_mib']}")
-    print(f"  RSS growth b1 -> b3     {results['memory_growth']}")
+    print(f"  RSS growth b1 -> b3     {results.get('memory_growth')}")
     print(f"  invariants              {'ok' if results['invariants']['ok'] else results['invariants']['violations']}")
-    for phase in args.profile:
+    for phase in [phase for phase in args.profile if phase in PHASES]:
         print(f"\n  profile of one web worker during {PHASES[phase]} (py-spy, by time including calls):")
         for line in profile_top(RUN_DIR / "bench" / f"profile-{phase}.txt"):
             print(f"    {line}")
