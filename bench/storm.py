@@ -266,7 +266,7 @@ def profile_top(path: Path, lines: int = 25) -> list[str]:
 
 def report(args, results: dict) -> None:
     phases = results["phases"]
-    z, y = phases["z"]["throughput"], phases["y"]["throughput"]
+    z, y = (phases[name]["throughput"] if name in phases else float("nan") for name in ("z", "y"))
     print()
     print(f"{'phase':<34}{'req/s':>9}{'/ z':>7}{'/ y':>7}{'p50 ms':>9}{'p99 ms':>9}  answers")
     for phase, row in phases.items():
