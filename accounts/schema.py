@@ -2,8 +2,8 @@ from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 
 
 class StatelessJWTScheme(SimpleJWTScheme):
-    """The same bearer token, read without loading the user (the purchase endpoint)."""
+    """The same bearer token, read without loading the user and verified once (the purchase)."""
 
-    target_class = "rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication"
+    target_class = "config.api.authentication.BearerTokenAuthentication"
     name = "jwtStatelessAuth"
     priority = 1

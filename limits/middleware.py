@@ -20,9 +20,8 @@ import redis
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.tokens import AccessToken
 
+from config.api.authentication import bearer_token
 from limits.buckets import Decision, Limit, LocalBuckets, shared_take
 
 logger = logging.getLogger(__name__)
@@ -83,12 +82,9 @@ def client_ip(request: HttpRequest) -> str:
 
 def request_user_id(request: HttpRequest) -> str | None:
     """Who is asking, without a database query: the JWT's user or the session's."""
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        try:
-            return str(AccessToken(header.removeprefix("Bearer ").strip())["user_id"])
-        except (TokenError, KeyError):
-            return None
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        token = bearer_token(request)
+        return str(token["user_id"]) if token is not None and "user_id" in token else None
     session = getattr(request, "session", None)
     return session.get("_auth_user_id") if session is not None else None
 

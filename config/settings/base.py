@@ -334,4 +334,7 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django logs every 4xx as a warning; here they are answers (sold out, rate limited) that
+    # come by the thousand in a second and are counted in /metrics. Server errors still log.
+    "loggers": {"django.request": {"level": "ERROR"}},
 }

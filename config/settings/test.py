@@ -10,7 +10,7 @@ for variable in ("RATE_LIMIT_USER_RATE", "RATE_LIMIT_IP_RATE", "RATE_LIMIT_LOGIN
     os.environ.setdefault(variable, "0")
 
 from .base import *  # noqa: E402, F403
-from .base import LOGGING, STORAGES, env  # noqa: E402
+from .base import STORAGES, env  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -22,6 +22,3 @@ WHITENOISE_USE_FINDERS = True
 # In-process by default; tests that claim something about workers start real ones.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
-
-# 4xx answers are the point of many tests; keep their log lines out of the output.
-LOGGING = {**LOGGING, "loggers": {"django.request": {"level": "ERROR"}}}

@@ -4,8 +4,8 @@ from rest_framework import generics, permissions, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 
+from config.api.authentication import BearerTokenAuthentication
 from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotency_key, idempotent
 from orders.services import purchase_admit
 from shop.api.filters import FlashSaleFilter
@@ -103,7 +103,7 @@ class FlashSalePurchaseApi(APIView):
     being admitted into Redis while PostgreSQL restarts.
     """
 
-    authentication_classes = [JWTStatelessUserAuthentication, SessionAuthentication]
+    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
     permission_classes = [permissions.IsAuthenticated]
     admit = staticmethod(purchase_admit)
 

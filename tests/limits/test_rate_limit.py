@@ -3,6 +3,7 @@ import time
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
+import config.api.authentication
 from inventory import redis_sales
 from limits.breaker import redis_breaker
 from orders.invariants import check_invariants
@@ -133,3 +134,19 @@ def test_purchases_share_their_buckets_in_the_admission_scripts_round_trip(limit
     time.sleep(1.1)  # one token comes back every second
     assert purchase(second, sale, key="k3").status_code == 202
     assert check_invariants().ok, check_invariants().violations
+
+
+def test_a_purchase_verifies_its_token_once_for_the_limiter_and_the_view(limits, user, make_sale, monkeypatch):
+    sale = make_sale(quantity=5)
+    limits(purchase={"user": (5.0, 10)})
+    verified = []
+    real = config.api.authentication.AccessToken
+
+    def counting(raw):
+        verified.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(config.api.authentication, "AccessToken", counting)
+
+    assert purchase(bearer_client(user), sale, key="once").status_code == 202
+    assert len(verified) == 1
