@@ -6,7 +6,7 @@ from django.db import OperationalError
 from redis import RedisError
 
 from inventory import redis_sales
-from orders import services
+from orders import services, writer
 
 
 def consumer_name() -> str:
@@ -30,7 +30,7 @@ def order_writer_drain(sale_id: int) -> bool:
     retry, so nothing is lost. When it stops at its batch bound with work
     left, it schedules itself again rather than running on.
     """
-    finished = services.order_writer_drain(sale_id=sale_id, consumer=consumer_name())
+    finished = writer.order_writer_drain(sale_id=sale_id, consumer=consumer_name())
     if not finished:
         order_writer_drain.delay(sale_id)
     return finished
@@ -46,8 +46,8 @@ def order_writer_sweep() -> dict[int, int]:
     consumer = consumer_name()
     reclaimed = {}
     for sale_id in redis_sales.sales_with_streams():
-        reclaimed[sale_id] = services.order_writer_reclaim(sale_id=sale_id, consumer=consumer)
-        if not services.order_writer_drain(sale_id=sale_id, consumer=consumer):
+        reclaimed[sale_id] = writer.order_writer_reclaim(sale_id=sale_id, consumer=consumer)
+        if not writer.order_writer_drain(sale_id=sale_id, consumer=consumer):
             order_writer_drain.delay(sale_id)
     return reclaimed
 

@@ -5,8 +5,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from config.exceptions import DomainError
+from orders.admission import purchase_result
 from orders.selectors import order_list_visible_to
-from orders.services import order_cancel, order_pay, purchase_result
+from orders.services import order_cancel, order_pay
 
 
 @login_required

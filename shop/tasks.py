@@ -4,8 +4,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from inventory import redis_sales
-from orders.services import order_writer_drain
 from orders.tasks import consumer_name
+from orders.writer import order_writer_drain
 from shop.models import FlashSale
 from shop.services import (
     flash_sale_close,

@@ -4,7 +4,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from config.exceptions import DomainError
-from orders.services import purchase_admit
+from orders.admission import purchase_admit
 from shop.forms import BuyForm
 from shop.models import FlashSale
 from shop.selectors import flash_sale_list, flash_sale_list_on_offer, flash_sale_remaining_now, product_list_active

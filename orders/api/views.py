@@ -5,10 +5,11 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orders.admission import purchase_result
 from orders.api.filters import OrderFilter
 from orders.api.serializers import OrderOutputSerializer, PurchaseResultSerializer
 from orders.selectors import order_list_visible_to
-from orders.services import order_cancel, order_pay, purchase_result
+from orders.services import order_cancel, order_pay
 
 
 class OrderListApi(generics.ListAPIView):

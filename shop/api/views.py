@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 from config.api.authentication import BearerTokenAuthentication
 from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotency_key, idempotent
-from orders.services import purchase_admit
+from orders.admission import purchase_admit
 from shop.api.filters import FlashSaleFilter
 from shop.api.serializers import (
     FlashSaleCreateInputSerializer,

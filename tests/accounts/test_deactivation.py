@@ -6,7 +6,7 @@ from accounts.models import User
 from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
-from orders.services import order_writer_drain
+from orders.writer import order_writer_drain
 from tests.conftest import bearer_client, purchase
 from tests.factories import UserFactory
 

@@ -10,7 +10,7 @@ from django.db import connections
 
 from accounts.models import User
 from orders.invariants import check_invariants
-from orders.services import order_writer_drain
+from orders.writer import order_writer_drain
 from scripts.devstack import PrivateRedis
 from shop.services import flash_sale_reconcile
 from tests.concurrency import run_together

@@ -8,7 +8,8 @@ from inventory import redis_sales
 from limits.breaker import redis_breaker
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import order_cancel, order_writer_drain
+from orders.services import order_cancel
+from orders.writer import order_writer_drain
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory
 from tests.processes import http, running_web_server, wait_for

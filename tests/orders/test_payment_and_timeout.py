@@ -7,7 +7,8 @@ from inventory import redis_sales
 from orders.exceptions import InvalidTransition
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import order_cancel, order_pay, order_writer_drain, orders_expire_unpaid
+from orders.services import order_cancel, order_pay, orders_expire_unpaid
+from orders.writer import order_writer_drain
 from tests.concurrency import run_together
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory

@@ -13,8 +13,9 @@ from orders.exceptions import InvalidTransition
 from orders.invariants import check_invariants
 from orders.models import Order
 from orders.payments import PaymentResult
-from orders.services import order_cancel, order_pay, order_writer_drain
+from orders.services import order_cancel, order_pay
 from orders.tasks import payments_complete_stale
+from orders.writer import order_writer_drain
 from tests.concurrency import start_thread
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory

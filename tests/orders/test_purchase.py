@@ -8,7 +8,8 @@ from django.utils import timezone
 from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
-from orders.services import order_cancel, order_writer_drain
+from orders.services import order_cancel
+from orders.writer import order_writer_drain
 from shop.models import FlashSale
 from shop.services import flash_sale_preheat, flash_sale_reconcile
 from tests.conftest import client_for, purchase

@@ -11,10 +11,10 @@ from django.db import connection
 
 from accounts.models import User
 from inventory import redis_sales
+from orders.admission import purchase_admit
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from orders.reservations import reservation_id_new
-from orders.services import purchase_admit
 from tests.concurrency import run_together
 from tests.conftest import client_for, purchase
 from tests.processes import database_url_for_processes, running_worker, start_worker, stop_shop_process, wait_for

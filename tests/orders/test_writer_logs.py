@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from orders.models import Order
-from orders.services import order_writer_drain
+from orders.writer import order_writer_drain
 from tests.conftest import client_for
 from tests.factories import UserFactory
 from tests.processes import running_worker, wait_for
@@ -27,7 +27,7 @@ def test_the_writer_logs_each_order_under_the_purchase_request_id(make_sale, bro
         order_writer_drain(sale_id=sale.pk, consumer="test")
 
     order = Order.objects.get()
-    [record] = [record for record in caplog.records if record.name == "orders.writer"]
+    [record] = [record for record in caplog.records if hasattr(record, "order_id")]
     assert (record.request_id, record.order_id, record.reservation_id) == (
         "follow-me-0001",
         order.pk,

@@ -12,7 +12,8 @@ from inventory import redis_sales
 from orders import tasks
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
-from orders.services import order_cancel, order_write_batch, order_writer_drain
+from orders.services import order_cancel
+from orders.writer import order_write_batch, order_writer_drain
 from shop.services import flash_sale_reconcile
 from tests.concurrency import start_thread, wait_until_blocked_or_done
 from tests.conftest import client_for, purchase

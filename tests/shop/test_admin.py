@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import Order
-from orders.services import order_writer_drain
+from orders.writer import order_writer_drain
 from shop.models import FlashSale
 from tests.conftest import client_for, purchase
 from tests.factories import StaffFactory, StockFactory, UserFactory

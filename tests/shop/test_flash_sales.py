@@ -7,7 +7,7 @@ from inventory import redis_sales
 from inventory.services import stock_receive
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
-from orders.services import order_writer_drain
+from orders.writer import order_writer_drain
 from shop.models import FlashSale, SaleDrift
 from shop.services import flash_sale_cancel, flash_sale_reconcile
 from shop.tasks import flash_sales_advance

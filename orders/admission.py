@@ -1,0 +1,272 @@
+"""Purchase admission: the sale's Redis layer decides in one round trip, or PostgreSQL alone
+when Redis is away; and what became of a reservation.
+
+A purchase reads downward from here: `purchase_admit` -> the sale gate and the circuit breaker
+-> `inventory.redis_sales.reservation_admit` -> `inventory/lua/admit.lua`. The order writer
+(`orders.writer`) turns what is admitted into orders.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Value
+from django.utils import timezone
+from kombu.exceptions import KombuError
+
+from config.exceptions import DomainError, IdempotencyKeyReused, RateLimited
+from config.metrics import PURCHASE_OUTCOMES
+from config.middleware import request_id_var
+from inventory import redis_sales
+from inventory.redis_sales import StreamReservation
+from limits.breaker import redis_breaker
+from limits.buckets import Limit
+from orders import tasks
+from orders.exceptions import (
+    AccountBlocked,
+    AccountUnknown,
+    PurchaseRefused,
+    SaleLayerUnavailable,
+)
+from orders.models import (
+    FailedReservation,
+    Order,
+    PurchaseRefusal,
+)
+from orders.reservations import reservation_id_new, reservation_id_parse
+from orders.writer import orders_insert, reservations_decide
+from shop.exceptions import SaleNotFound
+from shop.gate import sale_gate
+from shop.models import FlashSale
+from shop.services import flash_sale_preheat, flash_sale_should_be_loaded
+
+logger = logging.getLogger(__name__)
+
+
+# --- Admission ---------------------------------------------------------------------------------
+
+
+def purchase_admit(
+    *, sale_id: int, user_id: int, quantity: int, idempotency_key: str, limits: Sequence[Limit] = ()
+) -> str:
+    """Admit a purchase attempt in Redis, in one round trip in the usual case.
+
+    `limits` are the attempt's shared rate limits, taken by the admission script itself.
+    Returns the reservation id. Raises PurchaseRefused (with the reason), IdempotencyKeyReused
+    when the key came with another quantity before, RateLimited, SaleNotFound for an unknown
+    sale, and SaleLayerUnavailable when Redis cannot be reached. Every answer is counted by
+    outcome, whichever door (API or storefront) the attempt came through.
+    """
+    try:
+        reservation_id = _purchase_admit(
+            sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key, limits=limits
+        )
+    except FlashSale.DoesNotExist as error:
+        PURCHASE_OUTCOMES.labels(SaleNotFound.code).inc()
+        raise SaleNotFound() from error
+    except DomainError as error:
+        PURCHASE_OUTCOMES.labels(error.code).inc()
+        raise
+    PURCHASE_OUTCOMES.labels("accepted").inc()
+    return reservation_id
+
+
+def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str, limits: Sequence[Limit]) -> str:
+    if settings.PURCHASE_ADMISSION == "database":
+        return purchase_admit_database(
+            sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key
+        )
+    refusal = sale_gate.refusal(sale_id)
+    try:
+        if refusal:
+            # The sale is closed to newcomers; only a repeat of an earlier request gets its own
+            # first answer. The gate's answers never extend the gate.
+            admission = redis_breaker.call(
+                lambda: redis_sales.admission_replay(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key)
+            )
+            if admission is None:
+                raise PurchaseRefused(refusal)
+        else:
+            admission = redis_breaker.call(
+                lambda: _admit(
+                    sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key, limits=limits
+                )
+            )
+            if not admission.replayed:
+                # Only a fresh answer closes the gate: a replayed one may be stale.
+                sale_gate.close(sale_id, admission.outcome)
+    except redis.RedisError as error:
+        if refusal:
+            raise PurchaseRefused(refusal) from error
+        if settings.PURCHASE_DATABASE_FALLBACK:
+            return purchase_admit_database(
+                sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key
+            )
+        raise SaleLayerUnavailable() from error
+    if admission.replayed and admission.quantity != quantity:
+        raise IdempotencyKeyReused()
+    if admission.outcome == "rate_limited":
+        raise RateLimited(admission.retry_after)
+    if admission.outcome == "blocked":
+        raise AccountBlocked()
+    if admission.outcome != "accepted":
+        raise PurchaseRefused(admission.outcome)
+    if admission.schedule_drain:
+        try:
+            tasks.order_writer_drain.apply_async(args=[sale_id], retry=False)
+        except (KombuError, OSError):
+            logger.warning("could not schedule the order writer for sale %s; the sweep will drain it", sale_id)
+    return admission.reservation_id
+
+
+def _admit(
+    *, sale_id: int, user_id: int, quantity: int, idempotency_key: str, limits: Sequence[Limit]
+) -> redis_sales.Admission:
+    def attempt() -> redis_sales.Admission:
+        return redis_sales.reservation_admit(
+            sale_id=sale_id,
+            user_id=user_id,
+            quantity=quantity,
+            reservation_id=reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key),
+            idempotency_key=idempotency_key,
+            request_id=request_id_var.get(),
+            limits=limits,
+        )
+
+    admission = attempt()
+    if admission.outcome != "not_loaded":
+        return admission
+    # Not in Redis: not preheated yet, or Redis lost it. The database decides.
+    sale = FlashSale.objects.get(pk=sale_id)
+    if flash_sale_should_be_loaded(sale=sale, now=timezone.now()):
+        flash_sale_preheat(sale=sale)
+        admission = attempt()
+        if admission.outcome == "not_loaded":  # Another process is loading it right now.
+            raise SaleLayerUnavailable()
+        return admission
+    outcome = "not_started" if sale.status == FlashSale.Status.SCHEDULED else "ended"
+    return redis_sales.Admission(outcome, "", False, False, quantity)
+
+
+# --- Results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PurchaseResult:
+    reservation_id: str
+    status: str  # pending, confirmed, failed
+    order_id: int | None = None
+    reason: str | None = None
+
+
+def purchase_result(*, reservation_id: str, user: AbstractBaseUser) -> PurchaseResult | None:
+    """What became of a reservation, or None if this shop did not issue it to `user`."""
+    ref = reservation_id_parse(reservation_id)
+    if ref is None or ref.user_id != user.pk:
+        return None
+    found = _result_in_database(reservation_id)
+    if found:
+        return found
+    try:
+        pending = redis_sales.reservation_is_pending(sale_id=ref.sale_id, reservation_id=reservation_id)
+    except redis.RedisError:
+        pending = True  # Cannot tell yet; do not call it failed.
+    if pending:
+        return PurchaseResult(reservation_id, "pending")
+    return _reservation_lost(sale_id=ref.sale_id, user_id=ref.user_id, reservation_id=reservation_id)
+
+
+def _result_in_database(reservation_id: str) -> PurchaseResult | None:
+    order_id = Order.objects.filter(reservation_id=reservation_id).values_list("pk", flat=True).first()
+    if order_id is not None:
+        return PurchaseResult(reservation_id, "confirmed", order_id=order_id)
+    reason = FailedReservation.objects.filter(reservation_id=reservation_id).values_list("reason", flat=True).first()
+    if reason is not None:
+        return PurchaseResult(reservation_id, "failed", reason=reason)
+    return None
+
+
+def _reservation_lost(*, sale_id: int, user_id: int, reservation_id: str) -> PurchaseResult:
+    """Neither Redis nor the database has it: Redis lost it. Recorded as failed, so that the
+    answer stays true: a writer that read it before the loss can no longer confirm it."""
+    with transaction.atomic():
+        # The sale's row lock orders this after any batch a writer is committing: that batch's
+        # order is then seen here, or this record is seen by the batch.
+        sale = FlashSale.objects.select_for_update().filter(pk=sale_id).first()
+        found = _result_in_database(reservation_id)
+        if found:
+            return found
+        if sale is not None:
+            FailedReservation.objects.create(
+                reservation_id=reservation_id,
+                flash_sale=sale,
+                user_id=user_id,
+                quantity=0,
+                reason=FailedReservation.Reason.LOST,
+            )
+    return PurchaseResult(reservation_id, "failed", reason=FailedReservation.Reason.LOST)
+
+
+REFUSAL_CODES = {
+    FailedReservation.Reason.SOLD_OUT: "sold_out",
+    FailedReservation.Reason.LIMIT_EXCEEDED: "limit_exceeded",
+    FailedReservation.Reason.SALE_CLOSED: "ended",
+}
+
+
+def purchase_admit_database(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str) -> str:
+    """Admission and order in one PostgreSQL transaction, for when Redis is unreachable.
+
+    Slower than the Redis path (every purchase takes the sale's row lock) but just as
+    correct. The reservation id is the one the Redis path would have made for the same
+    Idempotency-Key, so a repeat finds its order, or its refusal, which is remembered too.
+    Redis's counters catch up at the next reconcile. Raises as purchase_admit does.
+    """
+    rid = reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key)
+    with transaction.atomic():
+        sale = FlashSale.objects.select_for_update().get(pk=sale_id)
+        refusal = _database_answer(sale=sale, reservation_id=rid, user_id=user_id, quantity=quantity)
+    if refusal:
+        raise PurchaseRefused(refusal)
+    return rid
+
+
+def _database_answer(*, sale: FlashSale, reservation_id: str, user_id: int, quantity: int) -> str | None:
+    """Under the sale's row lock: the first answer to this request if it had one, else a new
+    one, written (an order, or the refusal remembered). Returns the refusal code or None."""
+    # One query for both kinds of first answer: an order ("" for its code) or a refusal.
+    answers = (
+        Order.objects.filter(reservation_id=reservation_id)
+        .order_by()
+        .values_list("quantity", Value(""))
+        .union(PurchaseRefusal.objects.filter(reservation_id=reservation_id).values_list("quantity", "code"))
+    )
+    first = next(iter(answers), None)
+    if first is not None:
+        if first[0] != quantity:
+            raise IdempotencyKeyReused()
+        return first[1] or None
+    now = timezone.now()
+    if sale.status == FlashSale.Status.SCHEDULED and now < sale.starts_at:
+        code = "not_started"
+    elif now >= sale.ends_at:
+        code = "ended"
+    else:
+        entry = StreamReservation(entry_id="", reservation_id=reservation_id, user_id=user_id, quantity=quantity)
+        accepted, failures = reservations_decide(sale=sale, entries=[entry])
+        if not failures:
+            orders_insert(sale=sale, accepted=accepted, admission=Order.Admission.DATABASE)
+            return None
+        if failures[0].reason == FailedReservation.Reason.UNKNOWN_USER:
+            raise AccountUnknown()
+        if failures[0].reason == FailedReservation.Reason.ACCOUNT_INACTIVE:
+            raise AccountBlocked()
+        code = REFUSAL_CODES[failures[0].reason]
+    PurchaseRefusal.objects.create(
+        reservation_id=reservation_id, flash_sale=sale, user_id=user_id, quantity=quantity, code=code
+    )
+    return code

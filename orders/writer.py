@@ -1,0 +1,226 @@
+"""The order writer: reservations admitted into a sale's Redis stream become orders in
+PostgreSQL, in batches (one transaction, one counter update, one INSERT each), idempotent by
+reservation id, acknowledged and settled back in Redis by one script after commit.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from config.metrics import WRITER_BATCH_SIZE, WRITER_LAG_SECONDS
+from inventory import redis_sales
+from inventory.redis_sales import GiveBack, StreamReservation
+from orders.models import (
+    FailedReservation,
+    Order,
+)
+from orders.selectors import DUPLICATE, GIVE_BACK, order_units_by_user, reservations_settled
+from shop.gate import sale_gate_reopen
+from shop.models import FlashSale
+from shop.services import OPEN_STATUSES
+
+# "orders.writer": one line per reservation settled; at very high rates, raise its level.
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchOutcome:
+    written: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def reservations_decide(
+    *, sale: FlashSale, entries: list[StreamReservation]
+) -> tuple[list[StreamReservation], list[FailedReservation]]:
+    """Which new reservations of a sale (whose row the caller has locked) become orders, and
+    the refusals of the others.
+
+    Writes nothing; the database's view (units sold, each user's orders, the accounts)
+    decides. Sold out is judged first: a refusal for any other reason means the database had
+    room for the units, so Redis may offer them again.
+    """
+    user_ids = {entry.user_id for entry in entries}
+    active = dict(User.objects.filter(pk__in=user_ids).values_list("pk", "is_active"))
+    held = order_units_by_user(flash_sale_id=sale.pk, user_ids=user_ids)
+    # A closed sale has released its unsold units already; nothing more can be written.
+    closed = sale.status not in OPEN_STATUSES
+    room = sale.remaining
+    accepted, failures = [], []
+    for entry in entries:
+        reason = None
+        if closed:
+            reason = FailedReservation.Reason.SALE_CLOSED
+        elif entry.quantity > room:
+            reason = FailedReservation.Reason.SOLD_OUT
+        elif entry.user_id not in active:
+            reason = FailedReservation.Reason.UNKNOWN_USER
+        elif not active[entry.user_id]:
+            reason = FailedReservation.Reason.ACCOUNT_INACTIVE
+        elif held.get(entry.user_id, 0) + entry.quantity > sale.per_user_limit:
+            reason = FailedReservation.Reason.LIMIT_EXCEEDED
+        if reason:
+            failures.append(
+                FailedReservation(
+                    reservation_id=entry.reservation_id,
+                    flash_sale=sale,
+                    user_id=entry.user_id,
+                    quantity=entry.quantity,
+                    reason=reason,
+                )
+            )
+            continue
+        room -= entry.quantity
+        held[entry.user_id] = held.get(entry.user_id, 0) + entry.quantity
+        accepted.append(entry)
+    return accepted, failures
+
+
+# Every order of a batch in one statement: three arrays instead of a row of parameters per
+# order, and no model instances. The hot path of the writer; the rest of the shop uses the ORM.
+INSERT_ORDERS = f"""
+    INSERT INTO {Order._meta.db_table}
+        (user_id, quantity, reservation_id, sku_id, flash_sale_id, unit_price, total, status, admission,
+         pay_by, created_at, updated_at)
+    SELECT batch.user_id, batch.quantity, batch.reservation_id, %(sku)s, %(sale)s, %(price)s,
+           %(price)s * batch.quantity, %(status)s, %(admission)s, %(pay_by)s, %(now)s, %(now)s
+    FROM unnest(%(users)s::bigint[], %(quantities)s::integer[], %(reservations)s::varchar[])
+        AS batch(user_id, quantity, reservation_id)
+    RETURNING reservation_id, id
+"""  # noqa: S608 - the table name is the model's own, every value a parameter
+
+
+def orders_insert(
+    *, sale: FlashSale, accepted: list[StreamReservation], admission: Order.Admission = Order.Admission.REDIS
+) -> dict[str, int]:
+    """Write the orders of accepted reservations of a sale whose row the caller has locked.
+    Returns their ids by reservation id."""
+    if not accepted:
+        return {}
+    units = sum(entry.quantity for entry in accepted)
+    now = timezone.now()
+    # One guarded update of the hot row per batch; the CHECK constraint backs it up.
+    counted = FlashSale.objects.filter(pk=sale.pk, units_sold__lte=F("quantity") - units).update(
+        units_sold=F("units_sold") + units, updated_at=now
+    )
+    if not counted:
+        raise IntegrityError(f"flash sale {sale.pk} has no room for {units} more units")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            INSERT_ORDERS,
+            {
+                "sku": sale.sku_id,
+                "sale": sale.pk,
+                "price": sale.price,
+                "status": Order.Status.PENDING_PAYMENT,
+                "admission": admission,
+                "pay_by": now + timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT),
+                "now": now,
+                "users": [entry.user_id for entry in accepted],
+                "quantities": [entry.quantity for entry in accepted],
+                "reservations": [entry.reservation_id for entry in accepted],
+            },
+        )
+        return dict(cursor.fetchall())
+
+
+def order_write_batch(*, sale_id: int, entries: list[StreamReservation]) -> BatchOutcome:
+    """Turn a batch of reservations into orders: one transaction, one counter update.
+
+    Idempotent by reservation id: a redelivered batch writes nothing twice, and a request
+    admitted twice (the same id in two entries) makes one order. A reservation the database
+    refuses becomes a FailedReservation. After commit, one script acknowledges the batch and
+    gives back to Redis what it holds for the reservations that made no order (GIVE_BACK).
+    """
+    give_back: dict[str, GiveBack] = {}
+    with transaction.atomic():
+        # The sale's row lock serialises writers of one sale (and reconciliation), so the
+        # "already settled" look below sees every batch committed before this one.
+        sale = FlashSale.objects.select_for_update().get(pk=sale_id)
+        settled = reservations_settled(reservation_ids={entry.reservation_id for entry in entries})
+        todo, seen = [], set()
+        for entry in entries:
+            if not entry.reservation_id:
+                continue  # Deleted from the stream already; only the acknowledgement is left.
+            if entry.reservation_id in seen:
+                give_back[entry.entry_id] = DUPLICATE
+            elif entry.reservation_id in settled:
+                give_back[entry.entry_id] = settled[entry.reservation_id]
+            else:
+                todo.append(entry)
+            seen.add(entry.reservation_id)
+        accepted, failures = reservations_decide(sale=sale, entries=todo)
+        written = orders_insert(sale=sale, accepted=accepted)
+        FailedReservation.objects.bulk_create(failures)
+    reasons = {failure.reservation_id: failure.reason for failure in failures}
+    for entry in todo:
+        if entry.reservation_id in reasons:
+            give_back[entry.entry_id] = GIVE_BACK[reasons[entry.reservation_id]]
+    redis_sales.reservations_done(sale_id=sale_id, entries=entries, give_back=give_back)
+    if any(back.units for back in give_back.values()):
+        sale_gate_reopen(sale_id)
+    _observe_batch(todo, written=written, failed=reasons)
+    return BatchOutcome(written=len(written), failed=len(failures), skipped=len(entries) - len(todo))
+
+
+def _observe_batch(entries: list[StreamReservation], *, written: dict[str, int], failed: dict[str, str]) -> None:
+    WRITER_BATCH_SIZE.observe(len(entries))
+    now_ms = time.time() * 1000
+    for entry in entries:
+        # Under the purchase's own request id, so that one purchase reads from request to order.
+        context = {"request_id": entry.request_id, "reservation_id": entry.reservation_id}
+        if entry.reservation_id in written:
+            # A stream entry's id starts with Redis's clock at XADD, in milliseconds.
+            WRITER_LAG_SECONDS.observe(max(0.0, now_ms - int(entry.entry_id.split("-")[0])) / 1000)
+            order_id = written[entry.reservation_id]
+            logger.info("reservation written as order %s", order_id, extra={**context, "order_id": order_id})
+        else:
+            reason = failed[entry.reservation_id]
+            logger.info("reservation failed: %s", reason, extra={**context, "reason": reason})
+
+
+def order_writer_drain(*, sale_id: int, consumer: str) -> bool:
+    """Write the sale's new reservations in batches until its stream is empty.
+
+    Starts with what this consumer read before and could not write (the database was away),
+    then takes new reservations. Bounded by ORDER_WRITER_MAX_BATCHES so that no task runs
+    forever. Returns True when the stream was emptied, False when work is left for another run.
+    """
+    own_pending = True
+    for _ in range(settings.ORDER_WRITER_MAX_BATCHES):
+        entries = redis_sales.reservations_read(
+            sale_id=sale_id, consumer=consumer, count=settings.ORDER_WRITER_BATCH_SIZE, own_pending=own_pending
+        )
+        if not entries and own_pending:
+            own_pending = False
+            continue
+        if not entries:
+            return True
+        result = order_write_batch(sale_id=sale_id, entries=entries)
+        logger.info("sale %s: wrote %s orders, %s failed, %s already written", sale_id, result.written,
+                    result.failed, result.skipped)  # fmt: skip
+    return False
+
+
+def order_writer_reclaim(*, sale_id: int, consumer: str) -> int:
+    """Write reservations a dead consumer left unacknowledged. Returns how many it took over."""
+    taken = 0
+    for _ in range(settings.ORDER_WRITER_MAX_BATCHES):
+        entries = redis_sales.reservations_claim_stale(
+            sale_id=sale_id,
+            consumer=consumer,
+            min_idle_ms=settings.ORDER_WRITER_RECLAIM_IDLE_MS,
+            count=settings.ORDER_WRITER_BATCH_SIZE,
+        )
+        if not entries:
+            break
+        order_write_batch(sale_id=sale_id, entries=entries)
+        taken += len(entries)
+    return taken
