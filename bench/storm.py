@@ -58,6 +58,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64, help="requests in flight")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--web-workers", type=int, default=3, help="processes of each server")
+    parser.add_argument(
+        "--server", choices=["gunicorn", "granian"], default="gunicorn",
+        help="what serves the shop and the yardsticks (granian: `pip install granian` first)",
+    )  # fmt: skip
     parser.add_argument("--users", type=int, default=5000, help="shoppers with tokens")
     parser.add_argument("--phases", default=",".join(PHASES), help="which phases to run, e.g. z,y,b1 (default: all)")
     parser.add_argument("--writer-reservations", type=int, default=20_000, help="reservations for the drain test")
@@ -119,10 +123,15 @@ class Stack:
                 argv, cwd=ROOT, env={**self.env, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
 
-    def web(self, name: str, app: str, workers: int, **env: str) -> int:
+    def web(self, name: str, app: str, workers: int, server: str = "gunicorn", **env: str) -> int:
         port = free_port()
-        self.start(name, [self.bin / "gunicorn", app, "--config", "python:config.gunicorn",
-                          "--bind", f"127.0.0.1:{port}", "--workers", str(workers)], **env)  # fmt: skip
+        if server == "granian":
+            argv = [self.bin / "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+                    "--workers", str(workers), "--blocking-threads", "1", app]  # fmt: skip
+        else:
+            argv = [self.bin / "gunicorn", app, "--config", "python:config.gunicorn", "--bind", f"127.0.0.1:{port}",
+                    "--workers", str(workers)]  # fmt: skip
+        self.start(name, argv, **env)
         wait_for_http(f"http://127.0.0.1:{port}/{'z' if app.startswith('bench') else 'livez'}", self.processes)
         return port
 
@@ -176,8 +185,8 @@ def main() -> int:
             stack.start("beat", [stack.bin / "celery", "-A", "config", "beat", "--loglevel", "WARNING",
                                  "--schedule", str(logs / "celerybeat-schedule")])  # fmt: skip
             ports = {
-                "yardsticks": stack.web("yardsticks", "bench.yardsticks:application", args.web_workers),
-                "shop": stack.web("shop", "config.wsgi", args.web_workers),
+                "yardsticks": stack.web("yardsticks", "bench.yardsticks:application", args.web_workers, args.server),
+                "shop": stack.web("shop", "config.wsgi:application", args.web_workers, args.server),
                 "constant": stack.web(
                     "constant", "config.wsgi", args.web_workers, DJANGO_SETTINGS_MODULE="bench.constant_answer"
                 ),
