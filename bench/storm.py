@@ -187,8 +187,13 @@ def main() -> int:
             ports = {
                 "yardsticks": stack.web("yardsticks", "bench.yardsticks:application", args.web_workers, args.server),
                 "shop": stack.web("shop", "config.wsgi:application", args.web_workers, args.server),
+                # The full stack with a constant answer: the purchase lane would go round it.
                 "constant": stack.web(
-                    "constant", "config.wsgi", args.web_workers, DJANGO_SETTINGS_MODULE="bench.constant_answer"
+                    "constant",
+                    "config.wsgi",
+                    args.web_workers,
+                    DJANGO_SETTINGS_MODULE="bench.constant_answer",
+                    PURCHASE_LANE="0",
                 ),
                 "database": stack.web("database", "config.wsgi", args.web_workers, PURCHASE_ADMISSION="database"),
             }

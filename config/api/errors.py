@@ -66,8 +66,20 @@ def exception_handler(exc, context):
     else:
         response.data = {"code": error_code(exc), "detail": str(exc.detail)}
     if retry_after is not None:
-        response["Retry-After"] = str(max(1, math.ceil(retry_after)))
-        response["RateLimit-Remaining"] = "0"
+        _say_when_to_retry(response, retry_after)
+    return response
+
+
+def _say_when_to_retry(response, seconds: float) -> None:
+    response["Retry-After"] = str(max(1, math.ceil(seconds)))
+    response["RateLimit-Remaining"] = "0"
+
+
+def domain_error_response(error: DomainError) -> JsonResponse:
+    """A service's refusal as the contract's answer, outside DRF (the purchase lane)."""
+    response = json_error(error.code, str(error), error.status_code)
+    if getattr(error, "retry_after", None) is not None:
+        _say_when_to_retry(response, error.retry_after)
     return response
 
 

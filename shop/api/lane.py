@@ -1,0 +1,106 @@
+"""The purchase lane: `POST /api/v1/flash-sales/{id}/purchase/` with a bearer token, served by
+a view stack of its own.
+
+The purchase is the one request that arrives ten thousand times a second, and most of what the
+shop's full stack does (sessions, CSRF, messages, static files, DRF's negotiation) it does not
+need. Here it keeps what it does need, the same code as everywhere else: request id, metrics, the
+rate limiter (whose shared buckets the admission script takes), the token verified once, and the
+contract's answers. Anything off the usual path (a bad token, body or key) is handed to the
+full API view, so every error answer is the one the rest of the API gives. A session-authenticated
+purchase (the storefront, with CSRF) never comes here. PURCHASE_LANE=0 turns it off.
+"""
+
+import json
+import re
+
+from django.core.handlers.exception import convert_exception_to_response
+from django.core.handlers.wsgi import WSGIHandler
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import path
+from django.utils.module_loading import import_string
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import APIException
+
+from config.api.authentication import bearer_token
+from config.api.errors import DEPENDENCY_ERRORS, domain_error_response, json_error
+from config.api.idempotency import idempotency_key
+from config.exceptions import DomainError
+from orders.admission import purchase_admit
+from shop.api.serializers import PurchaseInputSerializer
+from shop.api.views import FlashSalePurchaseApi
+
+PATH = re.compile(r"^/api/v1/flash-sales/\d+/purchase/$")
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "config.middleware.RequestIdMiddleware",
+    "limits.middleware.RateLimitMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+full_view = FlashSalePurchaseApi.as_view()
+
+
+def takes(environ: dict) -> bool:
+    """Whether the lane serves this request: a bearer-token purchase."""
+    return (
+        environ.get("REQUEST_METHOD") == "POST"
+        and environ.get("HTTP_AUTHORIZATION", "").startswith("Bearer ")
+        and PATH.match(environ.get("PATH_INFO", "")) is not None
+    )
+
+
+def _quantity(request: HttpRequest) -> int | None:
+    """The body's quantity when it is exactly what the API expects, else None."""
+    if request.content_type != "application/json":
+        return None
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    serializer = PurchaseInputSerializer(data=body) if isinstance(body, dict) else None
+    return serializer.validated_data["quantity"] if serializer and serializer.is_valid() else None
+
+
+@csrf_exempt  # A bearer token, never a cookie, authenticates here.
+def purchase(request: HttpRequest, pk: int) -> HttpResponse:
+    token = bearer_token(request)
+    quantity = _quantity(request)
+    try:
+        key = idempotency_key(request, required=True)
+    except APIException:
+        key = None
+    if token is None or "user_id" not in token or key is None or quantity is None:
+        return full_view(request, pk=pk)
+    try:
+        reservation_id = purchase_admit(
+            sale_id=pk,
+            user_id=int(token["user_id"]),
+            quantity=quantity,
+            idempotency_key=key,
+            limits=getattr(request, "purchase_limits", ()),
+        )
+    except DomainError as error:
+        return domain_error_response(error)
+    except DEPENDENCY_ERRORS:
+        return json_error("unavailable", "A service the shop depends on is briefly unavailable. Please try again.", 503)
+    return JsonResponse({"reservation_id": reservation_id, "status": "pending"}, status=202)
+
+
+urlpatterns = [path("api/v1/flash-sales/<int:pk>/purchase/", purchase)]
+handler404 = "config.views.page_not_found"
+handler500 = "config.views.server_error"
+
+
+class PurchaseLaneHandler(WSGIHandler):
+    """Django's own WSGI handler (signals, database connections, error pages) with the lane's
+    short middleware chain and URLs."""
+
+    def load_middleware(self, is_async=False):
+        self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []
+        handler = convert_exception_to_response(self._get_response)
+        for dotted in reversed(MIDDLEWARE):
+            handler = convert_exception_to_response(import_string(dotted)(handler))
+        self._middleware_chain = handler
+
+    def get_response(self, request):
+        request.urlconf = __name__
+        return super().get_response(request)
