@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import APIException
 
 from config.api.authentication import bearer_token
-from config.api.errors import DEPENDENCY_ERRORS, domain_error_response, json_error
+from config.api.errors import DEPENDENCY_ERRORS, DependencyUnavailable, domain_error_response, json_error
 from config.api.idempotency import idempotency_key
 from config.exceptions import DomainError
 from orders.admission import purchase_admit
@@ -81,7 +81,8 @@ def purchase(request: HttpRequest, pk: int) -> HttpResponse:
     except DomainError as error:
         return domain_error_response(error)
     except DEPENDENCY_ERRORS:
-        return json_error("unavailable", "A service the shop depends on is briefly unavailable. Please try again.", 503)
+        unavailable = DependencyUnavailable
+        return json_error(unavailable.default_code, str(unavailable.default_detail), unavailable.status_code)
     return JsonResponse({"reservation_id": reservation_id, "status": "pending"}, status=202)
 
 
