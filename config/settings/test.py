@@ -22,3 +22,5 @@ WHITENOISE_USE_FINDERS = True
 # In-process by default; tests that claim something about workers start real ones.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
+# Tests drain right after they admit; the one test of lingering sets it.
+ORDER_WRITER_LINGER_MS = 0
