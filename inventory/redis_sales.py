@@ -6,6 +6,7 @@ loaded once and called by SHA (redis-py reloads them on NOSCRIPT).
 """
 
 import contextlib
+import functools
 import hashlib
 import json
 import secrets
@@ -24,8 +25,13 @@ LUA_DIR = Path(__file__).parent / "lua"
 WRITER_GROUP = "writers"
 
 
+@functools.cache
+def _script_path(name: str) -> Path:
+    return LUA_DIR / f"{name}.lua"
+
+
 def _run(name: str, keys: list[str], args: list) -> list:
-    return run_lua(LUA_DIR / f"{name}.lua", keys, args)
+    return run_lua(_script_path(name), keys, args)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,8 @@ def address_in(address: str, cidrs: list[str]) -> bool:
 
 
 def _is_trusted(address: str) -> bool:
-    return address_in(address, settings.RATE_LIMIT_TRUSTED_PROXIES)
+    # Most deployments trust no proxy: then no address needs parsing.
+    return bool(settings.RATE_LIMIT_TRUSTED_PROXIES) and address_in(address, settings.RATE_LIMIT_TRUSTED_PROXIES)
 
 
 def client_ip(request: HttpRequest) -> str:

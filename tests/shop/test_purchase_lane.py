@@ -5,6 +5,7 @@ import json
 
 import pytest
 from django.test.client import RequestFactory
+from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -70,6 +71,10 @@ def test_the_lane_serves_a_bearer_purchase_and_its_replay(make_sale):
         ("key too long", b'{"quantity": 1}', {"Idempotency-Key": "k" * 256}, 400, "idempotency_key_invalid"),
         ("quantity a string", b'{"quantity": "1"}', {}, 400, "invalid"),
         ("quantity too large", b'{"quantity": 1000000}', {}, 400, "invalid"),
+        ("quantity zero", b'{"quantity": 0}', {}, 400, "invalid"),
+        ("quantity true", b'{"quantity": true}', {}, 400, "invalid"),
+        ("quantity 1.0", b'{"quantity": 1.0}', {}, 400, "invalid"),
+        ("a list, not an object", b'[{"quantity": 1}]', {}, 400, "invalid"),
         ("malformed JSON", b'{"quantity": ', {}, 400, "parse_error"),
         ("a bad token", b'{"quantity": 1}', {"Authorization": "Bearer not-a-token"}, 401, "token_not_valid"),
         ("no such sale", b'{"quantity": 1}', {"sale": 987654}, 404, "not_found"),
@@ -116,3 +121,25 @@ def test_a_session_purchase_is_not_the_lanes():
     environ = RequestFactory().post("/api/v1/flash-sales/1/purchase/", HTTP_COOKIE="sessionid=abc").environ
 
     assert not lane.takes(environ)
+
+
+def test_the_lanes_purchases_are_counted_with_the_full_stacks(make_sale):
+    sale = make_sale(quantity=1, limit=1)
+    path = f"/api/v1/flash-sales/{sale.pk}/purchase/"
+
+    def counted() -> tuple[float, ...]:
+        view = {"view": "flash-sale-purchase", "method": "POST"}
+        samples = [
+            ("django_http_requests_total_by_view_transport_method_total", {**view, "transport": "http"}),
+            ("django_http_responses_total_by_status_view_method_total", {**view, "status": "202"}),
+            ("django_http_responses_total_by_status_view_method_total", {**view, "status": "409"}),
+            ("django_http_requests_latency_seconds_by_view_method_count", view),
+        ]
+        return tuple(REGISTRY.get_sample_value(name, labels) or 0.0 for name, labels in samples)
+
+    before = counted()
+    through_the_server(path, {**bearer(UserFactory()), "Idempotency-Key": "a"}, b'{"quantity": 1}')
+    through_the_full_view(path, {**bearer(UserFactory()), "Idempotency-Key": "b"}, b'{"quantity": 1}')
+
+    # One accepted through the lane, one sold out through the full view: both counted alike.
+    assert [after - was for after, was in zip(counted(), before, strict=True)] == [2, 1, 1, 2]
