@@ -6,7 +6,7 @@ from inventory.selectors import stock_alert_recipients
 from inventory.services import stock_alert_claim_notification, stock_alert_unclaim_notification
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=5, retry_jitter=True, max_retries=5)
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=5, retry_jitter=True, max_retries=5)
 def stock_alert_notify(alert_id: int) -> bool:
     """E-mail staff about a newly opened low-stock alert, once, however often this runs.
 

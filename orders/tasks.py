@@ -15,7 +15,6 @@ def consumer_name() -> str:
 
 
 @shared_task(
-    acks_late=True,
     autoretry_for=(OperationalError, RedisError),
     retry_backoff=1,
     retry_backoff_max=30,

@@ -113,7 +113,13 @@ CACHES = {
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ACKS_LATE = True
+# Messages are acknowledged when a worker takes them, not after the task. With kombu's Redis
+# transport, an acknowledgement that fails because the broker is away holds its prefetch slot
+# for good: two tasks ending during a broker outage left a worker that never consumed again.
+# No task here needs the message to outlive its worker: the order writer's work waits in the
+# sale's stream (the sweep finds it), and beat sends the periodic tasks again. The stock alert
+# e-mail, which has no such net, is acknowledged late on its own (inventory/tasks.py).
+CELERY_TASK_ACKS_LATE = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
