@@ -17,11 +17,8 @@ import json
 import re
 import time
 
-from django.core.handlers.exception import convert_exception_to_response
-from django.core.handlers.wsgi import WSGIHandler
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
-from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from django_prometheus.middleware import Metrics
 from rest_framework.exceptions import APIException
@@ -126,19 +123,3 @@ def purchase(request: HttpRequest, pk: int) -> HttpResponse:
 urlpatterns = [path("api/v1/flash-sales/<int:pk>/purchase/", purchase)]
 handler404 = "config.views.page_not_found"
 handler500 = "config.views.server_error"
-
-
-class PurchaseLaneHandler(WSGIHandler):
-    """Django's own WSGI handler (signals, database connections, error pages) with the lane's
-    short middleware chain and URLs."""
-
-    def load_middleware(self, is_async=False):
-        self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []
-        handler = convert_exception_to_response(self._get_response)
-        for dotted in reversed(MIDDLEWARE):
-            handler = convert_exception_to_response(import_string(dotted)(handler))
-        self._middleware_chain = handler
-
-    def get_response(self, request):
-        request.urlconf = __name__
-        return super().get_response(request)

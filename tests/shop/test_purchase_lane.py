@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from config.lanes import probe_takes
 from config.wsgi import application
 from inventory import redis_sales
 from orders.invariants import check_invariants
@@ -143,3 +144,17 @@ def test_the_lanes_purchases_are_counted_with_the_full_stacks(make_sale):
 
     # One accepted through the lane, one sold out through the full view: both counted alike.
     assert [after - was for after, was in zip(counted(), before, strict=True)] == [2, 1, 1, 2]
+
+
+def test_livez_is_answered_by_the_probe_lane_with_a_request_id():
+    environ = RequestFactory().get("/livez", HTTP_X_REQUEST_ID="probe-0001").environ
+    started = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        started["status"], started["headers"] = status, dict(response_headers)
+
+    assert probe_takes(environ)
+    assert not probe_takes(RequestFactory().post("/livez").environ)
+    body = b"".join(application(environ, start_response))
+    assert (started["status"], json.loads(body)) == ("200 OK", {"status": "ok"})
+    assert started["headers"]["X-Request-ID"] == "probe-0001"

@@ -1,0 +1,43 @@
+"""Short view stacks for the hottest requests, in front of the full Django stack (config/wsgi.py).
+
+A lane is Django's own WSGI handler (signals, database connections, error pages) with a
+middleware chain and URLs of its own: the purchase (shop/api/lane.py) and the liveness probe,
+which a load balancer asks every second of a sale and which needs nothing but to be answered.
+"""
+
+from django.core.handlers.exception import convert_exception_to_response
+from django.core.handlers.wsgi import WSGIHandler
+from django.urls import path
+from django.utils.module_loading import import_string
+
+from config import views
+
+
+class LaneHandler(WSGIHandler):
+    def __init__(self, *, middleware: list[str], urlconf: str):
+        self.middleware, self.urlconf = middleware, urlconf
+        super().__init__()
+
+    def load_middleware(self, is_async=False):
+        self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []
+        handler = convert_exception_to_response(self._get_response)
+        for dotted in reversed(self.middleware):
+            handler = convert_exception_to_response(import_string(dotted)(handler))
+        self._middleware_chain = handler
+
+    def get_response(self, request):
+        request.urlconf = self.urlconf
+        return super().get_response(request)
+
+
+def probe_takes(environ: dict) -> bool:
+    """Whether the probe lane serves this request: `GET /livez`."""
+    return environ.get("PATH_INFO") == "/livez" and environ.get("REQUEST_METHOD") == "GET"
+
+
+# The probe lane: /livez alone, with its request id (every answer carries one) and nothing else
+# (no session, no metrics; the rate limiter exempts it anyway).
+PROBE_MIDDLEWARE = ["config.middleware.RequestIdMiddleware"]
+urlpatterns = [path("livez", views.livez)]
+handler404 = "config.views.page_not_found"
+handler500 = "config.views.server_error"
