@@ -20,6 +20,7 @@ import redis
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 
 from config.api.authentication import bearer_token
 from limits.buckets import Decision, Limit, LocalBuckets, shared_take
@@ -117,11 +118,23 @@ def request_limits(request: HttpRequest, group: str) -> list[Limit]:
     return limits
 
 
-def too_many_requests(decision: Decision) -> JsonResponse:
-    response = JsonResponse(
-        {"code": "rate_limited", "detail": "Too many requests. Slow down and try again shortly."}, status=429
-    )
-    response["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
+def too_many_requests(request: HttpRequest, decision: Decision) -> HttpResponse:
+    """429 with Retry-After: JSON for the API (and the probes), a page for a shopper's browser."""
+    seconds = max(1, math.ceil(decision.retry_after))
+    if request.path.startswith(("/api/", "/healthz")):
+        response = JsonResponse(
+            {"code": "rate_limited", "detail": "Too many requests. Slow down and try again shortly."}, status=429
+        )
+    else:
+        response = too_many_requests_page(request, seconds)
+    response["Retry-After"] = str(seconds)
+    return response
+
+
+def too_many_requests_page(request: HttpRequest, seconds: int) -> HttpResponse:
+    """The storefront's 429: a page that says when to try again, and Retry-After."""
+    response = render(request, "429.html", {"seconds": seconds}, status=429)
+    response["Retry-After"] = str(seconds)
     return response
 
 
@@ -144,7 +157,7 @@ class RateLimitMiddleware:
             # With Redis away, the per-process bucket decides alone.
             with contextlib.suppress(redis.RedisError):
                 decision = shared_take(limits)
-        response = too_many_requests(decision) if not decision.allowed else self.get_response(request)
+        response = too_many_requests(request, decision) if not decision.allowed else self.get_response(request)
         response.headers.setdefault("RateLimit-Limit", str(decision.limit.burst))
         response.headers.setdefault("RateLimit-Remaining", str(max(0, decision.remaining)))
         response.headers.setdefault("RateLimit-Reset", str(math.ceil(decision.reset_seconds or decision.retry_after)))

@@ -1,3 +1,7 @@
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
 import redis
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
@@ -50,6 +54,65 @@ def flash_sale_stats(*, sale: FlashSale) -> dict:
         "units_sold": sale.units_sold,
         "consistent": remaining_cache == expected_cache if open_sale else not in_stream,
     }
+
+
+@dataclass(frozen=True)
+class SaleState:
+    """What a shopper's page shows of a sale, and when it was read."""
+
+    status: str  # the sale's own status
+    remaining: int
+    starts_at: datetime
+    ends_at: datetime
+
+    @property
+    def badge(self) -> str:
+        """The word on the sale's badge: live, scheduled, sold out, ended or cancelled."""
+        if self.status in {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}:
+            now = timezone.now()
+            if self.remaining <= 0:
+                return "sold out"
+            if now >= self.ends_at:
+                return FlashSale.Status.ENDED
+            # The clock opens a sale; the job that marks it live may come a moment later.
+            return FlashSale.Status.LIVE if now >= self.starts_at else FlashSale.Status.SCHEDULED
+        return self.status
+
+    def as_json(self) -> dict:
+        return {
+            "status": self.status,
+            "badge": self.badge,
+            "remaining": self.remaining,
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat(),
+        }
+
+
+# Pages poll a sale's state a few times a second, ten thousand shoppers at once: each process
+# reads it (one row, one Redis GET) at most once per SALE_STATE_SECONDS and serves the rest
+# from memory.
+SALE_STATE_SECONDS = 0.5
+_sale_states: dict[int, tuple[float, SaleState | None]] = {}
+
+
+def flash_sale_state(*, sale_id: int, sale: FlashSale | None = None) -> SaleState | None:
+    """The sale's state as every storefront page shows it, at most SALE_STATE_SECONDS old; None
+    when there is no such sale. A caller that holds the sale's row passes it (no query)."""
+    now = time.monotonic()
+    cached = _sale_states.get(sale_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    if sale is None:
+        sale = FlashSale.objects.filter(pk=sale_id).first()
+    state = None
+    if sale is not None:
+        state = SaleState(sale.status, flash_sale_remaining_now(sale=sale), sale.starts_at, sale.ends_at)
+    _sale_states[sale_id] = (now + SALE_STATE_SECONDS, state)
+    return state
+
+
+def flash_sale_states_forget() -> None:
+    _sale_states.clear()
 
 
 def flash_sale_remaining_now(*, sale: FlashSale) -> int:

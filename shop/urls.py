@@ -7,4 +7,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("sales/<int:pk>/", views.sale_detail, name="sale"),
     path("sales/<int:pk>/buy/", views.sale_buy, name="buy"),
+    path("sales/<int:pk>/state/", views.sale_state, name="state"),
 ]

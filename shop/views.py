@@ -1,30 +1,51 @@
+import math
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from config.exceptions import DomainError
+from config.exceptions import DomainError, RateLimited
+from limits.middleware import too_many_requests_page
 from orders.admission import purchase_admit
+from orders.outcomes import PURCHASE_SENTENCES, purchase_sentence
 from shop.forms import BuyForm
 from shop.models import FlashSale
-from shop.selectors import flash_sale_list, flash_sale_list_on_offer, flash_sale_remaining_now, product_list_active
+from shop.selectors import flash_sale_list, flash_sale_list_on_offer, flash_sale_state, product_list_active
 
 
 def home(request):
-    return render(
-        request,
-        "shop/home.html",
-        {"products": product_list_active(), "flash_sales": flash_sale_list_on_offer()},
-    )
+    sales = [(sale, flash_sale_state(sale_id=sale.pk, sale=sale)) for sale in flash_sale_list_on_offer()]
+    return render(request, "shop/home.html", {"products": product_list_active(), "flash_sales": sales})
 
 
 def sale_detail(request, pk: int):
     sale = get_object_or_404(flash_sale_list(), pk=pk)
+    now = timezone.now()
     return render(
         request,
         "shop/sale_detail.html",
-        {"sale": sale, "remaining": flash_sale_remaining_now(sale=sale), "form": BuyForm(limit=sale.per_user_limit)},
+        {
+            "sale": sale,
+            "state": flash_sale_state(sale_id=sale.pk, sale=sale),
+            "started": now >= sale.starts_at,
+            "form": BuyForm(limit=sale.per_user_limit),
+            "server_now_ms": int(now.timestamp() * 1000),
+            "sentences": PURCHASE_SENTENCES,
+        },
     )
+
+
+@never_cache
+def sale_state(request, pk: int):
+    """The sale's live state for its page's script: polled, so cheap (flash_sale_state)."""
+    state = flash_sale_state(sale_id=pk)
+    if state is None:
+        raise Http404("No such sale.")
+    return JsonResponse({**state.as_json(), "server_time": timezone.now().isoformat()})
 
 
 @login_required
@@ -43,7 +64,9 @@ def sale_buy(request, pk: int):
             idempotency_key=form.cleaned_data["attempt"],
             limits=getattr(request, "purchase_limits", ()),
         )
+    except RateLimited as error:
+        return too_many_requests_page(request, max(1, math.ceil(error.retry_after)))
     except DomainError as error:
-        messages.error(request, str(error))
+        messages.error(request, purchase_sentence(error.code) if error.code in PURCHASE_SENTENCES else str(error))
         return redirect("shop:sale", pk=sale.pk)
     return redirect("orders:purchase", reservation_id=reservation_id)

@@ -13,15 +13,17 @@ from inventory.services import stock_receive
 from limits.breaker import redis_breaker
 from shop.gate import sale_gate
 from shop.models import FlashSale
+from shop.selectors import flash_sale_states_forget
 from shop.services import flash_sale_create, flash_sale_preheat
 from tests.factories import StaffFactory, StockFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
 def fresh_process_state():
-    """Each test starts with no sale remembered as sold out, a closed breaker and no cached
-    broker health in this process."""
+    """Each test starts with no sale remembered as sold out or in any state, a closed breaker
+    and no cached broker health in this process."""
     sale_gate.clear()
+    flash_sale_states_forget()
     redis_breaker.reset()
     check_broker.forget()
 

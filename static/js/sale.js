@@ -1,0 +1,238 @@
+// The sale page, enhanced: a countdown on the server's clock, the buy button alive at the start,
+// units left refreshed while the page is open, and a purchase without leaving the page (the
+// form's attempt is its Idempotency-Key, so a double click or a retry buys once). Without this
+// script the page works as a plain form.
+(function () {
+  "use strict";
+
+  const page = document.getElementById("sale");
+  if (!page) return;
+  const $ = (role) => page.querySelector(`[data-role="${role}"]`);
+  const sentences = JSON.parse(document.getElementById("purchase-sentences").textContent);
+  const startsAt = Date.parse(page.dataset.startsAt);
+  const endsAt = Date.parse(page.dataset.endsAt);
+  // The server's clock minus ours; refined by every state answer (half its round trip).
+  let offset = Number(page.dataset.serverNow) - Date.now();
+  const now = () => Date.now() + offset;
+
+  const button = $("buy");
+  const form = $("buy-form");
+  const status = $("status");
+  let remaining = Number($("remaining").textContent);
+  let badge = $("badge").textContent.trim();
+  let buying = false; // a purchase is in flight or done: the state poll leaves the button alone
+  let holdUntil = 0; // after "too many requests", the button waits until then
+
+  function say(text) {
+    status.textContent = text;
+  }
+
+  function sentence(reason, seconds) {
+    const text = sentences[reason] || "Your purchase did not go through. Nothing was charged; please try again.";
+    return text.replace("{seconds}", seconds === undefined ? "a few" : String(seconds));
+  }
+
+  function duration(ms) {
+    const total = Math.max(0, Math.ceil(ms / 1000));
+    const days = Math.floor(total / 86400);
+    const hours = Math.floor((total % 86400) / 3600);
+    const minutes = Math.floor((total % 3600) / 60);
+    const seconds = total % 60;
+    const two = (n) => String(n).padStart(2, "0");
+    if (days > 0) return `${days} d ${hours} h ${two(minutes)} min`;
+    if (hours > 0) return `${hours} h ${two(minutes)} min ${two(seconds)} s`;
+    if (minutes > 0) return `${minutes} min ${two(seconds)} s`;
+    return `${seconds} s`;
+  }
+
+  function setButton() {
+    if (!button || buying) return;
+    const t = now();
+    if (badge === "sold out" || remaining <= 0) {
+      button.disabled = true;
+      button.textContent = "Sold out";
+    } else if (badge !== "live" && badge !== "scheduled") {
+      button.disabled = true;
+      button.textContent = "Closed";
+    } else if (t < startsAt) {
+      button.disabled = true;
+      button.textContent = "Starts soon";
+    } else if (t >= endsAt) {
+      button.disabled = true;
+      button.textContent = "Ended";
+    } else {
+      button.disabled = t < holdUntil;
+      button.textContent = "Buy now";
+    }
+  }
+
+  let wasStarted = now() >= startsAt;
+  function tick() {
+    const t = now();
+    const countdown = $("countdown");
+    if (countdown) {
+      if (t < startsAt) countdown.textContent = `Starts in ${duration(startsAt - t)}`;
+      else if (t < endsAt) countdown.textContent = `Ends in ${duration(endsAt - t)}`;
+      else countdown.textContent = "This sale has ended.";
+    }
+    if (!wasStarted && t >= startsAt) {
+      wasStarted = true;
+      if (remaining > 0) say("The sale has started.");
+    }
+    setButton();
+  }
+
+  function showState(state) {
+    remaining = state.remaining;
+    $("remaining").textContent = String(state.remaining);
+    if (state.badge !== badge) {
+      if (state.badge === "sold out" && !buying) say(sentence("sold_out"));
+      badge = state.badge;
+      const badgeElement = $("badge");
+      badgeElement.textContent = badge;
+      page.className = page.className.replace(/\bsale-[a-z-]+\b/, `sale-${badge.replace(" ", "-")}`);
+    }
+    setButton();
+  }
+
+  async function pollState() {
+    if (document.visibilityState === "visible") {
+      const sent = Date.now();
+      try {
+        const response = await fetch(page.dataset.stateUrl, { headers: { Accept: "application/json" } });
+        if (response.ok) {
+          const state = await response.json();
+          const received = Date.now();
+          offset = Date.parse(state.server_time) - (sent + received) / 2;
+          showState(state);
+        }
+      } catch (error) {
+        // The next poll tries again; the page keeps what it knows.
+      }
+    }
+    if (badge === "live" || badge === "scheduled" || badge === "sold out") setTimeout(pollState, 1000);
+  }
+
+  function csrfToken() {
+    return form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  }
+
+  function newAttempt() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    form.elements.attempt.value = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function refused(reason, seconds) {
+    buying = false;
+    say(sentence(reason, seconds));
+    // A refusal is the answer remembered for this attempt; another try is another attempt.
+    newAttempt();
+    if (reason === "sold_out") remaining = 0;
+    if (seconds !== undefined) {
+      holdUntil = now() + seconds * 1000;
+      setTimeout(setButton, seconds * 1000 + 50);
+    }
+    setButton();
+    if (reason === "limit_exceeded" && button) {
+      button.disabled = true;
+      buying = true;
+    }
+  }
+
+  async function buy(event) {
+    event.preventDefault();
+    if (buying) return;
+    buying = true;
+    button.disabled = true;
+    say("Sending your purchase…");
+    let response;
+    try {
+      response = await fetch(page.dataset.purchaseUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: {
+          "Content-Type": "application/json",
+          Accept: "application/json",
+          "X-CSRFToken": csrfToken(),
+          "Idempotency-Key": form.elements.attempt.value,
+        },
+        body: JSON.stringify({ quantity: Number(form.elements.quantity.value) }),
+      });
+    } catch (error) {
+      refused("unavailable");
+      return;
+    }
+    let body = {};
+    try {
+      body = await response.json();
+    } catch (error) {
+      // An answer without JSON is judged by its status alone.
+    }
+    if (response.status === 202) {
+      say("In line: your unit is reserved and being written down…");
+      waitForResult(body.reservation_id, 300);
+    } else if (response.status === 429) {
+      refused("rate_limited", Number(response.headers.get("Retry-After")) || 1);
+    } else if (response.status === 400 && body.code !== "idempotency_key_reused") {
+      refused("invalid");
+      say(body.detail || sentence("invalid"));
+    } else {
+      refused(body.code || "unavailable");
+    }
+  }
+
+  async function waitForResult(reservationId, delay) {
+    let result = { status: "pending" };
+    try {
+      const response = await fetch(page.dataset.resultUrl.replace("RID", encodeURIComponent(reservationId)), {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+      if (response.ok) result = await response.json();
+    } catch (error) {
+      // Still in line as far as we know; ask again.
+    }
+    if (result.status === "confirmed") {
+      confirmed(result.order_id);
+    } else if (result.status === "failed") {
+      refused(result.reason);
+    } else {
+      setTimeout(() => waitForResult(reservationId, Math.min(delay * 1.5, 2000)), delay);
+    }
+  }
+
+  async function confirmed(orderId) {
+    if (button) button.textContent = "Bought";
+    const checkout = $("checkout");
+    $("pay-form").action = page.dataset.payUrl.replace("/0/", `/${orderId}/`);
+    let order = null;
+    try {
+      const response = await fetch(page.dataset.orderUrl.replace("/0/", `/${orderId}/`), {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+      if (response.ok) order = await response.json();
+    } catch (error) {
+      // The order's line is a nicety; paying works without it.
+    }
+    if (order) {
+      $("order-line").textContent = `Order #${order.id}: ${order.quantity} × ${order.sku} for ${order.total}.`;
+      const payBy = Date.parse(order.pay_by);
+      const payCountdown = $("pay-countdown");
+      const tickPay = () => {
+        const left = payBy - now();
+        payCountdown.textContent = left > 0 ? `Pay within ${duration(left)}, or the unit goes back on sale.` : "The time to pay is over.";
+        if (left > 0) setTimeout(tickPay, 1000);
+      };
+      tickPay();
+    }
+    checkout.hidden = false;
+    say(`Confirmed: it's yours! Order #${orderId} waits for your payment.`);
+  }
+
+  if (form && button) form.addEventListener("submit", buy);
+  tick();
+  setInterval(tick, 1000);
+  setTimeout(pollState, 1000);
+})();

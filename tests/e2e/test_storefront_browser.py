@@ -1,0 +1,180 @@
+"""The storefront in headless Chromium around the second a sale opens: countdown, buying without
+leaving the page, paying, sold out while the page is open, too many tries, phones, no script."""
+
+import re
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
+
+from accounts.models import User
+from orders.admission import purchase_admit
+from orders.invariants import check_invariants
+from orders.models import Order
+from tests.e2e.conftest import PASSWORD, sign_in
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Every text the status region shows, in order, even those that stay for a moment only.
+RECORD_STATUS = """
+window.__statuses = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const status = document.querySelector('[data-role="status"]');
+  if (status) new MutationObserver(() => window.__statuses.push(status.textContent))
+    .observe(status, {childList: true, characterData: true, subtree: true});
+});
+"""
+
+
+def shopper(username: str = "") -> User:
+    user = UserFactory(**({"username": username} if username else {}))
+    user.set_password(PASSWORD)
+    user.save()
+    return user
+
+
+def test_a_new_shopper_sees_the_countdown_tick_buys_at_the_start_without_a_reload_and_pays(visit, make_sale):
+    sale = make_sale(quantity=5, limit=1, starts_in=6)
+    page = visit("/accounts/signup/")
+    page.add_init_script(RECORD_STATUS)
+    page.get_by_label("Username").fill("newcomer")
+    page.get_by_label("Email").fill("newcomer@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url("**/")
+
+    page.goto(f"/sales/{sale.pk}/")
+    button = page.get_by_role("button", name=re.compile("Starts soon|Buy now"))
+    expect(button).to_be_disabled()
+    countdown = page.locator('[data-role="countdown"]')
+    first = countdown.text_content()
+    assert first.startswith("Starts in")
+    expect(countdown).not_to_have_text(first)  # it ticks
+
+    expect(page.get_by_role("button", name="Buy now")).to_be_enabled(timeout=15_000)
+    url = page.url
+    page.get_by_role("button", name="Buy now").click()
+
+    expect(page.locator('[data-role="status"]')).to_contain_text("Confirmed")
+    assert page.url == url  # bought without leaving the page
+    assert any("In line" in text for text in page.evaluate("window.__statuses"))
+    expect(page.locator('[data-role="pay-countdown"]')).to_contain_text("Pay within")
+    page.get_by_role("button", name="Pay now").click()
+
+    expect(page.locator(".messages")).to_contain_text("is paid")
+    order = Order.objects.get(user__username="newcomer")
+    assert order.status == Order.Status.PAID
+    assert check_invariants().ok, check_invariants().violations
+
+
+def test_a_double_click_and_a_resubmitted_form_buy_once(visit, make_sale):
+    sale = make_sale(quantity=5, limit=3)
+    user = shopper()
+    page = visit("/")
+    sign_in(page, user, f"/sales/{sale.pk}/")
+    page.get_by_role("button", name="Buy now").dblclick()
+    expect(page.locator('[data-role="status"]')).to_contain_text("Confirmed")
+    assert Order.objects.filter(user=user).count() == 1
+
+    # Without script: the form posted, then posted again from the back button, same attempt.
+    plain = visit("/", java_script_enabled=False)
+    sign_in(plain, user, f"/sales/{sale.pk}/")
+    plain.get_by_role("button", name="Buy now").click()
+    plain.wait_for_url("**/purchases/**")
+    plain.go_back()
+    plain.get_by_role("button", name="Buy now").click()
+    plain.wait_for_url("**/purchases/**")
+    assert Order.objects.filter(user=user).count() == 2  # one per attempt: the page's and the plain form's
+    assert check_invariants().ok, check_invariants().violations
+
+
+def test_the_button_turns_to_sold_out_when_the_last_unit_goes_while_the_page_is_open(visit, make_sale):
+    sale = make_sale(quantity=1, limit=1)
+    page = visit("/")
+    sign_in(page, shopper(), f"/sales/{sale.pk}/")
+    expect(page.get_by_role("button", name="Buy now")).to_be_enabled()
+
+    purchase_admit(sale_id=sale.pk, user_id=shopper().pk, quantity=1, idempotency_key="elsewhere")
+
+    expect(page.get_by_role("button", name="Sold out")).to_be_disabled(timeout=3_000)
+    expect(page.locator('[data-role="badge"]')).to_have_text("sold out")
+    expect(page.locator('[data-role="remaining"]')).to_have_text("0")
+
+
+def test_a_shopper_who_tries_too_often_is_told_when_to_retry_not_shown_json(visit, make_sale, settings):
+    sale = make_sale(quantity=10, limit=10)
+    settings.RATE_LIMITS = {"purchase": {"user": (0.01, 1)}}
+    user = shopper()
+    purchase_admit(sale_id=sale.pk, user_id=user.pk, quantity=1, idempotency_key="first",
+                   limits=_limits(user))  # fmt: skip
+
+    page = visit("/")
+    sign_in(page, user, f"/sales/{sale.pk}/")
+    page.get_by_role("button", name="Buy now").click()
+    expect(page.locator('[data-role="status"]')).to_contain_text(re.compile(r"Please wait \d+ s"))
+
+    plain = visit("/", java_script_enabled=False)
+    sign_in(plain, user, f"/sales/{sale.pk}/")
+    with plain.expect_response(re.compile(r"/buy/$")) as answer:
+        plain.get_by_role("button", name="Buy now").click()
+    assert answer.value.status == 429
+    assert int(answer.value.headers["retry-after"]) >= 1
+    expect(plain.get_by_role("heading")).to_have_text("Too many tries at once")
+    expect(plain.locator("main")).to_contain_text(re.compile(r"wait \d+ seconds?"))
+
+
+def _limits(user):
+    from limits.buckets import Limit
+
+    return [Limit(f"purchase:user:{user.pk}", 0.01, 1)]
+
+
+@pytest.mark.parametrize("width", [320, 375])
+def test_no_page_scrolls_sideways_on_a_phone(visit, make_sale, width):
+    sale = make_sale(quantity=5)
+    user = shopper()
+    page = visit("/", viewport={"width": width, "height": 740})
+    for path in ["/", "/accounts/login/", "/accounts/signup/", f"/sales/{sale.pk}/"]:
+        page.goto(path)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+    sign_in(page, user, f"/sales/{sale.pk}/")
+    for path in [f"/sales/{sale.pk}/", "/orders/"]:
+        page.goto(path)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+
+
+def test_axe_finds_no_serious_or_critical_violation_on_any_storefront_page(visit, make_sale):
+    sale = make_sale(quantity=5)
+    user = shopper()
+    page = visit("/")
+    axe = Axe()
+
+    def serious(path: str) -> list:
+        page.goto(path)
+        results = axe.run(page)
+        return [(path, v["id"], v["impact"]) for v in results.response["violations"]
+                if v["impact"] in ("serious", "critical")]  # fmt: skip
+
+    found = []
+    for path in ["/", "/accounts/login/", "/accounts/signup/", f"/sales/{sale.pk}/"]:
+        found += serious(path)
+    sign_in(page, user, f"/sales/{sale.pk}/")
+    found += serious(f"/sales/{sale.pk}/")
+    page.get_by_role("button", name="Buy now").click()
+    expect(page.locator('[data-role="status"]')).to_contain_text("Confirmed")
+    found += serious("/orders/")
+    assert found == []
+
+
+def test_without_javascript_a_shopper_still_buys_and_pays(visit, make_sale):
+    sale = make_sale(quantity=5)
+    user = shopper()
+    page = visit("/", java_script_enabled=False)
+    sign_in(page, user, f"/sales/{sale.pk}/")
+    page.get_by_role("button", name="Buy now").click()
+    page.wait_for_url("**/purchases/**")
+    expect(page.get_by_role("heading", name="It's yours!")).to_be_visible()
+    page.get_by_role("button", name="Pay now").click()
+    expect(page.locator(".messages")).to_contain_text("is paid")
+    assert Order.objects.get(user=user).status == Order.Status.PAID
