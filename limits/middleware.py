@@ -29,7 +29,14 @@ logger = logging.getLogger(__name__)
 
 PURCHASE_PATH = re.compile(r"^(/api/v1/flash-sales/\d+/purchase/|/sales/\d+/buy/)$")
 LOGIN_PATHS = frozenset(
-    {"/api/v1/auth/token/", "/api/v1/auth/register/", "/admin/login/", "/accounts/login/", "/accounts/signup/"}
+    {
+        "/api/v1/auth/token/",
+        "/api/v1/auth/register/",
+        "/admin/login/",
+        "/accounts/login/",
+        "/accounts/signup/",
+        "/accounts/password-reset/",  # each try sends an e-mail
+    }
 )
 EXEMPT_PREFIXES = ("/livez", "/metrics", "/static/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -33,7 +33,6 @@ def sale_detail(request, pk: int):
             "state": flash_sale_state(sale_id=sale.pk, sale=sale),
             "started": now >= sale.starts_at,
             "form": BuyForm(limit=sale.per_user_limit),
-            "server_now_ms": int(now.timestamp() * 1000),
             "sentences": PURCHASE_SENTENCES,
         },
     )

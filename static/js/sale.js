@@ -11,9 +11,8 @@
   const sentences = JSON.parse(document.getElementById("purchase-sentences").textContent);
   const startsAt = Date.parse(page.dataset.startsAt);
   const endsAt = Date.parse(page.dataset.endsAt);
-  // The server's clock minus ours; refined by every state answer (half its round trip).
-  let offset = Number(page.dataset.serverNow) - Date.now();
-  const now = () => Date.now() + offset;
+  const clock = window.shopClock;
+  const now = clock.now;
 
   const button = $("buy");
   const form = $("buy-form");
@@ -30,19 +29,6 @@
   function sentence(reason, seconds) {
     const text = sentences[reason] || "Your purchase did not go through. Nothing was charged; please try again.";
     return text.replace("{seconds}", seconds === undefined ? "a few" : String(seconds));
-  }
-
-  function duration(ms) {
-    const total = Math.max(0, Math.ceil(ms / 1000));
-    const days = Math.floor(total / 86400);
-    const hours = Math.floor((total % 86400) / 3600);
-    const minutes = Math.floor((total % 3600) / 60);
-    const seconds = total % 60;
-    const two = (n) => String(n).padStart(2, "0");
-    if (days > 0) return `${days} d ${hours} h ${two(minutes)} min`;
-    if (hours > 0) return `${hours} h ${two(minutes)} min ${two(seconds)} s`;
-    if (minutes > 0) return `${minutes} min ${two(seconds)} s`;
-    return `${seconds} s`;
   }
 
   function setButton() {
@@ -71,8 +57,8 @@
     const t = now();
     const countdown = $("countdown");
     if (countdown) {
-      if (t < startsAt) countdown.textContent = `Starts in ${duration(startsAt - t)}`;
-      else if (t < endsAt) countdown.textContent = `Ends in ${duration(endsAt - t)}`;
+      if (t < startsAt) countdown.textContent = `Starts in ${clock.duration(startsAt - t)}`;
+      else if (t < endsAt) countdown.textContent = `Ends in ${clock.duration(endsAt - t)}`;
       else countdown.textContent = "This sale has ended.";
     }
     if (!wasStarted && t >= startsAt) {
@@ -102,8 +88,7 @@
         const response = await fetch(page.dataset.stateUrl, { headers: { Accept: "application/json" } });
         if (response.ok) {
           const state = await response.json();
-          const received = Date.now();
-          offset = Date.parse(state.server_time) - (sent + received) / 2;
+          clock.correct(Date.parse(state.server_time), sent, Date.now());
           showState(state);
         }
       } catch (error) {
@@ -222,7 +207,7 @@
       const payCountdown = $("pay-countdown");
       const tickPay = () => {
         const left = payBy - now();
-        payCountdown.textContent = left > 0 ? `Pay within ${duration(left)}, or the unit goes back on sale.` : "The time to pay is over.";
+        payCountdown.textContent = left > 0 ? `Pay within ${clock.duration(left)}, or the unit goes back on sale.` : "The time to pay is over.";
         if (left > 0) setTimeout(tickPay, 1000);
       };
       tickPay();

@@ -178,3 +178,22 @@ def test_without_javascript_a_shopper_still_buys_and_pays(visit, make_sale):
     page.get_by_role("button", name="Pay now").click()
     expect(page.locator(".messages")).to_contain_text("is paid")
     assert Order.objects.get(user=user).status == Order.Status.PAID
+
+
+def test_the_home_page_and_the_orders_page_count_down_to_the_second(visit, make_sale):
+    soon = make_sale(quantity=5, starts_in=600)
+    live = make_sale(quantity=5, limit=2)
+    user = shopper()
+    purchase_admit(sale_id=live.pk, user_id=user.pk, quantity=1, idempotency_key="mine")
+    page = visit("/")
+
+    for selector in [f'a[href="/sales/{soon.pk}/"]', f'a[href="/sales/{live.pk}/"]']:
+        timer = page.locator(f"li:has({selector}) [data-count-to]")
+        first = timer.text_content()
+        assert re.match(r"(Starts|Ends) in \d+ min \d\d s", first), first
+        expect(timer).not_to_have_text(first)
+    sign_in(page, user, "/orders/")
+    timer = page.locator("[data-count-to]")
+    first = timer.text_content()
+    assert first.startswith("pay within")
+    expect(timer).not_to_have_text(first)
