@@ -21,14 +21,28 @@ class DomainErrorsAsMessagesMixin:
             return HttpResponseRedirect(request.path)
 
 
-def confirmation_page(modeladmin, request, queryset, *, action: str, title: str, question: str, items: list[str]):
-    """The intermediate page of an admin action, or None once the user has confirmed.
+def confirmation_page(
+    modeladmin,
+    request,
+    queryset,
+    *,
+    action: str,
+    title: str,
+    question: str,
+    items: list[str],
+    ask_reason: bool = False,
+):
+    """The intermediate page of an admin action, or None once the user has confirmed (and, with
+    `ask_reason`, given a reason: the action reads it from `request.POST["reason"]`).
 
     The action calls this first and carries on only when it returns None.
     """
-    if request.POST.get("confirmed") == "yes":
+    confirmed = request.POST.get("confirmed") == "yes"
+    if confirmed and (not ask_reason or request.POST.get("reason", "").strip()):
         return None
     context = {
+        "ask_reason": ask_reason,
+        "reason_missing": confirmed,
         **modeladmin.admin_site.each_context(request),
         "opts": modeladmin.opts,
         "title": title,

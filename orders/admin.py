@@ -2,8 +2,8 @@ from django.contrib import admin, messages
 
 from config.admin import ReadOnlyAdminMixin, confirmation_page
 from config.exceptions import DomainError
-from orders.models import FailedReservation, Order, OrderTransition, PaymentAttempt
-from orders.services import order_cancel, order_fulfil
+from orders.models import FailedReservation, Order, OrderTransition, PaymentAttempt, Refund
+from orders.services import order_cancel, order_fulfil, order_refund
 
 
 class OrderTransitionInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -18,6 +18,12 @@ class PaymentAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     readonly_fields = ["idempotency_key", "amount", "status", "reference", "created_at", "updated_at"]
 
 
+class RefundInline(ReadOnlyAdminMixin, admin.StackedInline):
+    model = Refund
+    extra = 0
+    readonly_fields = ["amount", "reason", "actor", "reference", "idempotency_key", "created_at"]
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     """Orders change only through their state machine: the actions below, never the form."""
@@ -28,14 +34,17 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ["=id", "reservation_id", "user__username", "user__email", "sku__code"]
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Order._meta.fields]
-    inlines = [OrderTransitionInline, PaymentAttemptInline]
-    actions = ["cancel", "fulfil"]
+    inlines = [OrderTransitionInline, PaymentAttemptInline, RefundInline]
+    actions = ["cancel", "fulfil", "refund"]
 
     def has_add_permission(self, request):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def has_refund_permission(self, request) -> bool:
+        return request.user.has_perm("orders.refund_order")
 
     def _apply(self, request, orders, service, done: str) -> None:
         changed = 0
@@ -75,6 +84,33 @@ class OrderAdmin(admin.ModelAdmin):
     def fulfil(self, request, queryset):
         orders = list(queryset.filter(status=Order.Status.PAID))
         self._apply(request, orders, lambda o: order_fulfil(order=o, actor=request.user), "Fulfilled")
+
+    @admin.action(description="Refund selected paid orders (money back, units back to stock)", permissions=["refund"])
+    def refund(self, request, queryset):
+        orders = list(queryset.filter(status=Order.Status.PAID).select_related("sku"))
+        page = confirmation_page(
+            self,
+            request,
+            queryset,
+            action="refund",
+            title="Refund orders",
+            question="Refund these paid orders? The money goes back to each shopper and the units back to stock.",
+            items=[f"Order #{o.pk}: {o.quantity} x {o.sku.code}, {o.total}" for o in orders],
+            ask_reason=True,
+        )
+        if page:
+            return page
+        reason = request.POST["reason"].strip()
+        self._apply(request, orders, lambda o: order_refund(order=o, actor=request.user, reason=reason), "Refunded")
+        return None
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["order", "amount", "reason", "actor", "reference", "created_at"]
+    list_filter = ["created_at"]
+    list_select_related = ["order", "actor"]
+    search_fields = ["=order__id", "reference", "reason"]
 
 
 @admin.register(FailedReservation)

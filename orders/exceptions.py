@@ -45,3 +45,15 @@ class AccountBlocked(DomainError):
     code = "blocked"
     status_code = 403
     default_message = "This account may not buy: it has been deactivated."
+
+
+class ReasonRequired(DomainError):
+    code = "reason_required"
+    status_code = 400
+    default_message = "Say why: a reason is required."
+
+
+class RefundDeclined(DomainError):
+    code = "refund_declined"
+    status_code = 502
+    default_message = "The payment provider refused the refund; nothing changed."

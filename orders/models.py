@@ -54,6 +54,7 @@ class Order(models.Model):
             models.Index(fields=["flash_sale", "user"]),
             models.Index(fields=["status", "pay_by"]),
         ]
+        permissions = [("refund_order", "Can refund paid orders")]
 
     def __str__(self) -> str:
         return f"Order #{self.pk}"
@@ -161,3 +162,22 @@ class PaymentAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"Payment {self.idempotency_key} of {self.order}: {self.status}"
+
+
+class Refund(models.Model):
+    """The one refund of a paid order: money back at the provider under the order's own key,
+    units back to stock. One per order, whatever the retries or races (the database says so)."""
+
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="refund")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    reason = models.TextField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    reference = models.CharField(max_length=128, help_text="The provider's reference of the refund.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Refund of {self.order}"

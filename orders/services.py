@@ -14,12 +14,15 @@ from inventory.services import stock_release, stock_return, stock_sell
 from orders.exceptions import (
     InvalidTransition,
     PaymentDeclined,
+    ReasonRequired,
+    RefundDeclined,
 )
 from orders.models import (
     ALLOWED_TRANSITIONS,
     Order,
     OrderTransition,
     PaymentAttempt,
+    Refund,
 )
 from orders.payments import payment_provider
 from shop.gate import sale_gate_reopen
@@ -180,10 +183,38 @@ def order_fulfil(*, order: Order, actor: AbstractBaseUser | None) -> Order:
 
 
 def order_refund(*, order: Order, actor: AbstractBaseUser | None, reason: str) -> Order:
-    """A paid order is refunded and its units come back to stock."""
+    """A paid order is refunded: the money at the provider, then its units back to stock with a
+    `return` ledger row, and the refund recorded, all once.
+
+    The provider is asked while the order's row is locked, so that of two staff refunding at
+    once (or a refund racing a cancel) one wins and the other gets InvalidTransition. The
+    provider's key is the order's own: if the shop fails to record a refund the provider made
+    (a crash before commit), the next try asks again with the same key and the provider answers
+    it without refunding twice. Raises ReasonRequired, InvalidTransition, RefundDeclined.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReasonRequired()
     with transaction.atomic():
         locked = _lock_order(order)
+        if Order.Status.REFUNDED not in ALLOWED_TRANSITIONS[locked.status]:
+            raise InvalidTransition(f"An order that is {locked.status} cannot be refunded.")
+        charge = locked.payment_attempts.filter(status=PaymentAttempt.Status.SUCCEEDED).first()
+        key = f"refund-order-{locked.pk}"
+        result = payment_provider().refund(
+            reference=charge.reference if charge else "", amount=locked.total, idempotency_key=key
+        )
+        if not result.approved:
+            raise RefundDeclined(f"The payment provider refused the refund: {result.message or 'no reason given'}.")
         order_transition(order=locked, to=Order.Status.REFUNDED, actor=actor, reason=reason)
+        Refund.objects.create(
+            order=locked,
+            amount=locked.total,
+            reason=reason,
+            actor=actor,
+            idempotency_key=key,
+            reference=result.reference,
+        )
         stock_return(
             stock=locked.sku.stock, quantity=locked.quantity, actor=actor, reason=f"Refund: {reason}",
             reference=f"order:{locked.pk}",

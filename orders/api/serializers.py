@@ -16,3 +16,7 @@ class PurchaseResultSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["pending", "confirmed", "failed"])
     order_id = serializers.IntegerField(allow_null=True)
     reason = serializers.CharField(allow_null=True)
+
+
+class RefundInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)

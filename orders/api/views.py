@@ -5,11 +5,13 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.permissions import staff_with
 from orders.admission import purchase_result
 from orders.api.filters import OrderFilter
-from orders.api.serializers import OrderOutputSerializer, PurchaseResultSerializer
+from orders.api.serializers import OrderOutputSerializer, PurchaseResultSerializer, RefundInputSerializer
+from orders.models import Order
 from orders.selectors import order_list_visible_to
-from orders.services import order_cancel, order_pay
+from orders.services import order_cancel, order_pay, order_refund
 
 
 class OrderListApi(generics.ListAPIView):
@@ -50,6 +52,20 @@ class OrderCancelApi(APIView):
         return Response(
             OrderOutputSerializer(order_cancel(order=order, actor=request.user, reason=f"cancelled by {who}")).data
         )
+
+
+class OrderRefundApi(APIView):
+    """Staff with the refund permission refund a paid order: money, then units back to stock."""
+
+    permission_classes = [staff_with("orders.refund_order")]
+
+    @extend_schema(request=RefundInputSerializer, responses={200: OrderOutputSerializer})
+    def post(self, request, pk: int):
+        serializer = RefundInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order = get_object_or_404(Order, pk=pk)
+        refunded = order_refund(order=order, actor=request.user, reason=serializer.validated_data["reason"])
+        return Response(OrderOutputSerializer(refunded).data)
 
 
 class PurchaseResultApi(APIView):
