@@ -25,11 +25,12 @@ DUPLICATE = GiveBack(units=True, tally=True)
 
 
 def order_list_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Order]:
-    """Staff see every order; a shopper sees their own; an anonymous visitor none."""
+    """Staff allowed to view orders see every order; anyone else signed in their own; an
+    anonymous visitor none."""
     orders = Order.objects.select_related("sku", "flash_sale")
     if not user.is_authenticated:
         return orders.none()
-    return orders if user.is_staff else orders.filter(user=user)
+    return orders if user.is_staff and user.has_perm("orders.view_order") else orders.filter(user=user)
 
 
 def order_units_by_user(*, flash_sale_id: int, user_ids: Iterable[int] | None = None) -> dict[int, int]:

@@ -40,7 +40,8 @@ def user(db):
 
 @pytest.fixture
 def staff(db):
-    return StaffFactory()
+    """A member of staff with every permission; the roles are tested with their own groups."""
+    return StaffFactory(is_superuser=True)
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, permissions
+from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotent
+from config.api.permissions import staff_with
 from inventory.api.filters import StockAlertFilter, StockFilter, StockMovementFilter
 from inventory.api.serializers import (
     StockAdjustInputSerializer,
@@ -16,15 +17,13 @@ from inventory.api.serializers import (
 from inventory.selectors import stock_alert_list, stock_list, stock_movement_list
 from inventory.services import stock_adjust, stock_alert_acknowledge, stock_issue, stock_receive
 
-STAFF_ONLY = [permissions.IsAdminUser]
-
 
 def stock_output(stock) -> dict:
     return StockOutputSerializer(stock_list().get(pk=stock.pk)).data
 
 
 class StockListApi(generics.ListAPIView):
-    permission_classes = STAFF_ONLY
+    permission_classes = [staff_with("inventory.view_stock")]
     serializer_class = StockOutputSerializer
     filterset_class = StockFilter
 
@@ -33,7 +32,7 @@ class StockListApi(generics.ListAPIView):
 
 
 class StockMoveApi(APIView):
-    permission_classes = STAFF_ONLY
+    permission_classes = [staff_with("inventory.change_stock")]
     """Receive or issue units of one SKU; `service` says which."""
 
     service = None  # A service taking stock, quantity, actor and reason.
@@ -59,7 +58,7 @@ class StockIssueApi(StockMoveApi):
 
 
 class StockAdjustApi(APIView):
-    permission_classes = STAFF_ONLY
+    permission_classes = [staff_with("inventory.change_stock")]
 
     @extend_schema(
         request=StockAdjustInputSerializer, parameters=[IDEMPOTENCY_KEY_HEADER], responses={200: StockOutputSerializer}
@@ -81,7 +80,7 @@ class StockAdjustApi(APIView):
 
 
 class StockMovementListApi(generics.ListAPIView):
-    permission_classes = STAFF_ONLY
+    permission_classes = [staff_with("inventory.view_stockmovement")]
     serializer_class = StockMovementOutputSerializer
     filterset_class = StockMovementFilter
 
@@ -90,7 +89,7 @@ class StockMovementListApi(generics.ListAPIView):
 
 
 class StockAlertListApi(generics.ListAPIView):
-    permission_classes = STAFF_ONLY
+    permission_classes = [staff_with("inventory.view_stockalert")]
     serializer_class = StockAlertOutputSerializer
     filterset_class = StockAlertFilter
 
@@ -99,7 +98,7 @@ class StockAlertListApi(generics.ListAPIView):
 
 
 class StockAlertAcknowledgeApi(APIView):
-    permission_classes = STAFF_ONLY
+    permission_classes = [staff_with("inventory.change_stockalert")]
 
     @extend_schema(request=None, responses={200: StockAlertOutputSerializer})
     def post(self, request, pk: int):

@@ -1,7 +1,7 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -48,7 +48,10 @@ class OrderCancelApi(APIView):
     @extend_schema(request=None, responses={200: OrderOutputSerializer})
     def post(self, request, pk: int):
         order = get_object_or_404(order_list_visible_to(user=request.user), pk=pk)
-        who = "staff" if request.user.is_staff and order.user_id != request.user.pk else "customer"
+        someone_elses = order.user_id != request.user.pk
+        if someone_elses and not request.user.has_perm("orders.change_order"):
+            raise PermissionDenied()
+        who = "staff" if someone_elses else "customer"
         return Response(
             OrderOutputSerializer(order_cancel(order=order, actor=request.user, reason=f"cancelled by {who}")).data
         )

@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from config.api.authentication import BearerTokenAuthentication
 from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotency_key, idempotent
+from config.api.permissions import staff_with
 from orders.admission import purchase_admit
 from shop.api.filters import FlashSaleFilter
 from shop.api.serializers import (
@@ -41,13 +42,17 @@ class ProductDetailApi(generics.RetrieveAPIView):
         return product_list_active()
 
 
-class IsStaffForWrites(permissions.BasePermission):
+class CanCreateSalesForWrites(permissions.BasePermission):
+    """Anyone reads the list; creating a sale takes `shop.add_flashsale`."""
+
     def has_permission(self, request, view) -> bool:
-        return request.method in permissions.SAFE_METHODS or bool(request.user and request.user.is_staff)
+        return request.method in permissions.SAFE_METHODS or staff_with("shop.add_flashsale")().has_permission(
+            request, view
+        )
 
 
 class FlashSaleListApi(generics.ListAPIView):
-    permission_classes = [permissions.IsAuthenticatedOrReadOnly, IsStaffForWrites]
+    permission_classes = [permissions.IsAuthenticatedOrReadOnly, CanCreateSalesForWrites]
     serializer_class = FlashSaleOutputSerializer
     filterset_class = FlashSaleFilter
 
@@ -76,7 +81,7 @@ class FlashSaleDetailApi(generics.RetrieveAPIView):
 
 
 class FlashSalePreheatApi(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [staff_with("shop.change_flashsale")]
 
     @extend_schema(request=None, responses={200: PreheatOutputSerializer})
     def post(self, request, pk: int):
@@ -88,7 +93,7 @@ class FlashSalePreheatApi(APIView):
 
 
 class FlashSaleStatsApi(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [staff_with("shop.view_flashsale")]
 
     @extend_schema(responses={200: FlashSaleStatsSerializer})
     def get(self, request, pk: int):
