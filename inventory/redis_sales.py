@@ -295,6 +295,14 @@ def sale_forget(sale_id: int) -> None:
     )  # fmt: skip
 
 
+def sale_edit(*, sale_id: int, ends_at: datetime, per_user_limit: int, delta: int) -> int:
+    """Apply new terms to a loaded sale, `delta` units more (or fewer) on offer, atomically with
+    admissions. Returns 1 (applied), 0 (not loaded), -1 (too few left to take off), -2 (a shopper
+    holds more than the new limit); see edit_sale.lua."""
+    keys = SaleKeys(sale_id)
+    return int(_run("edit_sale", [keys.meta, keys.remaining, keys.buyers], [_micros(ends_at), per_user_limit, delta]))
+
+
 def sale_set_status(sale_id: int, status: str) -> None:
     """Admission reads the status: a closed sale admits no one, whatever its window."""
     redis_client().hset(SaleKeys(sale_id).meta, "status", status)

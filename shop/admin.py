@@ -8,9 +8,15 @@ from django.utils.html import format_html_join
 from config.admin import DomainErrorsAsMessagesMixin, ReadOnlyAdminMixin, confirmation_page
 from inventory import redis_sales
 from inventory.services import stock_get_or_create
-from shop.models import SKU, FlashSale, Product, SaleDrift
+from shop.models import SKU, FlashSale, FlashSaleEdit, Product, SaleDrift
 from shop.selectors import flash_sale_activity, flash_sale_stats
-from shop.services import flash_sale_cancel, flash_sale_create, flash_sale_preheat, flash_sale_reconcile
+from shop.services import (
+    flash_sale_cancel,
+    flash_sale_create,
+    flash_sale_edit,
+    flash_sale_preheat,
+    flash_sale_reconcile,
+)
 
 
 class SKUInline(admin.TabularInline):
@@ -39,6 +45,26 @@ class SKUInline(admin.TabularInline):
     @admin.display(description="available")
     def available(self, sku: SKU):
         return self.stock_figure(sku, "available")
+
+
+class FlashSaleChangeForm(forms.ModelForm):
+    expected_version = forms.IntegerField(widget=forms.HiddenInput)
+
+    class Meta:
+        model = FlashSale
+        fields = ["title", "ends_at", "quantity", "per_user_limit"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["expected_version"].initial = self.instance.version
+
+
+class FlashSaleEditInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = FlashSaleEdit
+    extra = 0
+    fields = ["created_at", "actor", "changes", "version"]
+    readonly_fields = fields
+    verbose_name_plural = "edits (who, what, when)"
 
 
 @admin.register(Product)
@@ -96,15 +122,26 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
     date_hierarchy = "starts_at"
     actions = ["preheat", "reconcile", "cancel"]
     CREATE_FIELDS = ["title", "sku", "price", "quantity", "starts_at", "ends_at", "per_user_limit"]
+    # What an edit may change (through flash_sale_edit, with the version the form was drawn at).
+    EDITABLE = ["title", "ends_at", "quantity", "per_user_limit", "expected_version"]
+
+    def get_inlines(self, request, obj):
+        return [] if obj is None else [FlashSaleEditInline]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None:
+            kwargs["form"] = FlashSaleChangeForm
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:
             return self.CREATE_FIELDS
-        return [*self.CREATE_FIELDS, "units_sold", "status", "created_by", "live_numbers", "activity"]
+        return [*self.CREATE_FIELDS, "expected_version", "units_sold", "status", "version", "created_by",
+                "live_numbers", "activity"]  # fmt: skip
 
     def get_readonly_fields(self, request, obj=None):
-        # A sale's terms are fixed once its units are allocated; only the title may change here.
-        return [] if obj is None else [f for f in self.get_fields(request, obj) if f != "title"]
+        # The price, the SKU and the start are fixed once units are allocated and shoppers saw them.
+        return [] if obj is None else [f for f in self.get_fields(request, obj) if f not in self.EDITABLE]
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -138,7 +175,17 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save(update_fields=["title", "updated_at"])
+            data = form.cleaned_data
+            FlashSale.objects.filter(pk=obj.pk).update(title=data["title"])
+            flash_sale_edit(
+                sale=obj,
+                actor=request.user,
+                version=data["expected_version"],
+                ends_at=data["ends_at"],
+                quantity=data["quantity"],
+                per_user_limit=data["per_user_limit"],
+            )
+            obj.refresh_from_db()
             return
         data = form.cleaned_data
         created = flash_sale_create(actor=request.user, **{field: data[field] for field in self.CREATE_FIELDS})

@@ -23,3 +23,15 @@ class SaleBusy(DomainError):
     code = "busy"
     status_code = 409
     default_message = "The sale is being preheated; try again."
+
+
+class SaleVersionConflict(DomainError):
+    code = "version_conflict"
+    status_code = 409
+    default_message = "The sale changed since you read it. Reload it and try again."
+
+
+class InvalidSaleChange(DomainError):
+    code = "invalid_change"
+    status_code = 409
+    default_message = "The sale cannot be changed that way."

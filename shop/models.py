@@ -76,6 +76,7 @@ class FlashSale(models.Model):
     ends_at = models.DateTimeField()
     per_user_limit = models.PositiveIntegerField(default=1, help_text="Most units one shopper may hold.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED, db_index=True)
+    version = models.PositiveIntegerField(default=1, help_text="Bumped by every edit; an edit names the one it read.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -103,6 +104,22 @@ class FlashSale(models.Model):
     @property
     def remaining(self) -> int:
         return self.quantity - self.units_sold
+
+
+class FlashSaleEdit(models.Model):
+    """One edit of a sale's terms: who, when, and each changed field as [before, after]."""
+
+    flash_sale = models.ForeignKey(FlashSale, on_delete=models.CASCADE, related_name="edits")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    changes = models.JSONField()
+    version = models.PositiveIntegerField(help_text="The sale's version after this edit.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Edit of {self.flash_sale} to version {self.version}"
 
 
 class SaleDrift(models.Model):

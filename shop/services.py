@@ -12,9 +12,9 @@ from accounts.models import User
 from inventory import redis_sales
 from inventory.services import stock_allocate, stock_get_or_create, stock_release
 from orders.selectors import order_units_by_user, reservation_units_by_id, reservations_settled
-from shop.exceptions import InvalidSaleWindow, SaleNotCancellable
+from shop.exceptions import InvalidSaleChange, InvalidSaleWindow, SaleNotCancellable, SaleVersionConflict
 from shop.gate import sale_gate_reopen
-from shop.models import SKU, FlashSale, SaleDrift
+from shop.models import SKU, FlashSale, FlashSaleEdit, SaleDrift
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +161,78 @@ def flash_sale_close(*, sale: FlashSale, to: FlashSale.Status, actor: AbstractBa
         redis_sales.sale_set_status(sale.pk, to)
     sale.refresh_from_db()
     return True
+
+
+def flash_sale_edit(
+    *,
+    sale: FlashSale,
+    actor: AbstractBaseUser | None,
+    version: int,
+    ends_at: datetime | None = None,
+    quantity: int | None = None,
+    per_user_limit: int | None = None,
+) -> FlashSale:
+    """Change an open sale's end, quantity or per-user limit, if it is still at `version`.
+
+    Under the sale's row lock (which the order writer and reconciliation take too), the
+    database and Redis change together: more units are allocated from stock first (raises
+    InsufficientStock); fewer are taken off Redis's offer only if that many are still on it
+    (not sold, not in flight), then released to stock; the end and the limit reach the
+    admission script at once. Every process's sale gate reopens after commit. The edit is
+    recorded with who made it. Raises SaleVersionConflict, InvalidSaleChange.
+    """
+    with transaction.atomic():
+        locked = FlashSale.objects.select_for_update().select_related("sku").get(pk=sale.pk)
+        if locked.version != version:
+            raise SaleVersionConflict()
+        if locked.status not in OPEN_STATUSES:
+            raise InvalidSaleChange("Only a scheduled or live sale can be changed.")
+        new_end = locked.ends_at if ends_at is None else ends_at
+        new_quantity = locked.quantity if quantity is None else quantity
+        new_limit = locked.per_user_limit if per_user_limit is None else per_user_limit
+        changes = {
+            field: [str(before), str(after)]
+            for field, before, after in [
+                ("ends_at", locked.ends_at.isoformat(), new_end.isoformat()),
+                ("quantity", locked.quantity, new_quantity),
+                ("per_user_limit", locked.per_user_limit, new_limit),
+            ]
+            if before != after
+        }
+        if not changes:
+            return locked
+        _check_edit(locked, ends_at=new_end, quantity=new_quantity, per_user_limit=new_limit)
+        delta = new_quantity - locked.quantity
+        stock = locked.sku.stock
+        if delta > 0:
+            stock_allocate(
+                stock=stock, quantity=delta, actor=actor, reason="Flash sale raised", reference=f"sale:{locked.pk}"
+            )
+        applied = redis_sales.sale_edit(sale_id=locked.pk, ends_at=new_end, per_user_limit=new_limit, delta=delta)
+        if applied == -1:
+            raise InvalidSaleChange("Fewer units are left on offer than that: the rest are sold or on their way.")
+        if applied == -2:
+            raise InvalidSaleChange("A shopper already holds more than that limit.")
+        if delta < 0:
+            stock_release(
+                stock=stock, quantity=-delta, actor=actor, reason="Flash sale lowered", reference=f"sale:{locked.pk}"
+            )
+        locked.ends_at, locked.quantity, locked.per_user_limit = new_end, new_quantity, new_limit
+        locked.version += 1
+        locked.save(update_fields=["ends_at", "quantity", "per_user_limit", "version", "updated_at"])
+        FlashSaleEdit.objects.create(flash_sale=locked, actor=actor, changes=changes, version=locked.version)
+        transaction.on_commit(lambda: sale_gate_reopen(locked.pk))
+    return locked
+
+
+def _check_edit(sale: FlashSale, *, ends_at: datetime, quantity: int, per_user_limit: int) -> None:
+    """What the database alone can refuse; Redis checks what is in flight (edit_sale.lua)."""
+    if ends_at <= timezone.now() or ends_at <= sale.starts_at:
+        raise InvalidSaleChange("The end must be in the future and after the start.")
+    if quantity < 1 or quantity < sale.units_sold:
+        raise InvalidSaleChange(f"{sale.units_sold} units are sold already; the quantity cannot go below that.")
+    if per_user_limit < 1 or per_user_limit < max(order_units_by_user(flash_sale_id=sale.pk).values(), default=0):
+        raise InvalidSaleChange("A shopper already holds more than that limit.")
 
 
 def flash_sale_cancel(*, sale: FlashSale, actor: AbstractBaseUser | None) -> FlashSale:

@@ -16,3 +16,16 @@ def staff_with(*perms: str) -> type[permissions.BasePermission]:
 
     StaffWith.__name__ = f"StaffWith({', '.join(perms)})"
     return StaffWith
+
+
+def anyone_reads_staff_with(*perms: str) -> type[permissions.BasePermission]:
+    """A permission class: anyone may read; a write takes an active staff user with `perms`."""
+    staff = staff_with(*perms)()
+
+    class AnyoneReads(permissions.BasePermission):
+        message = staff.message
+
+        def has_permission(self, request, view) -> bool:
+            return request.method in permissions.SAFE_METHODS or staff.has_permission(request, view)
+
+    return AnyoneReads

@@ -47,7 +47,15 @@ class FlashSaleOutputSerializer(serializers.ModelSerializer):
             "ends_at",
             "per_user_limit",
             "status",
+            "version",
         ]
+
+
+class FlashSaleEditInputSerializer(serializers.Serializer):
+    version = StrictIntegerField(min_value=1)
+    ends_at = serializers.DateTimeField(required=False)
+    quantity = StrictIntegerField(min_value=1, max_value=1_000_000, required=False)
+    per_user_limit = StrictIntegerField(min_value=1, max_value=1_000, required=False)
 
 
 class FlashSaleCreateInputSerializer(serializers.Serializer):

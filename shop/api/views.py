@@ -7,11 +7,12 @@ from rest_framework.views import APIView
 
 from config.api.authentication import BearerTokenAuthentication
 from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotency_key, idempotent
-from config.api.permissions import staff_with
+from config.api.permissions import anyone_reads_staff_with, staff_with
 from orders.admission import purchase_admit
 from shop.api.filters import FlashSaleFilter
 from shop.api.serializers import (
     FlashSaleCreateInputSerializer,
+    FlashSaleEditInputSerializer,
     FlashSaleOutputSerializer,
     FlashSaleStatsSerializer,
     PreheatOutputSerializer,
@@ -22,7 +23,7 @@ from shop.api.serializers import (
 from shop.exceptions import SaleBusy
 from shop.models import FlashSale
 from shop.selectors import flash_sale_list, flash_sale_stats, product_list_active
-from shop.services import flash_sale_create, flash_sale_preheat
+from shop.services import flash_sale_create, flash_sale_edit, flash_sale_preheat
 
 
 class ProductListApi(generics.ListAPIView):
@@ -42,17 +43,8 @@ class ProductDetailApi(generics.RetrieveAPIView):
         return product_list_active()
 
 
-class CanCreateSalesForWrites(permissions.BasePermission):
-    """Anyone reads the list; creating a sale takes `shop.add_flashsale`."""
-
-    def has_permission(self, request, view) -> bool:
-        return request.method in permissions.SAFE_METHODS or staff_with("shop.add_flashsale")().has_permission(
-            request, view
-        )
-
-
 class FlashSaleListApi(generics.ListAPIView):
-    permission_classes = [permissions.IsAuthenticatedOrReadOnly, CanCreateSalesForWrites]
+    permission_classes = [permissions.IsAuthenticatedOrReadOnly, anyone_reads_staff_with("shop.add_flashsale")]
     serializer_class = FlashSaleOutputSerializer
     filterset_class = FlashSaleFilter
 
@@ -73,11 +65,20 @@ class FlashSaleListApi(generics.ListAPIView):
 
 
 class FlashSaleDetailApi(generics.RetrieveAPIView):
-    permission_classes = [permissions.AllowAny]
+    permission_classes = [permissions.IsAuthenticatedOrReadOnly, anyone_reads_staff_with("shop.change_flashsale")]
     serializer_class = FlashSaleOutputSerializer
 
     def get_queryset(self):
         return flash_sale_list()
+
+    @extend_schema(request=FlashSaleEditInputSerializer, responses={200: FlashSaleOutputSerializer})
+    def patch(self, request, pk: int):
+        """Change the end, quantity or per-user limit of an open sale, naming the version read."""
+        sale = self.get_object()
+        serializer = FlashSaleEditInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        flash_sale_edit(sale=sale, actor=request.user, **serializer.validated_data)
+        return Response(FlashSaleOutputSerializer(flash_sale_list().get(pk=sale.pk)).data)
 
 
 class FlashSalePreheatApi(APIView):
