@@ -1,7 +1,13 @@
+import csv
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.admin import helpers
-from django.http import HttpResponseRedirect
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
 
 from config.exceptions import DomainError
 
@@ -66,3 +72,44 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class _Echo:
+    """A write-only file for csv.writer that hands each line back."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+class CsvExportMixin:
+    """An "Export CSV" button on the change list: the rows it shows with its current filters and
+    search, streamed. Set `csv_columns` (header -> value of a row) and `csv_name`."""
+
+    change_list_template = "admin/change_list_with_csv.html"
+    csv_columns: dict[str, Callable] = {}
+    csv_name = "export"
+
+    def get_urls(self):
+        opts = self.model._meta
+        export = path(
+            "export.csv",
+            self.admin_site.admin_view(self.export_csv_view),
+            name=f"{opts.app_label}_{opts.model_name}_csv",
+        )
+        return [export, *super().get_urls()]
+
+    def export_csv_view(self, request: HttpRequest):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        rows = self.get_changelist_instance(request).get_queryset(request).order_by("pk")
+        writer = csv.writer(_Echo())
+
+        def lines():
+            yield writer.writerow(self.csv_columns)
+            for row in rows.iterator(chunk_size=2000):
+                yield writer.writerow([value(row) for value in self.csv_columns.values()])
+
+        filename = f"{self.csv_name}-{timezone.now():%Y%m%d-%H%M%S}.csv"
+        return StreamingHttpResponse(
+            lines(), content_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+        )

@@ -1,16 +1,13 @@
-import csv
-
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import F
-from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
-from config.admin import DomainErrorsAsMessagesMixin, ReadOnlyAdminMixin, confirmation_page
+from config.admin import CsvExportMixin, DomainErrorsAsMessagesMixin, ReadOnlyAdminMixin, confirmation_page
 from config.exceptions import DomainError
 from inventory.forms import StockAdjustForm, StockMoveForm, StockThresholdForm
 from inventory.models import Stock, StockAlert, StockMovement
@@ -180,15 +177,8 @@ class StockAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
                           f"{stock.available} available.", messages.SUCCESS)  # fmt: skip
 
 
-class Echo:
-    """A write-only file for csv.writer that hands each line back."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 @admin.register(StockMovement)
-class StockMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StockMovementAdmin(CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The ledger: read-only for everyone, superusers included."""
 
     list_display = [
@@ -208,40 +198,25 @@ class StockMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["stock__sku", "actor"]
     search_fields = ["stock__sku__code", "reason", "reference", "actor__username"]
     date_hierarchy = "created_at"
-    change_list_template = "admin/inventory/stockmovement/change_list.html"
-
-    CSV_COLUMNS = ["id", "created_at", "sku", "kind", "quantity", "on_hand_delta", "allocated_delta",
-                   "on_hand_after", "allocated_after", "actor", "reason", "reference"]  # fmt: skip
+    csv_name = "stock-movements"
+    csv_columns = {
+        "id": lambda m: m.pk,
+        "created_at": lambda m: m.created_at.isoformat(),
+        "sku": lambda m: m.stock.sku.code,
+        "kind": lambda m: m.kind,
+        "quantity": lambda m: m.quantity,
+        "on_hand_delta": lambda m: m.on_hand_delta,
+        "allocated_delta": lambda m: m.allocated_delta,
+        "on_hand_after": lambda m: m.on_hand_after,
+        "allocated_after": lambda m: m.allocated_after,
+        "actor": lambda m: m.actor.username if m.actor else "",
+        "reason": lambda m: m.reason,
+        "reference": lambda m: m.reference,
+    }
 
     @admin.display(description="SKU", ordering="stock__sku__code")
     def sku(self, movement: StockMovement):
         return movement.stock.sku
-
-    def get_urls(self):
-        export = path("export.csv", self.admin_site.admin_view(self.export_csv_view), name="inventory_movements_csv")
-        return [export, *super().get_urls()]
-
-    def export_csv_view(self, request: HttpRequest):
-        """The rows the change list shows with its current filters and search, as CSV."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        changelist = self.get_changelist_instance(request)
-        movements = changelist.get_queryset(request).select_related("stock__sku", "actor").order_by("created_at", "id")
-        writer = csv.writer(Echo())
-
-        def rows():
-            yield writer.writerow(self.CSV_COLUMNS)
-            for m in movements.iterator(chunk_size=2000):
-                yield writer.writerow([
-                    m.pk, m.created_at.isoformat(), m.stock.sku.code, m.kind, m.quantity, m.on_hand_delta,
-                    m.allocated_delta, m.on_hand_after, m.allocated_after, m.actor.username if m.actor else "",
-                    m.reason, m.reference,
-                ])  # fmt: skip
-
-        filename = f"stock-movements-{timezone.now():%Y%m%d-%H%M%S}.csv"
-        return StreamingHttpResponse(
-            rows(), content_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
-        )
 
 
 class OpenAlertFilter(admin.SimpleListFilter):

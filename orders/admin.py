@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from config.admin import ReadOnlyAdminMixin, confirmation_page
+from config.admin import CsvExportMixin, ReadOnlyAdminMixin, confirmation_page
 from config.exceptions import DomainError
 from orders.models import FailedReservation, Order, OrderTransition, PaymentAttempt, Refund
 from orders.services import order_cancel, order_fulfil, order_refund
@@ -25,8 +25,24 @@ class RefundInline(ReadOnlyAdminMixin, admin.StackedInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(CsvExportMixin, admin.ModelAdmin):
     """Orders change only through their state machine: the actions below, never the form."""
+
+    csv_name = "orders"
+    csv_columns = {
+        "id": lambda o: o.pk,
+        "created_at": lambda o: o.created_at.isoformat(),
+        "user": lambda o: o.user.username,
+        "sku": lambda o: o.sku.code,
+        "flash_sale": lambda o: o.flash_sale_id or "",
+        "quantity": lambda o: o.quantity,
+        "unit_price": lambda o: o.unit_price,
+        "total": lambda o: o.total,
+        "status": lambda o: o.status,
+        "admission": lambda o: o.admission,
+        "pay_by": lambda o: o.pay_by.isoformat() if o.pay_by else "",
+        "reservation_id": lambda o: o.reservation_id,
+    }
 
     list_display = ["id", "user", "sku", "flash_sale", "quantity", "total", "status", "created_at", "pay_by"]
     list_filter = ["status", "admission", "flash_sale", "created_at"]

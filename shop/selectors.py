@@ -1,14 +1,15 @@
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 import redis
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
 from inventory import redis_sales
 from limits.breaker import redis_breaker
-from orders.models import Order
+from orders.models import Order, Refund
 from shop.models import SKU, FlashSale, Product
 
 
@@ -163,3 +164,28 @@ def flash_sale_activity(*, sale: FlashSale, minutes: int = 30) -> dict:
         "writer_lag_seconds": redis_sales.oldest_reservation_age_seconds(sale.pk),
         "legend": OUTCOME_COLOURS,
     }
+
+
+@dataclass(frozen=True)
+class BackOfficeSummary:
+    live_sales: list[FlashSale]
+    upcoming_sales: list[FlashSale]
+    orders_awaiting_payment: int
+    revenue_today: Decimal
+
+
+def back_office_summary(*, now: datetime) -> BackOfficeSummary:
+    """The admin index's dashboard: sales live and coming, orders waiting to be paid, and the
+    money taken today (orders paid since midnight, local time, less today's refunds)."""
+    on_offer = flash_sale_list_on_offer()
+    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    paid = Order.objects.filter(
+        transitions__to_status=Order.Status.PAID, transitions__created_at__gte=midnight
+    ).aggregate(total=Sum("total"))["total"] or Decimal("0")
+    refunded = Refund.objects.filter(created_at__gte=midnight).aggregate(total=Sum("amount"))["total"] or Decimal("0")
+    return BackOfficeSummary(
+        live_sales=list(on_offer.filter(starts_at__lte=now)[:10]),
+        upcoming_sales=list(on_offer.filter(starts_at__gt=now)[:5]),
+        orders_awaiting_payment=Order.objects.filter(status=Order.Status.PENDING_PAYMENT).count(),
+        revenue_today=paid - refunded,
+    )

@@ -145,7 +145,7 @@ def test_ledger_admin_refuses_add_change_and_delete_even_for_superusers(admin_cl
 def test_ledger_exports_the_filtered_rows_as_csv(admin_client, stock, admin_user):
     stock_issue(stock=stock, quantity=2, actor=admin_user, reason="damaged")
 
-    response = admin_client.get(reverse("admin:inventory_movements_csv"), {"kind__exact": "out"})
+    response = admin_client.get(reverse("admin:inventory_stockmovement_csv"), {"kind__exact": "out"})
 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv"
@@ -183,7 +183,7 @@ def test_non_staff_are_refused(client, stock):
     client.force_login(UserFactory())
 
     for url in (reverse("admin:inventory_stock_changelist"), move_url(stock, "receive"),
-                reverse("admin:inventory_movements_csv")):  # fmt: skip
+                reverse("admin:inventory_stockmovement_csv")):  # fmt: skip
         response = client.get(url)
         assert response.status_code == 302
         assert "/admin/login/" in response["Location"]

@@ -1,5 +1,8 @@
-"""Refunds: staff with the permission refund a paid order once, whatever the retries or races."""
+"""Refunds (staff with the permission refund a paid order once, whatever the retries or races),
+and the orders' CSV export."""
 
+import csv
+import io
 import threading
 
 import pytest
@@ -13,8 +16,9 @@ from orders.exceptions import InvalidTransition
 from orders.invariants import check_invariants
 from orders.models import Order, Refund
 from orders.services import order_cancel, order_pay, order_refund
+from orders.writer import order_writer_drain
 from tests.concurrency import run_together, start_thread, wait_until_blocked_or_done
-from tests.conftest import client_for
+from tests.conftest import client_for, purchase
 from tests.factories import StaffFactory, UserFactory
 from tests.orders.test_payments import an_order, provider  # noqa: F401 - the fixture
 
@@ -185,3 +189,21 @@ def test_the_admin_refund_asks_for_confirmation_and_a_reason_and_only_staff_with
     assert "Refunded: 1 order(s)." in done.content.decode()
     assert Refund.objects.get(order=order).reason == "customer changed mind"
     assert return_rows(order) == 1
+
+
+def test_the_orders_csv_export_is_the_filtered_list(client, make_sale, staff):
+    sale = make_sale(quantity=5, limit=1)
+    for key in ("a", "b", "c"):
+        purchase(client_for(UserFactory()), sale, key=key)
+    order_writer_drain(sale_id=sale.pk, consumer="test")
+    paid = order_pay(order=Order.objects.order_by("pk").first(), actor=None)
+    client.force_login(staff)
+
+    listed = client.get("/admin/orders/order/", {"status__exact": "pending_payment"})
+    response = client.get("/admin/orders/order/export.csv", {"status__exact": "pending_payment"})
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [int(row["id"]) for row in rows] == sorted(o.pk for o in listed.context["cl"].result_list)
+    assert len(rows) == 2 and paid.pk not in {int(row["id"]) for row in rows}
+    assert {row["status"] for row in rows} == {"pending_payment"}
+    assert 'href="/admin/orders/order/export.csv?status__exact=pending_payment"' in listed.content.decode()

@@ -5,6 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import Order
+from orders.services import order_pay, order_refund
 from orders.writer import order_writer_drain
 from shop.models import FlashSale
 from tests.conftest import client_for, purchase
@@ -89,3 +90,22 @@ def test_the_sale_page_charts_admissions_by_outcome(admin_client, make_sale, bro
     assert "<title>accepted: 1</title>" in page
     assert "<title>sold_out: 1</title>" in page
     assert "Writer lag:" in page
+
+
+def test_the_admin_index_shows_todays_sales_orders_and_revenue(client, make_sale, staff):
+    sale = make_sale(quantity=5, limit=1)
+    for key in ("a", "b", "c"):
+        purchase(client_for(UserFactory()), sale, key=key)
+    order_writer_drain(sale_id=sale.pk, consumer="test")
+    first, second = Order.objects.order_by("pk")[:2]
+    order_pay(order=first, actor=None)
+    order_pay(order=second, actor=None)
+    order_refund(order=second, actor=staff, reason="broken")
+    client.force_login(staff)
+
+    page = client.get("/admin/").content.decode()
+
+    dashboard = page[page.index('id="dashboard"') :]
+    assert str(sale) in dashboard
+    assert ">1</a>" in dashboard  # one order still awaiting payment
+    assert f"{first.total} (paid since midnight, less refunds)" in dashboard
