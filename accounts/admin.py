@@ -1,9 +1,9 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
 from accounts.models import User
 from accounts.services import user_set_active
-from config.admin import confirmation_page
+from config.admin import apply_to_each, confirmation_page
 
 
 @admin.register(User)
@@ -42,6 +42,5 @@ class ShopUserAdmin(UserAdmin):
         )
         if page:
             return page
-        changed = sum(user_set_active(user=user, active=active) for user in users)
-        self.message_user(request, f"{verb}d {changed} of {len(users)} accounts.", messages.SUCCESS)
+        apply_to_each(self, request, users, lambda user: user_set_active(user=user, active=active), done=f"{verb}d")
         return None

@@ -1,9 +1,11 @@
 import csv
 from collections.abc import Callable
 
+import redis
 from django.contrib import messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -59,6 +61,30 @@ def confirmation_page(
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
     }
     return TemplateResponse(request, "admin/confirm_action.html", context)
+
+
+# What an action can meet besides a service's refusal: a dependency that is away for a moment.
+UNAVAILABLE = (redis.RedisError, OperationalError)
+
+
+def apply_to_each(modeladmin, request, objects, service: Callable, *, done: str) -> int:
+    """Call `service(obj)` for each object of an admin action and say, per object, what failed
+    and why; then how many succeeded. A refusal or an outage is a message, never a server error.
+    Each success is logged in the object's history. Returns how many succeeded."""
+    succeeded = 0
+    for obj in objects:
+        try:
+            service(obj)
+        except DomainError as error:
+            modeladmin.message_user(request, f"{obj}: not done: {error}", messages.WARNING)
+        except UNAVAILABLE:
+            modeladmin.message_user(request, f"{obj}: not done: a service is unavailable, try again", messages.ERROR)
+        else:
+            succeeded += 1
+            modeladmin.log_change(request, obj, done)
+    level = messages.SUCCESS if succeeded else messages.WARNING
+    modeladmin.message_user(request, f"{done}: {succeeded} of {len(objects)}.", level)
+    return succeeded
 
 
 class ReadOnlyAdminMixin:

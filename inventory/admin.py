@@ -7,7 +7,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from config.admin import CsvExportMixin, DomainErrorsAsMessagesMixin, ReadOnlyAdminMixin, confirmation_page
+from config.admin import (
+    CsvExportMixin,
+    DomainErrorsAsMessagesMixin,
+    ReadOnlyAdminMixin,
+    apply_to_each,
+    confirmation_page,
+)
 from config.exceptions import DomainError
 from inventory.forms import StockAdjustForm, StockMoveForm, StockThresholdForm
 from inventory.models import Stock, StockAlert, StockMovement
@@ -293,8 +299,8 @@ class StockAlertAdmin(admin.ModelAdmin):
         )
         if page:
             return page
-        for alert in alerts:
-            stock_alert_acknowledge(alert=alert, actor=request.user)
-            self.log_change(request, alert, "Acknowledged")
-        self.message_user(request, f"Acknowledged {len(alerts)} alert(s).", messages.SUCCESS)
+        apply_to_each(
+            self, request, alerts, lambda alert: stock_alert_acknowledge(alert=alert, actor=request.user),
+            done="Acknowledged",
+        )  # fmt: skip
         return None

@@ -1,7 +1,6 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 
-from config.admin import CsvExportMixin, ReadOnlyAdminMixin, confirmation_page
-from config.exceptions import DomainError
+from config.admin import CsvExportMixin, ReadOnlyAdminMixin, apply_to_each, confirmation_page
 from orders.models import FailedReservation, Order, OrderTransition, PaymentAttempt, Refund
 from orders.services import order_cancel, order_fulfil, order_refund
 
@@ -62,18 +61,6 @@ class OrderAdmin(CsvExportMixin, admin.ModelAdmin):
     def has_refund_permission(self, request) -> bool:
         return request.user.has_perm("orders.refund_order")
 
-    def _apply(self, request, orders, service, done: str) -> None:
-        changed = 0
-        for order in orders:
-            try:
-                service(order)
-            except DomainError as error:
-                self.message_user(request, f"Order #{order.pk}: {error}", messages.WARNING)
-            else:
-                changed += 1
-                self.log_change(request, order, done)
-        self.message_user(request, f"{done}: {changed} order(s).", messages.SUCCESS)
-
     @admin.action(description="Cancel selected unpaid orders (units go back)", permissions=["change"])
     def cancel(self, request, queryset):
         orders = list(queryset.filter(status=Order.Status.PENDING_PAYMENT).select_related("sku"))
@@ -88,18 +75,16 @@ class OrderAdmin(CsvExportMixin, admin.ModelAdmin):
         )
         if page:
             return page
-        self._apply(
-            request,
-            orders,
-            lambda o: order_cancel(order=o, actor=request.user, reason="cancelled by staff"),
-            "Cancelled",
-        )
+        apply_to_each(
+            self, request, orders, lambda o: order_cancel(order=o, actor=request.user, reason="cancelled by staff"),
+            done="Cancelled",
+        )  # fmt: skip
         return None
 
     @admin.action(description="Mark selected paid orders as fulfilled", permissions=["change"])
     def fulfil(self, request, queryset):
         orders = list(queryset.filter(status=Order.Status.PAID))
-        self._apply(request, orders, lambda o: order_fulfil(order=o, actor=request.user), "Fulfilled")
+        apply_to_each(self, request, orders, lambda o: order_fulfil(order=o, actor=request.user), done="Fulfilled")
 
     @admin.action(description="Refund selected paid orders (money back, units back to stock)", permissions=["refund"])
     def refund(self, request, queryset):
@@ -117,7 +102,9 @@ class OrderAdmin(CsvExportMixin, admin.ModelAdmin):
         if page:
             return page
         reason = request.POST["reason"].strip()
-        self._apply(request, orders, lambda o: order_refund(order=o, actor=request.user, reason=reason), "Refunded")
+        apply_to_each(
+            self, request, orders, lambda o: order_refund(order=o, actor=request.user, reason=reason), done="Refunded"
+        )
         return None
 
 

@@ -5,9 +5,10 @@ from django.db import models
 from django.template.loader import render_to_string
 from django.utils.html import format_html_join
 
-from config.admin import DomainErrorsAsMessagesMixin, ReadOnlyAdminMixin, confirmation_page
+from config.admin import DomainErrorsAsMessagesMixin, ReadOnlyAdminMixin, apply_to_each, confirmation_page
 from inventory import redis_sales
 from inventory.services import stock_get_or_create
+from shop.exceptions import SaleBusy
 from shop.models import SKU, FlashSale, FlashSaleEdit, Product, SaleDrift
 from shop.selectors import flash_sale_activity, flash_sale_stats
 from shop.services import (
@@ -193,9 +194,11 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
 
     @admin.action(description="Preheat selected sales into Redis", permissions=["change"])
     def preheat(self, request, queryset):
-        for sale in queryset.on_offer():
-            remaining = flash_sale_preheat(sale=sale)
-            self.message_user(request, f"{sale}: {'busy, try again' if remaining is None else f'{remaining} left'}")
+        def preheat_one(sale: FlashSale) -> None:
+            if flash_sale_preheat(sale=sale) is None:
+                raise SaleBusy()
+
+        apply_to_each(self, request, list(queryset.on_offer()), preheat_one, done="Preheated")
 
     @admin.action(description="Reconcile selected sales with the database", permissions=["change"])
     def reconcile(self, request, queryset):
@@ -227,10 +230,9 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
         )
         if page:
             return page
-        for sale in sales:
-            flash_sale_cancel(sale=sale, actor=request.user)
-            self.log_change(request, sale, "Cancelled")
-        self.message_user(request, f"Cancelled {len(sales)} sale(s).", messages.SUCCESS)
+        apply_to_each(
+            self, request, sales, lambda sale: flash_sale_cancel(sale=sale, actor=request.user), done="Cancelled"
+        )
         return None
 
 

@@ -186,7 +186,7 @@ def test_the_admin_refund_asks_for_confirmation_and_a_reason_and_only_staff_with
 
     done = client.post(changelist, {**form, "confirmed": "yes", "reason": "customer changed mind"}, follow=True)
 
-    assert "Refunded: 1 order(s)." in done.content.decode()
+    assert "Refunded: 1 of 1." in done.content.decode()
     assert Refund.objects.get(order=order).reason == "customer changed mind"
     assert return_rows(order) == 1
 
