@@ -131,6 +131,7 @@ class SaleDrift(models.Model):
     in_flight = models.IntegerField(help_text="Units in reservations not yet written as orders.")
     buyers_repaired = models.IntegerField(help_text="Shoppers whose tally in Redis was wrong.")
     found_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    notified_at = models.DateTimeField(null=True, blank=True, help_text="When sales staff were e-mailed about it.")
 
     class Meta:
         ordering = ["-found_at"]

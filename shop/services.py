@@ -5,10 +5,12 @@ from decimal import Decimal
 import redis
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.selectors import staff_emails_with
 from inventory import redis_sales
 from inventory.services import stock_allocate, stock_get_or_create, stock_release
 from orders.selectors import order_units_by_user, reservation_units_by_id, reservations_settled
@@ -285,3 +287,33 @@ def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | Non
             buyers_repaired=result.buyers_repaired,
         )
     return result
+
+
+def flash_sale_drifts_notify() -> int:
+    """E-mail the sales staff about each drift reconciliation found, once: a drift is claimed
+    (`notified_at`) by exactly one caller, and given back if the mail could not be sent.
+    Returns how many drifts this call reported."""
+    recipients = staff_emails_with("shop.view_flashsale")
+    if not recipients:
+        return 0
+    reported = 0
+    for drift in SaleDrift.objects.filter(notified_at__isnull=True).select_related("flash_sale").order_by("pk"):
+        if not SaleDrift.objects.filter(pk=drift.pk, notified_at__isnull=True).update(notified_at=timezone.now()):
+            continue  # Another run took it.
+        try:
+            send_mail(
+                subject=f"Drift repaired in flash sale #{drift.flash_sale_id}",
+                message=(
+                    f"Reconciliation found Redis disagreeing with the database for {drift.flash_sale} and "
+                    f"repaired it.\n\nRedis said {drift.remaining_before} left; the database says "
+                    f"{drift.remaining_expected} ({drift.in_flight} in flight); {drift.buyers_repaired} shoppers' "
+                    f"tallies repaired.\nFound at {drift.found_at:%Y-%m-%d %H:%M:%S %Z}.\n"
+                ),
+                from_email=None,
+                recipient_list=recipients,
+            )
+        except OSError:
+            SaleDrift.objects.filter(pk=drift.pk).update(notified_at=None)
+            raise
+        reported += 1
+    return reported

@@ -9,6 +9,7 @@ from orders.writer import order_writer_drain
 from shop.models import FlashSale
 from shop.services import (
     flash_sale_close,
+    flash_sale_drifts_notify,
     flash_sale_go_live,
     flash_sale_preheat,
     flash_sale_reconcile,
@@ -47,11 +48,13 @@ def flash_sale_end(sale: FlashSale) -> bool:
         return flash_sale_close(sale=sale, to=FlashSale.Status.ENDED)
 
 
-@shared_task
+@shared_task(autoretry_for=(OSError,), retry_backoff=5, retry_jitter=True, max_retries=5)
 def flash_sales_reconcile() -> int:
-    """Compare every open sale's Redis counters with the database. Returns how many drifted."""
+    """Compare every open sale's Redis counters with the database, then e-mail the sales staff
+    about each drift found (here or by a staff's reconcile), once. Returns how many drifted."""
     drifted = 0
     for sale in FlashSale.objects.on_offer().filter(starts_at__lte=timezone.now()):
         result = flash_sale_reconcile(sale=sale)
         drifted += bool(result and result.drifted)
+    flash_sale_drifts_notify()
     return drifted
