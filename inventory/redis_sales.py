@@ -454,12 +454,27 @@ def reservations_pending(sale_id: int) -> set[str]:
     return {_text(rid) for rid in redis_client().hkeys(SaleKeys(sale_id).pending)}
 
 
-def sale_outcomes_by_minute(sale_id: int, minutes: int) -> list[tuple[int, dict[str, int]]]:
-    """Admission answers of the last `minutes` minutes: [(minute since the epoch, {outcome: n})]."""
+def _sale_outcome_counts(sale_id: int) -> dict[int, dict[str, int]]:
+    """Admission answers by minute since the epoch and outcome, as the admission script counts them."""
     counts: dict[int, dict[str, int]] = {}
     for field, value in redis_client().hgetall(SaleKeys(sale_id).stats).items():
         minute, outcome = _text(field).split(":", 1)
         counts.setdefault(int(minute), {})[outcome] = int(value)
+    return counts
+
+
+def sale_outcome_totals(sale_id: int) -> dict[str, int]:
+    """Every admission answer of the sale so far, by outcome."""
+    totals: dict[str, int] = {}
+    for by_outcome in _sale_outcome_counts(sale_id).values():
+        for outcome, count in by_outcome.items():
+            totals[outcome] = totals.get(outcome, 0) + count
+    return dict(sorted(totals.items()))
+
+
+def sale_outcomes_by_minute(sale_id: int, minutes: int) -> list[tuple[int, dict[str, int]]]:
+    """Admission answers of the last `minutes` minutes: [(minute since the epoch, {outcome: n})]."""
+    counts = _sale_outcome_counts(sale_id)
     now_minute = int(redis_client().time()[0] // 60)
     return [(minute, counts.get(minute, {})) for minute in range(now_minute - minutes + 1, now_minute + 1)]
 

@@ -1,8 +1,12 @@
 import redis
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
+from django.urls import path
 from django.utils.html import format_html_join
 
 from config.admin import DomainErrorsAsMessagesMixin, ReadOnlyAdminMixin, apply_to_each, confirmation_page
@@ -10,7 +14,7 @@ from inventory import redis_sales
 from inventory.services import stock_get_or_create
 from shop.exceptions import SaleBusy
 from shop.models import SKU, FlashSale, FlashSaleEdit, Product, SaleDrift
-from shop.selectors import flash_sale_activity, flash_sale_stats
+from shop.selectors import flash_sale_activity, flash_sale_report, flash_sale_stats
 from shop.services import (
     flash_sale_cancel,
     flash_sale_create,
@@ -138,7 +142,7 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
         if obj is None:
             return self.CREATE_FIELDS
         return [*self.CREATE_FIELDS, "expected_version", "units_sold", "status", "version", "created_by",
-                "live_numbers", "activity"]  # fmt: skip
+                "live_numbers", "activity", "report"]  # fmt: skip
 
     def get_readonly_fields(self, request, obj=None):
         # The price, the SKU and the start are fixed once units are allocated and shoppers saw them.
@@ -165,6 +169,25 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
         return format_html_join(
             "", '<div style="display: flex; gap: 1em"><span style="min-width: 12em">{}</span><b>{}</b></div>', rows
         )
+
+    @admin.display(description="report")
+    def report(self, sale: FlashSale):
+        try:
+            report = flash_sale_report(sale=sale)
+        except redis.RedisError:
+            return "Redis unreachable"
+        return render_to_string("admin/shop/flashsale/report.html", {"report": report})
+
+    def get_urls(self):
+        live = path("<int:pk>/live/", self.admin_site.admin_view(self.live_view), name="shop_flashsale_live")
+        return [live, *super().get_urls()]
+
+    def live_view(self, request: HttpRequest, pk: int) -> JsonResponse:
+        """The page's changing parts, rendered, for its script to swap in every few seconds."""
+        sale = get_object_or_404(FlashSale, pk=pk)
+        if not self.has_view_permission(request, sale):
+            raise PermissionDenied
+        return JsonResponse({part: str(getattr(self, part)(sale)) for part in ("live_numbers", "activity", "report")})
 
     @admin.display(description="activity")
     def activity(self, sale: FlashSale):

@@ -77,6 +77,9 @@ class FlashSale(models.Model):
     per_user_limit = models.PositiveIntegerField(default=1, help_text="Most units one shopper may hold.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED, db_index=True)
     version = models.PositiveIntegerField(default=1, help_text="Bumped by every edit; an edit names the one it read.")
+    admissions = models.JSONField(
+        default=dict, blank=True, help_text="Admission answers by outcome, kept from Redis when the sale ended."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

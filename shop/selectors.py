@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import redis
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
 from inventory import redis_sales
@@ -189,3 +189,35 @@ def back_office_summary(*, now: datetime) -> BackOfficeSummary:
         orders_awaiting_payment=Order.objects.filter(status=Order.Status.PENDING_PAYMENT).count(),
         revenue_today=paid - refunded,
     )
+
+
+def flash_sale_report(*, sale: FlashSale) -> dict:
+    """A sale's account for the people who ran it: units offered, sold, paid, cancelled and
+    refunded, revenue (paid, less refunds), how long it took to sell out, the admission answers
+    by outcome (live from Redis, kept on the sale once it ended) and the share of attempts that
+    ended paid."""
+    units = sale.orders.aggregate(
+        sold=Sum("quantity", filter=~Q(status=Order.Status.CANCELLED)),
+        paid=Sum("quantity", filter=Q(status__in=[Order.Status.PAID, Order.Status.FULFILLED])),
+        cancelled=Sum("quantity", filter=Q(status=Order.Status.CANCELLED)),
+        refunded=Sum("quantity", filter=Q(status=Order.Status.REFUNDED)),
+        revenue=Sum("total", filter=Q(status__in=[Order.Status.PAID, Order.Status.FULFILLED])),
+        paid_orders=Count("pk", filter=Q(status__in=[Order.Status.PAID, Order.Status.FULFILLED])),
+        last_unit_at=Max("created_at", filter=~Q(status=Order.Status.CANCELLED)),
+    )
+    admissions = sale.admissions if sale.status == FlashSale.Status.ENDED else redis_sales.sale_outcome_totals(sale.pk)
+    attempts = sum(admissions.values())
+    sold = units["sold"] or 0
+    sold_out_after = units["last_unit_at"] - sale.starts_at if sold >= sale.quantity and units["last_unit_at"] else None
+    return {
+        "units offered": sale.quantity,
+        "units sold": sold,
+        "units paid": units["paid"] or 0,
+        "units cancelled": units["cancelled"] or 0,
+        "units refunded": units["refunded"] or 0,
+        "revenue": units["revenue"] or Decimal("0"),
+        "sold out after": sold_out_after,
+        "admissions": admissions,
+        "attempts": attempts,
+        "attempts that ended paid": f"{100 * units['paid_orders'] / attempts:.1f}%" if attempts else "-",
+    }

@@ -157,6 +157,8 @@ def flash_sale_close(*, sale: FlashSale, to: FlashSale.Status, actor: AbstractBa
                 reference=f"sale:{locked.pk}",
             )
     if to == FlashSale.Status.ENDED:
+        # The admission script's tallies go with the sale's keys; the report keeps their totals.
+        FlashSale.objects.filter(pk=sale.pk).update(admissions=redis_sales.sale_outcome_totals(sale.pk))
         redis_sales.sale_forget(sale.pk)
     else:
         # Reservations may still be in flight: the writer fails them as "sale closed".

@@ -8,6 +8,7 @@ from orders.models import Order
 from orders.services import order_pay, order_refund
 from orders.writer import order_writer_drain
 from shop.models import FlashSale
+from shop.services import flash_sale_close
 from tests.conftest import client_for, purchase
 from tests.factories import StaffFactory, StockFactory, UserFactory
 
@@ -109,3 +110,33 @@ def test_the_admin_index_shows_todays_sales_orders_and_revenue(client, make_sale
     assert str(sale) in dashboard
     assert ">1</a>" in dashboard  # one order still awaiting payment
     assert f"{first.total} (paid since midnight, less refunds)" in dashboard
+
+
+def test_a_sales_report_adds_up_and_its_page_refreshes_from_a_cheap_endpoint(client, make_sale, staff):
+    sale = make_sale(quantity=2, limit=1)
+    for key in ("a", "b", "c"):  # two accepted, one sold out
+        purchase(client_for(UserFactory()), sale, key=key)
+    order_writer_drain(sale_id=sale.pk, consumer="test")
+    first, second = Order.objects.order_by("pk")
+    order_pay(order=first, actor=None)
+    order_pay(order=second, actor=None)
+    order_refund(order=second, actor=staff, reason="broken")
+    client.force_login(staff)
+
+    page = client.get(f"/admin/shop/flashsale/{sale.pk}/change/").content.decode()
+    live = client.get(f"/admin/shop/flashsale/{sale.pk}/live/").json()
+
+    assert "admin_live_sale.js" in page
+    assert set(live) == {"live_numbers", "activity", "report"}
+    report = live["report"]
+    expected = {"Units offered": "2", "Units sold": "2", "Units paid": "1", "Units refunded": "1",
+                "Revenue": str(first.total), "Attempts": "3", "Attempts that ended paid": "33.3%"}  # fmt: skip
+    for label, value in expected.items():
+        assert f'<th scope="row">{label}</th>\n    <td>{value}</td>' in report, label
+    assert "accepted 2, sold_out 1" in report
+    assert "Sold out after" in report and "<td>-</td>" not in report.split("Sold out after")[1].split("</tr>")[0]
+
+    flash_sale_close(sale=sale, to=FlashSale.Status.ENDED)
+    sale.refresh_from_db()
+    assert sale.admissions == {"accepted": 2, "sold_out": 1}  # kept when Redis forgot the sale
+    assert "accepted 2, sold_out 1" in client.get(f"/admin/shop/flashsale/{sale.pk}/live/").json()["report"]
