@@ -60,7 +60,10 @@ def make_run(broker_redis, tmp_path):
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(base) or supervisor.poll() is not None, timeout=120, what="make run to come up")
+        # Up means what make run says: until then it is still starting and a death is fatal to it.
+        up = lambda: "The shop is up." in (tmp_path / "devstack.log").read_text()  # noqa: E731
+        wait_for(lambda: up() or supervisor.poll() is not None, timeout=120, what="make run to come up")
+        assert _answers(base)
         assert supervisor.poll() is None, (tmp_path / "devstack.log").read_text()
         yield base, run_dir / "pids"
     finally:

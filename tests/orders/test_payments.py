@@ -63,24 +63,26 @@ def an_order(make_sale) -> Order:
     return Order.objects.get()
 
 
-def sell_failing_once(monkeypatch):
-    real = inventory_services.stock_sell
+def failing_once(monkeypatch, name: str) -> None:
+    """The order services' call of the inventory service `name` fails once, as if the database
+    connection dropped before commit; later calls go through."""
+    real = getattr(inventory_services, name)
     failed = []
 
-    def sell(**kwargs):
+    def call(**kwargs):
         if not failed:
             failed.append(True)
             raise OperationalError("the connection dropped before commit")
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "stock_sell", sell)
+    monkeypatch.setattr(services, name, call)
 
 
 def test_a_failure_after_the_charge_is_completed_by_paying_again_without_a_second_charge(
     make_sale, provider, monkeypatch
 ):
     order = an_order(make_sale)
-    sell_failing_once(monkeypatch)
+    failing_once(monkeypatch, "stock_sell")
 
     # When the database fails after the provider charged
     with pytest.raises(OperationalError):
@@ -99,7 +101,7 @@ def test_a_failure_after_the_charge_is_completed_by_paying_again_without_a_secon
 
 def test_the_payments_sweep_completes_a_charge_its_request_left_unfinished(make_sale, provider, monkeypatch):
     order = an_order(make_sale)
-    sell_failing_once(monkeypatch)
+    failing_once(monkeypatch, "stock_sell")
     with pytest.raises(OperationalError):
         order_pay(order=order, actor=order.user)
 

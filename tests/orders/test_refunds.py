@@ -9,9 +9,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.db import OperationalError
 
-from inventory import services as inventory_services
 from inventory.models import Stock, StockMovement
-from orders import services
 from orders.exceptions import InvalidTransition
 from orders.invariants import check_invariants
 from orders.models import Order, Refund
@@ -20,7 +18,7 @@ from orders.writer import order_writer_drain
 from tests.concurrency import run_together, start_thread, wait_until_blocked_or_done
 from tests.conftest import client_for, purchase
 from tests.factories import StaffFactory, UserFactory
-from tests.orders.test_payments import an_order, provider  # noqa: F401 - the fixture
+from tests.orders.test_payments import an_order, failing_once, provider  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -139,16 +137,7 @@ def test_a_cancel_racing_a_refund_waits_for_it_and_is_refused(make_sale, provide
 
 def test_a_refund_whose_commit_failed_is_asked_again_under_the_same_key(make_sale, provider, monkeypatch):  # noqa: F811
     order = a_paid_order(make_sale)
-    real_return = inventory_services.stock_return
-    failed = []
-
-    def return_failing_once(**kwargs):
-        if not failed:
-            failed.append(True)
-            raise OperationalError("the connection dropped before commit")
-        return real_return(**kwargs)
-
-    monkeypatch.setattr(services, "stock_return", return_failing_once)
+    failing_once(monkeypatch, "stock_return")
     with pytest.raises(OperationalError):
         order_refund(order=order, actor=None, reason="first try")
     order.refresh_from_db()
