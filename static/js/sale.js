@@ -53,8 +53,16 @@
   }
 
   let wasStarted = now() >= startsAt;
+  // The countdown itself is a quiet timer; the status region announces the moments that matter.
+  const milestones = [
+    [60_000, "The sale starts in 1 minute."],
+    [10_000, "The sale starts in 10 seconds."],
+  ].filter(([before]) => startsAt - now() > before);
   function tick() {
     const t = now();
+    while (milestones.length && startsAt - t <= milestones[0][0]) {
+      say(milestones.shift()[1]);
+    }
     const countdown = $("countdown");
     if (countdown) {
       if (t < startsAt) countdown.textContent = `Starts in ${clock.duration(startsAt - t)}`;
