@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db.models import QuerySet
 
-from accounts.models import User
+from accounts.selectors import staff_emails_with
 from inventory.models import Stock, StockAlert, StockMovement
 
 
@@ -23,8 +23,7 @@ def stock_alert_list() -> QuerySet[StockAlert]:
 
 
 def stock_alert_recipients() -> list[str]:
-    """STOCK_ALERT_RECIPIENTS when set, else the e-mail of every active member of staff."""
+    """STOCK_ALERT_RECIPIENTS when set, else the staff who may see stock alerts (the stock clerks)."""
     if settings.STOCK_ALERT_RECIPIENTS:
         return list(settings.STOCK_ALERT_RECIPIENTS)
-    emails = User.objects.filter(is_staff=True, is_active=True).exclude(email="").values_list("email", flat=True)
-    return sorted(set(emails))
+    return staff_emails_with("inventory.view_stockalert")

@@ -1,6 +1,7 @@
 """Real threads on real PostgreSQL connections, released together by a barrier."""
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core import mail
 from django.db import OperationalError
 
@@ -87,7 +88,9 @@ def test_two_adjusts_from_the_same_read_version_one_wins_one_conflicts():
 
 
 def test_concurrent_stock_outs_crossing_the_threshold_open_one_alert_and_send_one_email():
-    StaffFactory(email="buyer@example.com")
+    clerk = StaffFactory(email="buyer@example.com")
+    clerk.user_permissions.add(Permission.objects.get(codename="view_stockalert"))
+    StaffFactory(email="sales@example.com")  # staff who may not see stock alerts get none
     # Given 30 units and a threshold of 10
     stock = stock_receive(stock=StockFactory(low_stock_threshold=10), quantity=30, actor=None, reason="opening")
 
