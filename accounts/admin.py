@@ -3,7 +3,7 @@ from django.contrib.auth.admin import UserAdmin
 
 from accounts.models import User
 from accounts.services import user_set_active
-from config.admin import apply_to_each, confirmation_page
+from config.admin import confirm_then_apply
 
 
 @admin.register(User)
@@ -29,18 +29,16 @@ class ShopUserAdmin(UserAdmin):
 
     def _set_active(self, request, queryset, *, active: bool):
         verb = "Reactivate" if active else "Deactivate"
-        users = list(queryset.order_by("pk"))
-        page = confirmation_page(
+        return confirm_then_apply(
             self,
             request,
             queryset,
+            list(queryset.order_by("pk")),
             action="reactivate_accounts" if active else "deactivate_accounts",
             title=f"{verb} accounts",
             question=f"{verb} these accounts?"
             + ("" if active else " They can no longer sign in, and their purchases are refused at once."),
-            items=[f"{user.username} ({user.email or 'no e-mail'})" for user in users],
+            describe=lambda user: f"{user.username} ({user.email or 'no e-mail'})",
+            service=lambda user: user_set_active(user=user, active=active),
+            done=f"{verb}d",
         )
-        if page:
-            return page
-        apply_to_each(self, request, users, lambda user: user_set_active(user=user, active=active), done=f"{verb}d")
-        return None

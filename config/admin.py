@@ -1,9 +1,11 @@
 import csv
 from collections.abc import Callable
+from typing import Any
 
 import redis
 from django.contrib import messages
 from django.contrib.admin import helpers
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
@@ -27,40 +29,6 @@ class DomainErrorsAsMessagesMixin:
         except DomainError as error:
             self.message_user(request, f"Not saved: {error}", messages.ERROR)
             return HttpResponseRedirect(request.path)
-
-
-def confirmation_page(
-    modeladmin,
-    request,
-    queryset,
-    *,
-    action: str,
-    title: str,
-    question: str,
-    items: list[str],
-    ask_reason: bool = False,
-):
-    """The intermediate page of an admin action, or None once the user has confirmed (and, with
-    `ask_reason`, given a reason: the action reads it from `request.POST["reason"]`).
-
-    The action calls this first and carries on only when it returns None.
-    """
-    confirmed = request.POST.get("confirmed") == "yes"
-    if confirmed and (not ask_reason or request.POST.get("reason", "").strip()):
-        return None
-    context = {
-        "ask_reason": ask_reason,
-        "reason_missing": confirmed,
-        **modeladmin.admin_site.each_context(request),
-        "opts": modeladmin.opts,
-        "title": title,
-        "question": question,
-        "items": items,
-        "queryset": queryset,
-        "action": action,
-        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-    }
-    return TemplateResponse(request, "admin/confirm_action.html", context)
 
 
 # What an action can meet besides a service's refusal: a dependency that is away for a moment.
@@ -87,6 +55,47 @@ def apply_to_each(modeladmin, request, objects, service: Callable, *, done: str)
     return succeeded
 
 
+def confirm_then_apply(
+    modeladmin,
+    request,
+    queryset,
+    objects: list,
+    *,
+    action: str,
+    title: str,
+    question: str,
+    describe: Callable[[Any], str],
+    service: Callable,
+    done: str,
+    ask_reason: bool = False,
+):
+    """An admin action that changes records: first an intermediate page listing `objects` (each
+    as `describe(obj)`) that asks `question` (and, with `ask_reason`, a reason), then, once
+    confirmed, `service(obj)` (or `service(obj, reason)`) for each through `apply_to_each`.
+
+    Returns the page to show, or None once applied; the action returns what this returns.
+    """
+    confirmed = request.POST.get("confirmed") == "yes"
+    reason = request.POST.get("reason", "").strip()
+    if confirmed and (reason or not ask_reason):
+        apply = (lambda obj: service(obj, reason)) if ask_reason else service
+        apply_to_each(modeladmin, request, objects, apply, done=done)
+        return None
+    context = {
+        "ask_reason": ask_reason,
+        "reason_missing": confirmed,
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.opts,
+        "title": title,
+        "question": question,
+        "items": [describe(obj) for obj in objects],
+        "queryset": queryset,
+        "action": action,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/confirm_action.html", context)
+
+
 class ReadOnlyAdminMixin:
     """For records that history must not change: no add, change or delete for anyone."""
 
@@ -98,6 +107,18 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class BelongsToPageInline(ReadOnlyAdminMixin):
+    """An inline of records that belong to the page's object (its history, its payments, its
+    edits): read-only, and seen by whoever may see that object, without a permission of its own."""
+
+    def has_view_permission(self, request, obj=None):
+        opts = self.parent_model._meta
+        return any(
+            request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+            for action in ("view", "change")
+        )
 
 
 class _Echo:

@@ -11,8 +11,7 @@ from config.admin import (
     CsvExportMixin,
     DomainErrorsAsMessagesMixin,
     ReadOnlyAdminMixin,
-    apply_to_each,
-    confirmation_page,
+    confirm_then_apply,
 )
 from config.exceptions import DomainError
 from inventory.forms import StockAdjustForm, StockMoveForm, StockThresholdForm
@@ -284,23 +283,17 @@ class StockAlertAdmin(admin.ModelAdmin):
 
     @admin.action(description="Acknowledge selected alerts", permissions=["change"])
     def acknowledge(self, request: HttpRequest, queryset):
-        alerts = list(queryset.open().filter(acknowledged_at__isnull=True).select_related("stock__sku"))
-        page = confirmation_page(
+        return confirm_then_apply(
             self,
             request,
             queryset,
+            list(queryset.open().filter(acknowledged_at__isnull=True).select_related("stock__sku")),
             action="acknowledge",
             title="Acknowledge low-stock alerts",
             question="Acknowledge these open alerts? They stay open until the stock is replenished.",
-            items=[
+            describe=lambda a: (
                 f"{a.stock.sku.code}: {a.available_at_open} available at opening (threshold {a.threshold_at_open})"
-                for a in alerts
-            ],
-        )
-        if page:
-            return page
-        apply_to_each(
-            self, request, alerts, lambda alert: stock_alert_acknowledge(alert=alert, actor=request.user),
+            ),
+            service=lambda alert: stock_alert_acknowledge(alert=alert, actor=request.user),
             done="Acknowledged",
-        )  # fmt: skip
-        return None
+        )

@@ -1,23 +1,23 @@
 from django.contrib import admin
 
-from config.admin import CsvExportMixin, ReadOnlyAdminMixin, apply_to_each, confirmation_page
+from config.admin import BelongsToPageInline, CsvExportMixin, ReadOnlyAdminMixin, apply_to_each, confirm_then_apply
 from orders.models import FailedReservation, Order, OrderTransition, PaymentAttempt, Refund
 from orders.services import order_cancel, order_fulfil, order_refund
 
 
-class OrderTransitionInline(ReadOnlyAdminMixin, admin.TabularInline):
+class OrderTransitionInline(BelongsToPageInline, admin.TabularInline):
     model = OrderTransition
     extra = 0
     readonly_fields = ["from_status", "to_status", "actor", "reason", "created_at"]
 
 
-class PaymentAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+class PaymentAttemptInline(BelongsToPageInline, admin.TabularInline):
     model = PaymentAttempt
     extra = 0
     readonly_fields = ["idempotency_key", "amount", "status", "reference", "created_at", "updated_at"]
 
 
-class RefundInline(ReadOnlyAdminMixin, admin.StackedInline):
+class RefundInline(BelongsToPageInline, admin.StackedInline):
     model = Refund
     extra = 0
     readonly_fields = ["amount", "reason", "actor", "reference", "idempotency_key", "created_at"]
@@ -55,6 +55,11 @@ class OrderAdmin(CsvExportMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Every field is read-only: nothing to save, the actions do the changing.
+        no_saving = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **no_saving})
+
     def has_delete_permission(self, request, obj=None):
         return False
 
@@ -63,23 +68,18 @@ class OrderAdmin(CsvExportMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancel selected unpaid orders (units go back)", permissions=["change"])
     def cancel(self, request, queryset):
-        orders = list(queryset.filter(status=Order.Status.PENDING_PAYMENT).select_related("sku"))
-        page = confirmation_page(
+        return confirm_then_apply(
             self,
             request,
             queryset,
+            list(queryset.filter(status=Order.Status.PENDING_PAYMENT).select_related("sku", "user")),
             action="cancel",
             title="Cancel orders",
             question="Cancel these unpaid orders? Their units go back on sale or to stock.",
-            items=[f"Order #{o.pk}: {o.quantity} x {o.sku.code} for {o.user_id}" for o in orders],
-        )
-        if page:
-            return page
-        apply_to_each(
-            self, request, orders, lambda o: order_cancel(order=o, actor=request.user, reason="cancelled by staff"),
+            describe=lambda o: f"Order #{o.pk}: {o.quantity} x {o.sku.code} for {o.user}",
+            service=lambda o: order_cancel(order=o, actor=request.user, reason="cancelled by staff"),
             done="Cancelled",
-        )  # fmt: skip
-        return None
+        )
 
     @admin.action(description="Mark selected paid orders as fulfilled", permissions=["change"])
     def fulfil(self, request, queryset):
@@ -88,24 +88,19 @@ class OrderAdmin(CsvExportMixin, admin.ModelAdmin):
 
     @admin.action(description="Refund selected paid orders (money back, units back to stock)", permissions=["refund"])
     def refund(self, request, queryset):
-        orders = list(queryset.filter(status=Order.Status.PAID).select_related("sku"))
-        page = confirmation_page(
+        return confirm_then_apply(
             self,
             request,
             queryset,
+            list(queryset.filter(status=Order.Status.PAID).select_related("sku", "user")),
             action="refund",
             title="Refund orders",
             question="Refund these paid orders? The money goes back to each shopper and the units back to stock.",
-            items=[f"Order #{o.pk}: {o.quantity} x {o.sku.code}, {o.total}" for o in orders],
+            describe=lambda o: f"Order #{o.pk}: {o.quantity} x {o.sku.code} for {o.user}, {o.total}",
+            service=lambda o, reason: order_refund(order=o, actor=request.user, reason=reason),
+            done="Refunded",
             ask_reason=True,
         )
-        if page:
-            return page
-        reason = request.POST["reason"].strip()
-        apply_to_each(
-            self, request, orders, lambda o: order_refund(order=o, actor=request.user, reason=reason), done="Refunded"
-        )
-        return None
 
 
 @admin.register(Refund)

@@ -47,8 +47,8 @@ class AccountBlocked(DomainError):
     default_message = "This account may not buy: it has been deactivated."
 
 
-class ReasonRequired(DomainError):
-    code = "reason_required"
+class InvalidReason(DomainError):
+    code = "invalid"
     status_code = 400
     default_message = "Say why: a reason is required."
 

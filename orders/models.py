@@ -168,6 +168,9 @@ class Refund(models.Model):
     """The one refund of a paid order: money back at the provider under the order's own key,
     units back to stock. One per order, whatever the retries or races (the database says so)."""
 
+    # The reason is also kept in the order's history and, prefixed, in the ledger (255 each).
+    REASON_MAX_LENGTH = 200
+
     order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="refund")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     reason = models.TextField()

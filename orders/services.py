@@ -12,9 +12,9 @@ from django.utils import timezone
 from inventory import redis_sales
 from inventory.services import stock_release, stock_return, stock_sell
 from orders.exceptions import (
+    InvalidReason,
     InvalidTransition,
     PaymentDeclined,
-    ReasonRequired,
     RefundDeclined,
 )
 from orders.models import (
@@ -190,11 +190,13 @@ def order_refund(*, order: Order, actor: AbstractBaseUser | None, reason: str) -
     once (or a refund racing a cancel) one wins and the other gets InvalidTransition. The
     provider's key is the order's own: if the shop fails to record a refund the provider made
     (a crash before commit), the next try asks again with the same key and the provider answers
-    it without refunding twice. Raises ReasonRequired, InvalidTransition, RefundDeclined.
+    it without refunding twice. Raises InvalidReason, InvalidTransition, RefundDeclined.
     """
     reason = (reason or "").strip()
     if not reason:
-        raise ReasonRequired()
+        raise InvalidReason()
+    if len(reason) > Refund.REASON_MAX_LENGTH:
+        raise InvalidReason(f"Keep the reason to {Refund.REASON_MAX_LENGTH} characters or fewer.")
     with transaction.atomic():
         locked = _lock_order(order)
         if Order.Status.REFUNDED not in ALLOWED_TRANSITIONS[locked.status]:

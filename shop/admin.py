@@ -1,5 +1,6 @@
 import redis
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -9,7 +10,13 @@ from django.template.loader import render_to_string
 from django.urls import path
 from django.utils.html import format_html_join
 
-from config.admin import DomainErrorsAsMessagesMixin, ReadOnlyAdminMixin, apply_to_each, confirmation_page
+from config.admin import (
+    BelongsToPageInline,
+    DomainErrorsAsMessagesMixin,
+    ReadOnlyAdminMixin,
+    apply_to_each,
+    confirm_then_apply,
+)
 from inventory import redis_sales
 from inventory.services import stock_get_or_create
 from shop.exceptions import SaleBusy
@@ -64,12 +71,18 @@ class FlashSaleChangeForm(forms.ModelForm):
         self.fields["expected_version"].initial = self.instance.version
 
 
-class FlashSaleEditInline(ReadOnlyAdminMixin, admin.TabularInline):
+class FlashSaleEditInline(BelongsToPageInline, admin.TabularInline):
     model = FlashSaleEdit
     extra = 0
-    fields = ["created_at", "actor", "changes", "version"]
+    fields = ["created_at", "actor", "what_changed", "version"]
     readonly_fields = fields
     verbose_name_plural = "edits (who, what, when)"
+
+    @admin.display(description="changes")
+    def what_changed(self, edit: FlashSaleEdit) -> str:
+        return "; ".join(
+            f"{field.replace('_', ' ')}: {before} → {after}" for field, (before, after) in edit.changes.items()
+        )
 
 
 @admin.register(Product)
@@ -151,6 +164,17 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    LIVE_LABELS = {
+        "quantity": "units offered",
+        "remaining_cache": "left in Redis",
+        "pending": "waiting to be written",
+        "orders_confirmed": "orders confirmed",
+        "orders_paid": "orders paid",
+        "orders_cancelled": "orders cancelled",
+        "units_sold": "units sold",
+        "consistent": "Redis agrees",
+    }
+
     @admin.display(description="left in Redis")
     def remaining_in_redis(self, sale: FlashSale):
         try:
@@ -165,7 +189,13 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
             stats = flash_sale_stats(sale=sale)
         except redis.RedisError:
             return "Redis unreachable"
-        rows = [(label.replace("_", " "), value) for label, value in stats.items()]
+        if stats["remaining_cache"] is None:
+            lead = settings.FLASH_SALE_PREHEAT_LEAD // 60
+            stats["remaining_cache"] = f"not loaded yet (loaded {lead} min before the start, or by the Preheat action)"
+            del stats["consistent"]
+        if "consistent" in stats:
+            stats["consistent"] = "yes" if stats["consistent"] else "no: reconcile repairs it"
+        rows = [(self.LIVE_LABELS[name], value) for name, value in stats.items()]
         return format_html_join(
             "", '<div style="display: flex; gap: 1em"><span style="min-width: 12em">{}</span><b>{}</b></div>', rows
         )
@@ -240,23 +270,19 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancel selected sales", permissions=["change"])
     def cancel(self, request, queryset):
-        sales = list(queryset.on_offer().select_related("sku"))
-        page = confirmation_page(
+        return confirm_then_apply(
             self,
             request,
             queryset,
+            list(queryset.on_offer().select_related("sku")),
             action="cancel",
             title="Cancel flash sales",
             question="Cancel these sales? Shoppers can no longer buy; unsold units return to stock. "
             "Orders already placed stand.",
-            items=[f"{sale} ({sale.sku.code}): {sale.remaining} of {sale.quantity} unsold" for sale in sales],
+            describe=lambda sale: f"{sale} ({sale.sku.code}): {sale.remaining} of {sale.quantity} unsold",
+            service=lambda sale: flash_sale_cancel(sale=sale, actor=request.user),
+            done="Cancelled",
         )
-        if page:
-            return page
-        apply_to_each(
-            self, request, sales, lambda sale: flash_sale_cancel(sale=sale, actor=request.user), done="Cancelled"
-        )
-        return None
 
 
 @admin.register(SaleDrift)

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from orders.models import Order
+from orders.models import Order, Refund
 
 
 class OrderOutputSerializer(serializers.ModelSerializer):
@@ -19,4 +19,4 @@ class PurchaseResultSerializer(serializers.Serializer):
 
 
 class RefundInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500)
+    reason = serializers.CharField(max_length=Refund.REASON_MAX_LENGTH)

@@ -57,3 +57,11 @@ def sign_in(page, user, then: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"**{then}")
+
+
+def screenshot(page, name: str) -> None:
+    """Keep a picture of the page as `<name>.png` in $SCREENSHOT_DIR, when it is set: for a person
+    to look at what a test walked through."""
+    folder = os.environ.get("SCREENSHOT_DIR")
+    if folder:
+        page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)

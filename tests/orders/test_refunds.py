@@ -73,6 +73,7 @@ def test_staff_with_the_permission_refund_a_paid_order_money_and_units_back_once
         ("a shopper", {"reason": "x"}, 403, "permission_denied"),
         ("a refunder, no reason", {}, 400, "invalid"),
         ("a refunder, a blank reason", {"reason": "   "}, 400, "invalid"),
+        ("a refunder, a reason longer than the records keep", {"reason": "x" * 300}, 400, "invalid"),
     ],
 )
 def test_a_refund_is_refused_without_the_permission_or_a_reason_and_changes_nothing(make_sale, who, body, status, code):
@@ -171,6 +172,8 @@ def test_the_admin_refund_asks_for_confirmation_and_a_reason_and_only_staff_with
     assert "Refund these paid orders?" in asked.content.decode()
     no_reason = client.post(changelist, {**form, "confirmed": "yes", "reason": " "})
     assert "A reason is required." in no_reason.content.decode()
+    too_long = client.post(changelist, {**form, "confirmed": "yes", "reason": "x" * 300}, follow=True)
+    assert "not done: Keep the reason to 200 characters" in too_long.content.decode()
     assert not Refund.objects.exists()
 
     done = client.post(changelist, {**form, "confirmed": "yes", "reason": "customer changed mind"}, follow=True)

@@ -47,7 +47,7 @@ def test_a_sale_added_in_the_admin_allocates_its_units(admin_client, staff, redi
     assert stock.allocated == 12
     assert stock.movements.filter(kind="allocate", reference=f"sale:{sale.pk}").exists()
     detail = admin_client.get(reverse("admin:shop_flashsale_change", args=[sale.pk]))
-    assert b"remaining cache" in detail.content
+    assert b"left in Redis" in detail.content
 
 
 def test_cancel_action_confirms_then_cancels(admin_client, make_sale):
