@@ -247,10 +247,11 @@ class Reconciliation:
     remaining_expected: int
     in_flight: int
     buyers_repaired: int
+    terms_repaired: bool
 
     @property
     def drifted(self) -> bool:
-        return self.remaining_before != self.remaining_expected or self.buyers_repaired > 0
+        return self.remaining_before != self.remaining_expected or self.buyers_repaired > 0 or self.terms_repaired
 
 
 def sale_reconcile_counters(
@@ -260,9 +261,11 @@ def sale_reconcile_counters(
     units_sold: int,
     held_by_user: dict[int, int],
     settled: dict[str, GiveBack],
+    ends_at: datetime,
+    per_user_limit: int,
 ) -> Reconciliation:
-    """Repair the counters toward the database. `settled`: the reservations in the stream that
-    the database has settled, with what Redis has yet to give back for each."""
+    """Repair the counters and the terms toward the database. `settled`: the reservations in
+    the stream that the database has settled, with what Redis has yet to give back for each."""
     keys = SaleKeys(sale_id)
     result = _run(
         "reconcile",
@@ -272,9 +275,11 @@ def sale_reconcile_counters(
             quantity,
             json.dumps({str(user): units for user, units in held_by_user.items()}),
             json.dumps({rid: [int(back.units), int(back.tally), back.less] for rid, back in settled.items()}),
+            _micros(ends_at),
+            per_user_limit,
         ],
     )
-    return Reconciliation(bool(result[0]), *(int(value) for value in result[1:]))
+    return Reconciliation(bool(result[0]), *(int(value) for value in result[1:5]), bool(result[5]))
 
 
 def sale_remaining(sale_id: int) -> int | None:

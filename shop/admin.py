@@ -287,6 +287,14 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
 
 @admin.register(SaleDrift)
 class SaleDriftAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["found_at", "flash_sale", "remaining_before", "remaining_expected", "in_flight", "buyers_repaired"]
+    list_display = [
+        "found_at",
+        "flash_sale",
+        "remaining_before",
+        "remaining_expected",
+        "in_flight",
+        "buyers_repaired",
+        "terms_repaired",
+    ]
     list_filter = ["found_at"]
     list_select_related = ["flash_sale"]

@@ -133,6 +133,9 @@ class SaleDrift(models.Model):
     remaining_expected = models.IntegerField(help_text="Units on offer according to the database.")
     in_flight = models.IntegerField(help_text="Units in reservations not yet written as orders.")
     buyers_repaired = models.IntegerField(help_text="Shoppers whose tally in Redis was wrong.")
+    terms_repaired = models.BooleanField(
+        default=False, help_text="Redis had other terms (end, per-user limit) than the database."
+    )
     found_at = models.DateTimeField(auto_now_add=True, db_index=True)
     notified_at = models.DateTimeField(null=True, blank=True, help_text="When sales staff were e-mailed about it.")
 

@@ -178,12 +178,15 @@ def flash_sale_edit(
 ) -> FlashSale:
     """Change an open sale's end, quantity or per-user limit, if it is still at `version`.
 
-    Under the sale's row lock (which the order writer and reconciliation take too), the
-    database and Redis change together: more units are allocated from stock first (raises
-    InsufficientStock); fewer are taken off Redis's offer only if that many are still on it
-    (not sold, not in flight), then released to stock; the end and the limit reach the
-    admission script at once. Every process's sale gate reopens after commit. The edit is
-    recorded with who made it. Raises SaleVersionConflict, InvalidSaleChange.
+    Under the sale's row lock (which the order writer and reconciliation take too). Redis never
+    offers what the database has not granted: what narrows the offer (fewer units, an earlier
+    end, a lower limit) reaches Redis before the commit, where the admission script can still
+    refuse it (units sold or in flight, a shopper holding more); what widens it (more units,
+    allocated from stock first, a later end, a higher limit) reaches Redis after the commit. So
+    a failed commit, or Redis away just after it, leaves Redis offering less than the database
+    until reconciliation repairs it, never more. Every process's sale gate reopens after commit.
+    The edit is recorded with who made it. Raises SaleVersionConflict, InvalidSaleChange,
+    InsufficientStock.
     """
     with transaction.atomic():
         locked = FlashSale.objects.select_for_update().select_related("sku").get(pk=sale.pk)
@@ -212,7 +215,12 @@ def flash_sale_edit(
             stock_allocate(
                 stock=stock, quantity=delta, actor=actor, reason="Flash sale raised", reference=f"sale:{locked.pk}"
             )
-        applied = redis_sales.sale_edit(sale_id=locked.pk, ends_at=new_end, per_user_limit=new_limit, delta=delta)
+        applied = redis_sales.sale_edit(
+            sale_id=locked.pk,
+            ends_at=min(locked.ends_at, new_end),
+            per_user_limit=min(locked.per_user_limit, new_limit),
+            delta=min(delta, 0),
+        )
         if applied == -1:
             raise InvalidSaleChange("Fewer units are left on offer than that: the rest are sold or on their way.")
         if applied == -2:
@@ -225,8 +233,18 @@ def flash_sale_edit(
         locked.version += 1
         locked.save(update_fields=["ends_at", "quantity", "per_user_limit", "version", "updated_at"])
         FlashSaleEdit.objects.create(flash_sale=locked, actor=actor, changes=changes, version=locked.version)
-        transaction.on_commit(lambda: sale_gate_reopen(locked.pk))
+        transaction.on_commit(lambda: _flash_sale_widen(locked, units=max(delta, 0)))
     return locked
+
+
+def _flash_sale_widen(sale: FlashSale, *, units: int) -> None:
+    """After an edit's commit: its wider terms (and `units` more) reach Redis, and every process's
+    gate reopens. Redis away now is logged; reconciliation brings the terms and units later."""
+    try:
+        redis_sales.sale_edit(sale_id=sale.pk, ends_at=sale.ends_at, per_user_limit=sale.per_user_limit, delta=units)
+    except redis.RedisError:
+        logger.warning("flash sale %s: the edit's wider terms wait for reconciliation (Redis away)", sale.pk)
+    sale_gate_reopen(sale.pk)
 
 
 def _check_edit(sale: FlashSale, *, ends_at: datetime, quantity: int, per_user_limit: int) -> None:
@@ -270,16 +288,19 @@ def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | Non
                 units_sold=locked.units_sold,
                 held_by_user=order_units_by_user(flash_sale_id=sale.pk),
                 settled=reservations_settled(reservation_ids=in_stream),
+                ends_at=locked.ends_at,
+                per_user_limit=locked.per_user_limit,
             )
     if result.drifted:
         sale_gate_reopen(sale.pk)
         logger.error(
-            "flash sale %s drifted: Redis remaining %s, expected %s (%s in flight), %s buyers repaired",
+            "flash sale %s drifted: Redis remaining %s, expected %s (%s in flight), %s buyers repaired, terms %s",
             sale.pk,
             result.remaining_before,
             result.remaining_expected,
             result.in_flight,
             result.buyers_repaired,
+            "repaired" if result.terms_repaired else "agreed",
         )
         SaleDrift.objects.create(
             flash_sale=sale,
@@ -287,6 +308,7 @@ def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | Non
             remaining_expected=result.remaining_expected,
             in_flight=result.in_flight,
             buyers_repaired=result.buyers_repaired,
+            terms_repaired=result.terms_repaired,
         )
     return result
 
@@ -309,7 +331,8 @@ def flash_sale_drifts_notify() -> int:
                     f"Reconciliation found Redis disagreeing with the database for {drift.flash_sale} and "
                     f"repaired it.\n\nRedis said {drift.remaining_before} left; the database says "
                     f"{drift.remaining_expected} ({drift.in_flight} in flight); {drift.buyers_repaired} shoppers' "
-                    f"tallies repaired.\nFound at {drift.found_at:%Y-%m-%d %H:%M:%S %Z}.\n"
+                    f"tallies repaired{'; its end and limit set again' if drift.terms_repaired else ''}.\n"
+                    f"Found at {drift.found_at:%Y-%m-%d %H:%M:%S %Z}.\n"
                 ),
                 from_email=None,
                 recipient_list=recipients,

@@ -14,13 +14,16 @@
 --         [units still held, tally still held, less]: 1 where Redis has yet to give it back, 0
 --         where the database counts it (an order) or nothing comes back, less the units of an
 --         order the database path wrote for it; unsettled ones hold both in full
+-- ARGV[5] the sale's end (microseconds since the epoch) and ARGV[6] its per-user limit, as the
+--         database holds them (an edit's wider terms may not have reached Redis)
 --
--- Returns {loaded (0/1), remaining before, expected, in-flight units, buyers repaired}.
+-- Returns {loaded (0/1), remaining before, expected, in-flight units, buyers repaired,
+-- terms repaired (0/1)}.
 assert(#KEYS == 4, "reconcile.lua takes 4 keys")
-assert(#ARGV == 4, "reconcile.lua takes 4 arguments")
+assert(#ARGV == 6, "reconcile.lua takes 6 arguments")
 
 if redis.call("EXISTS", KEYS[1]) == 0 then
-    return {0, -1, -1, 0, 0}
+    return {0, -1, -1, 0, 0, 0}
 end
 
 local settled = cjson.decode(ARGV[4])
@@ -69,4 +72,10 @@ for user, units in pairs(held) do
         redis.call("HSET", KEYS[3], user, units)
     end
 end
-return {1, before, expected, in_flight, repaired}
+local terms = redis.call("HMGET", KEYS[1], "ends_at", "limit")
+local terms_repaired = 0
+if terms[1] ~= ARGV[5] or terms[2] ~= ARGV[6] then
+    redis.call("HSET", KEYS[1], "ends_at", ARGV[5], "limit", ARGV[6])
+    terms_repaired = 1
+end
+return {1, before, expected, in_flight, repaired, terms_repaired}

@@ -2,8 +2,11 @@
 Redis following at once and every invariant kept, reservations in flight included."""
 
 from datetime import timedelta
+from unittest.mock import patch
 
 import pytest
+import redis
+from django.db import OperationalError
 from django.utils import timezone
 
 from inventory import redis_sales
@@ -11,6 +14,7 @@ from inventory.models import Stock
 from orders.invariants import check_invariants
 from orders.writer import order_writer_drain
 from shop.models import FlashSale, FlashSaleEdit
+from shop.services import flash_sale_edit, flash_sale_reconcile
 from tests.conftest import client_for, purchase
 from tests.factories import StaffFactory, UserFactory
 
@@ -146,4 +150,51 @@ def test_in_the_admin_an_edit_names_the_version_the_form_was_drawn_at(client, ma
     assert "The sale changed since you read it" in stale.content.decode()
     sale.refresh_from_db()
     assert (sale.per_user_limit, sale.version, sale.title) == (2, 2, "Drop")
+    invariants_hold()
+
+
+@pytest.mark.parametrize(
+    "change", [{"quantity": 8}, {"ends_at": "later"}, {"per_user_limit": 3}, {"quantity": 3, "per_user_limit": 3}]
+)
+def test_an_edit_whose_commit_fails_leaves_redis_offering_no_more_than_the_database(make_sale, staff, change):
+    sale = make_sale(quantity=5, limit=1)
+    if change.get("ends_at"):
+        change = {"ends_at": sale.ends_at + timedelta(hours=1)}
+    terms = (redis_sales.sale_remaining(sale.pk), meta(sale)["ends_at"], meta(sale)["limit"])
+
+    def commit_fails(*args, **kwargs):
+        raise OperationalError("the connection dropped at commit")
+
+    with patch.object(FlashSaleEdit.objects, "create", commit_fails), pytest.raises(OperationalError):
+        flash_sale_edit(sale=sale, actor=staff, version=sale.version, **change)
+
+    remaining, ends_at, limit = redis_sales.sale_remaining(sale.pk), meta(sale)["ends_at"], meta(sale)["limit"]
+    assert remaining <= terms[0] and int(ends_at) <= int(terms[1]) and int(limit) <= int(terms[2])
+    # Whatever the failed edit took off Redis, reconciliation gives back from the database.
+    flash_sale_reconcile(sale=FlashSale.objects.get(pk=sale.pk))
+    assert (redis_sales.sale_remaining(sale.pk), meta(sale)["ends_at"], meta(sale)["limit"]) == terms
+    invariants_hold()
+
+
+def test_a_widening_that_cannot_reach_redis_after_commit_is_repaired_by_reconcile(make_sale, staff, monkeypatch):
+    sale = make_sale(quantity=5, limit=1)
+    later = sale.ends_at + timedelta(hours=1)
+    narrowing_only = redis_sales.sale_edit
+    calls = []
+
+    def redis_away_after_commit(**kwargs):
+        calls.append(kwargs)
+        if len(calls) > 1:
+            raise redis.ConnectionError("Redis went away")
+        return narrowing_only(**kwargs)
+
+    monkeypatch.setattr(redis_sales, "sale_edit", redis_away_after_commit)
+    edited = flash_sale_edit(sale=sale, actor=staff, version=sale.version, quantity=7, ends_at=later, per_user_limit=2)
+
+    assert edited.version == 2 and len(calls) == 2
+    assert redis_sales.sale_remaining(sale.pk) == 5  # the database granted 7; Redis did not hear of it
+    monkeypatch.undo()
+    flash_sale_reconcile(sale=FlashSale.objects.get(pk=sale.pk))
+    assert redis_sales.sale_remaining(sale.pk) == 7
+    assert (int(meta(sale)["ends_at"]), meta(sale)["limit"]) == (int(later.timestamp() * 1_000_000), "2")
     invariants_hold()

@@ -28,5 +28,6 @@ class Command(BaseCommand):
                     remaining_expected=result.remaining_expected,
                     in_flight=result.in_flight,
                     buyers_repaired=result.buyers_repaired,
+                    terms_repaired=result.terms_repaired,
                 )
             self.stdout.write(json.dumps(found))
