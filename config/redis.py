@@ -4,15 +4,27 @@ from functools import cache
 from pathlib import Path
 
 import redis
+from django.conf import settings
 from django_redis import get_redis_connection
+from redis.cluster import RedisCluster
 
 from config.metrics import REDIS_SCRIPT_SECONDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def redis_client() -> redis.Redis:
+def redis_client() -> redis.Redis | RedisCluster:
+    """The one Redis of the shop, or with REDIS_CLUSTER the cluster that REDIS_URL names a node of."""
+    if settings.REDIS_CLUSTER:
+        return _cluster_client(settings.REDIS_URL, settings.REDIS_SOCKET_TIMEOUT)
     return get_redis_connection("default")
+
+
+@cache
+def _cluster_client(url: str, socket_timeout: float) -> RedisCluster:
+    # One per process: it keeps the cluster's slot map and a connection pool per node, and
+    # follows a failover by asking the cluster again when a node is gone or answers MOVED.
+    return RedisCluster.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
 
 
 INCLUDE = "--!include "

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
+
 from config.redis import run_lua
 from limits.breaker import redis_breaker
 
@@ -69,7 +71,24 @@ def gcra_arguments(limits: Sequence[Limit]) -> list[int]:
 
 
 def shared_take(limits: list[Limit]) -> Decision:
-    """Ask Redis, through the circuit breaker (raises redis errors or CircuitOpen)."""
+    """Ask Redis, through the circuit breaker (raises redis errors or CircuitOpen).
+
+    On a Redis Cluster a request's buckets live in different slots and a script may touch one
+    slot only: each bucket is taken on its own, in order, up to the first refusal. A refusal may
+    then have spent a token of the buckets before it: stricter than one call, never looser.
+    """
+    if not settings.REDIS_CLUSTER:
+        return _take_together(limits)
+    taken = []
+    for limit in limits:
+        decision = _take_together([limit])
+        if not decision.allowed:
+            return decision
+        taken.append(decision)
+    return min(taken, key=lambda decision: decision.remaining)
+
+
+def _take_together(limits: list[Limit]) -> Decision:
     keys = [f"rl:{limit.key}" for limit in limits]
     args = gcra_arguments(limits)
     allowed, index, remaining, reset_us, wait_us = redis_breaker.call(lambda: run_lua(RATE_LIMIT_LUA, keys, args))

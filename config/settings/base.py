@@ -4,6 +4,7 @@ Every variable the shop reads is listed in the README with its default. Producti
 have no default: with DEBUG off, a missing SECRET_KEY stops the start-up with a clear error.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -97,6 +98,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)
+# REDIS_URL names any node of a Redis Cluster: every Redis user of the shop goes through
+# redis-py's RedisCluster (config/redis.py), the cache included. Celery's broker cannot be a
+# cluster: CELERY_BROKER_URL must then name a plain Redis or RabbitMQ.
+REDIS_CLUSTER = env.bool("REDIS_CLUSTER", default=False)
 
 CACHES = {
     "default": {
@@ -109,9 +114,13 @@ CACHES = {
         "KEY_PREFIX": "cache",
     }
 }
+if REDIS_CLUSTER:
+    CACHES["default"] = {"BACKEND": "config.cache.RedisClusterCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "cache"}
 
 # --- Celery --------------------------------------------------------------------------------
 
+if REDIS_CLUSTER and "CELERY_BROKER_URL" not in os.environ:
+    raise ImproperlyConfigured("With REDIS_CLUSTER=1, set CELERY_BROKER_URL to a plain Redis or RabbitMQ.")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
 # Messages are acknowledged when a worker takes them, not after the task. With kombu's Redis

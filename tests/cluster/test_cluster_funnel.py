@@ -1,0 +1,120 @@
+"""The sale layer on a real Redis Cluster (REDIS_CLUSTER=1): the whole purchase funnel in a
+threaded storm with a real writer process, every script on keys of one slot, the limiter, the
+idempotency store and the cache."""
+
+import threading
+from collections import Counter, defaultdict
+
+import pytest
+from django.core.cache import cache
+from redis.crc import key_slot
+
+from config import redis as shop_redis
+from inventory import redis_sales
+from limits.buckets import Limit, shared_take
+from orders.invariants import check_invariants
+from orders.models import FailedReservation, Order
+from tests.concurrency import run_together
+from tests.conftest import client_for, purchase
+from tests.factories import UserFactory
+from tests.processes import running_worker, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def script_keys(monkeypatch) -> dict[str, list[list[str]]]:
+    """Every Lua script call's keys, by script, as the shop sends them."""
+    calls: dict[str, list[list[str]]] = defaultdict(list)
+    loaded = shop_redis.lua_script
+
+    def recording(path):
+        script = loaded(path)
+
+        def call(keys, args, client):
+            calls[path.stem].append(list(keys))
+            return script(keys=keys, args=args, client=client)
+
+        return call
+
+    monkeypatch.setattr(shop_redis, "lua_script", recording)
+    return calls
+
+
+def test_a_storm_on_the_cluster_sells_exactly_the_quantity_with_every_script_on_one_slot(
+    on_cluster, make_sale, brokered, script_keys, tmp_path
+):
+    sale = make_sale(quantity=60, limit=1)
+    shoppers = [UserFactory() for _ in range(150)]
+    clients = [client_for(user) for user in shoppers]
+    attempts = [(i % 150, f"attempt-{i}") for i in range(300)]
+    answers: list[tuple[int, int, dict]] = []
+    lock = threading.Lock()
+
+    with running_worker(tmp_path, REDIS_CLUSTER="1") as worker:
+
+        def shopper(_):
+            while True:
+                with lock:
+                    if not attempts:
+                        return
+                    index, key = attempts.pop()
+                response = purchase(clients[index], sale, key=key)
+                with lock:
+                    answers.append((index, response.status_code, response.json()))
+
+        run_together(shopper, 30, timeout=300)
+        accepted = [body["reservation_id"] for _, status, body in answers if status == 202]
+        wait_for(
+            lambda: Order.objects.filter(reservation_id__in=accepted).count() == len(accepted),
+            what="the writer on the cluster to write every accepted reservation",
+        )
+        assert worker.poll() is None
+
+    assert len(answers) == 300
+    assert {status for _, status, _ in answers} <= {202, 409}
+    assert {body["code"] for _, status, body in answers if status == 409} <= {"sold_out", "limit_exceeded"}
+    assert len(accepted) == 60
+    assert not FailedReservation.objects.exists()
+    assert max(Counter(Order.objects.filter(flash_sale=sale).values_list("user_id", flat=True)).values()) == 1
+    assert redis_sales.sale_remaining(sale.pk) == 0
+    assert not redis_sales.reservations_in_stream(sale.pk)
+    report = check_invariants()
+    assert report.ok, report.violations
+    # Every script this process ran got keys of one slot (the cluster refuses others).
+    assert script_keys["admit"] and script_keys["load_sale"]
+    for script, calls in script_keys.items():
+        for keys in calls:
+            assert len({key_slot(key.encode()) for key in keys}) == 1, (script, keys)
+
+
+def test_the_writers_sweep_finds_streams_on_every_primary(on_cluster, make_sale):
+    sales = [make_sale(quantity=3) for _ in range(12)]
+    primaries = Counter(
+        shop_redis.redis_client().get_node_from_key(redis_sales.SaleKeys(sale.pk).stream).port for sale in sales
+    )
+    for sale in sales:
+        purchase(client_for(UserFactory()), sale, key="k")
+
+    assert len(primaries) == 3  # the sales' streams live on all three primaries
+    assert sorted(redis_sales.sales_with_streams()) == sorted(sale.pk for sale in sales)
+
+
+def test_the_limiter_idempotency_store_and_cache_work_on_the_cluster(on_cluster, make_sale):
+    # A request's buckets live in different slots: each is taken on its own, none is exceeded.
+    user_limit, ip_limit = Limit("write:user:7", rate=1.0, burst=3), Limit("write:ip:10.0.0.1", rate=1.0, burst=2)
+    assert key_slot(b"rl:write:user:7") != key_slot(b"rl:write:ip:10.0.0.1")
+    decisions = [shared_take([user_limit, ip_limit]) for _ in range(3)]
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert decisions[2].limit == ip_limit
+
+    cache.set_many({"a": 1, "b": 2, "c": 3}, 30)
+    assert cache.get_many(["a", "b", "c", "d"]) == {"a": 1, "b": 2, "c": 3}
+    assert cache.add("a", 9) is False and cache.get("a") == 1
+
+    sale = make_sale(quantity=5, limit=2)
+    client = client_for(UserFactory())
+    first, again = purchase(client, sale, key="same"), purchase(client, sale, key="same")
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert first.json()["reservation_id"] == again.json()["reservation_id"]
+    assert redis_sales.sale_remaining(sale.pk) == 4
