@@ -24,7 +24,12 @@ def check_redis() -> None:
 
 def _connect_to_broker() -> None:
     timeout = settings.HEALTHZ_TIMEOUT
-    transport_options = {"socket_connect_timeout": timeout, "socket_timeout": timeout, "max_retries": 0}
+    transport_options = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+        "max_retries": 0,
+    }
     with Connection(settings.CELERY_BROKER_URL, connect_timeout=timeout, transport_options=transport_options) as broker:
         broker.ensure_connection(max_retries=0, timeout=timeout)
 

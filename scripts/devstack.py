@@ -409,6 +409,17 @@ def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True)
 
 
+def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, list[str]]:
+    """The Procfile's processes, each run by sh (so that ${VAR:-default} expands) through exec
+    (so that the pid is the process's own, for signals and the pid files)."""
+    commands = {}
+    for line in path.read_text().splitlines():
+        name, colon, command = line.partition(":")
+        if colon and not line.startswith("#") and name.strip().isidentifier():
+            commands[name.strip()] = ["sh", "-c", f"exec {command.strip()}"]
+    return commands
+
+
 def wait_for_http(url: str, processes: dict[str, subprocess.Popen]) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
@@ -458,26 +469,13 @@ def command_run() -> int:
 
         logs = RUN_DIR / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        bin_dir = Path(sys.executable).parent
-        commands = {
-            "web": [
-                bin_dir / "gunicorn", "config.wsgi",
-                "--config", "python:config.gunicorn",
-                "--bind", f"{host}:{port}",
-                "--workers", env.get("WEB_CONCURRENCY", "2"),
-                "--access-logfile", "-",
-            ],
-            # Gossip, mingle and heartbeats use fan-out queues that kombu's Redis transport
-            # fails to delete while it reconnects after a broker outage, which kills the worker
-            # ("'NoneType' object has no attribute 'hostname'"); the shop uses none of them.
-            "worker": [bin_dir / "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2",
-                       "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            "beat": [
-                bin_dir / "celery", "-A", "config", "beat", "--loglevel", "INFO",
-                "--schedule", RUN_DIR / "celerybeat-schedule",
-            ],
-        }  # fmt: skip
-        supervisor = Supervisor(commands, env=env, logs=logs)
+        env |= {
+            "HOST": host,
+            "PORT": port,
+            "CELERY_BEAT_SCHEDULE": str(RUN_DIR / "celerybeat-schedule"),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        }
+        supervisor = Supervisor(procfile_commands(), env=env, logs=logs)
         try:
             supervisor.start_all()
             base_url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104

@@ -7,6 +7,7 @@ have no default: with DEBUG off, a missing SECRET_KEY stops the start-up with a 
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -14,6 +15,11 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
+# A .env file beside manage.py is read when present (.env.example lists every variable); what the
+# process environment already holds wins over it. ENV_FILE names another file.
+ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if os.path.isfile(ENV_FILE):
+    environ.Env.read_env(ENV_FILE)
 
 # --- Core ----------------------------------------------------------------------------------
 
@@ -91,6 +97,14 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", default=3)
+# Behind PgBouncer in transaction mode a cursor cannot outlive its transaction: no server-side
+# cursors (querysets' .iterator() then fetches through a client-side cursor).
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool("DATABASE_PGBOUNCER", default=False)
+# A read replica serves the catalog (config/routers.py); every decision stays on the primary.
+if DATABASE_REPLICA_URL := env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = {**DATABASES["default"], **env.db_url_config(DATABASE_REPLICA_URL)}
+    DATABASES["replica"]["ENGINE"] = DATABASES["default"]["ENGINE"]
+DATABASE_ROUTERS = ["config.routers.ReplicaRouter"] if "replica" in DATABASES else []
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -116,12 +130,31 @@ CACHES = {
 }
 if REDIS_CLUSTER:
     CACHES["default"] = {"BACKEND": "config.cache.RedisClusterCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "cache"}
+# Sentinel ("host:port,host:port"): every Redis user (the sale layer, the cache, Celery's Redis
+# broker) asks the sentinels which server is the primary of REDIS_SENTINEL_MASTER, and again
+# after a failover. REDIS_URL then gives only the database number.
+REDIS_SENTINELS = [
+    (host, int(port)) for host, port in (address.rsplit(":", 1) for address in env.list("REDIS_SENTINELS", default=[]))
+]
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="mymaster")
+if REDIS_SENTINELS:
+    CACHES["default"]["LOCATION"] = f"redis://{REDIS_SENTINEL_MASTER}/{urlparse(REDIS_URL).path.lstrip('/') or 0}"
+    CACHES["default"]["OPTIONS"] |= {
+        "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+        "SENTINELS": REDIS_SENTINELS,
+    }
 
 # --- Celery --------------------------------------------------------------------------------
 
 if REDIS_CLUSTER and "CELERY_BROKER_URL" not in os.environ:
     raise ImproperlyConfigured("With REDIS_CLUSTER=1, set CELERY_BROKER_URL to a plain Redis or RabbitMQ.")
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_BROKER_URL = env.str(
+    "CELERY_BROKER_URL",
+    default=";".join(f"sentinel://{host}:{port}" for host, port in REDIS_SENTINELS) or REDIS_URL,
+)
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"master_name": REDIS_SENTINEL_MASTER} if CELERY_BROKER_URL.startswith("sentinel") else {}
+)
 CELERY_RESULT_BACKEND = None
 # Messages are acknowledged when a worker takes them, not after the task. With kombu's Redis
 # transport, an acknowledgement that fails because the broker is away holds its prefetch slot

@@ -2,6 +2,8 @@
 
 import os
 
+# A developer's .env does not reach the tests.
+os.environ.setdefault("ENV_FILE", os.devnull)
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-that-is-long-enough-for-hs256")
 os.environ.setdefault("HTTPS", "0")
 os.environ.setdefault("LOG_FORMAT", "plain")
@@ -10,7 +12,10 @@ for variable in ("RATE_LIMIT_USER_RATE", "RATE_LIMIT_IP_RATE", "RATE_LIMIT_LOGIN
     os.environ.setdefault(variable, "0")
 
 from .base import *  # noqa: E402, F403
-from .base import STORAGES, env  # noqa: E402
+from .base import DATABASES, STORAGES, env  # noqa: E402
+
+# A second alias on the test database, as a replica would be: the router's tests turn it on.
+DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

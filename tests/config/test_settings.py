@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,3 +38,30 @@ def test_a_redis_cluster_without_a_broker_of_its_own_is_a_clear_startup_error():
 
     assert result.returncode != 0
     assert "set CELERY_BROKER_URL to a plain Redis or RabbitMQ" in result.stderr
+
+
+def test_a_dot_env_file_is_read_and_the_environment_wins_over_it(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"SECRET_KEY={'k' * 50}\nFLASH_SALE_PREHEAT_LEAD=123\nORDER_WRITER_BATCH_SIZE=7\n")
+    code = "from django.conf import settings; print(settings.FLASH_SALE_PREHEAT_LEAD, settings.ORDER_WRITER_BATCH_SIZE)"
+
+    result = manage("shell", "--no-imports", "-c", code, ENV_FILE=str(env_file), ORDER_WRITER_BATCH_SIZE="9")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["123", "9"]
+
+
+def test_the_env_example_lists_every_variable_the_settings_read():
+    read = set()
+    for path in (ROOT / "config" / "settings").glob("*.py"):
+        text = path.read_text()
+        read |= set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', text))
+        read |= set(re.findall(r'os\.environ(?:\.get)?\(\s*"([A-Z0-9_]+)"', text))
+    listed = set(re.findall(r"^# ([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+
+    assert read - {"ENV_FILE"} <= listed, sorted(read - listed)
+    # Read outside the settings: by the web server's command line (Procfile, make run) and by
+    # prometheus_client.
+    by_procfile = {"HOST", "PORT", "WEB_CONCURRENCY", "WORKER_CONCURRENCY", "CELERY_BEAT_SCHEDULE"}
+    assert listed - read <= by_procfile | {"PROMETHEUS_MULTIPROC_DIR"}, sorted(listed - read)
+    assert len(read) > 40
