@@ -10,7 +10,7 @@ run: $(VENV)/.run-installed
 	$(BIN)/python scripts/devstack.py run
 
 test: $(VENV)/.dev-installed
-	sh scripts/ensure-chromium.sh
+	sh scripts/ensure-test-programs.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/devstack.py exec test -- sh -c '\
