@@ -1,5 +1,6 @@
 """The order writer in real Celery worker processes against real PostgreSQL and Redis."""
 
+import os
 import signal
 import threading
 import time
@@ -8,6 +9,7 @@ from collections import Counter
 import psycopg2
 import pytest
 from django.db import connection
+from kombu import Connection
 
 from accounts.models import User
 from inventory import redis_sales
@@ -15,6 +17,7 @@ from orders.admission import purchase_admit
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from orders.reservations import reservation_id_new
+from orders.tasks import order_writer_drain
 from tests.concurrency import run_together
 from tests.conftest import client_for, purchase
 from tests.processes import database_url_for_processes, running_worker, start_worker, stop_shop_process, wait_for
@@ -98,19 +101,48 @@ def test_the_same_idempotency_key_sent_concurrently_makes_one_reservation(make_s
     assert Order.objects.count() == 1
 
 
-def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(make_sale, brokered, tmp_path):
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def _reachable(url: str) -> bool:
+    try:
+        with Connection(url, connect_timeout=2) as broker:
+            broker.ensure_connection(max_retries=0, timeout=2)
+    except Exception:  # any failure to connect means "not here"
+        return False
+    return True
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request, settings, brokered) -> str:
+    """Each broker the shop supports: the tests' Redis, and RabbitMQ (TEST_RABBITMQ_URL). Where
+    no RabbitMQ runs, that half is skipped on a developer's machine and fails in CI (CI=1)."""
+    if request.param == "redis":
+        return settings.CELERY_BROKER_URL
+    if not _reachable(RABBITMQ_URL):
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"no RabbitMQ at {RABBITMQ_URL}")
+    with Connection(RABBITMQ_URL) as broker:
+        broker.SimpleQueue("celery").clear()  # nothing a run before left behind
+    return RABBITMQ_URL
+
+
+def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(make_sale, broker_url, tmp_path):
     # Given 150 accepted reservations waiting in the stream
     sale = make_sale(quantity=200, limit=1)
     users = make_users(150)
     rids = [purchase_admit(sale_id=sale.pk, user_id=user.pk, quantity=1, idempotency_key="k") for user in users]
     assert len(set(rids)) == 150
 
+    # And a drain task for them on the broker (purchase_admit sent one to the tests' own broker)
+    with Connection(broker_url) as broker:
+        order_writer_drain.apply_async(args=[sale.pk], connection=broker)
+
     # And the sale's row locked by someone else, so a writer will stall inside its batch
     blocker = psycopg2.connect(database_url_for_processes())
     blocker.cursor().execute("SELECT 1 FROM shop_flashsale WHERE id = %s FOR UPDATE", [sale.pk])
 
     # When a worker reads a batch, stalls on the lock, and is killed with SIGKILL
-    first = start_worker(tmp_path, "doomed")
+    first = start_worker(tmp_path, "doomed", CELERY_BROKER_URL=broker_url)
     try:
         wait_for(lambda: redis_sales.redis_client().xpending(redis_sales.SaleKeys(sale.pk).stream,
                                                              redis_sales.WRITER_GROUP)["pending"] > 0,
@@ -122,7 +154,9 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(make_sale, brokered
     assert Order.objects.count() == 0
 
     # Then a new worker (with its beat: the sweep reclaims what the dead one held) writes them all
-    with running_worker(tmp_path, "rescuer", beat=True, ORDER_WRITER_RECLAIM_IDLE_MS="500"):
+    with running_worker(
+        tmp_path, "rescuer", beat=True, ORDER_WRITER_RECLAIM_IDLE_MS="500", CELERY_BROKER_URL=broker_url
+    ):
         wait_for(lambda: resolved(rids) == 150, what="every reservation to be written")
 
     # Every accepted reservation has exactly one order: none lost, none doubled
