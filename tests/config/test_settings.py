@@ -65,3 +65,26 @@ def test_the_env_example_lists_every_variable_the_settings_read():
     by_procfile = {"HOST", "PORT", "WEB_CONCURRENCY", "WORKER_CONCURRENCY", "CELERY_BEAT_SCHEDULE"}
     assert listed - read <= by_procfile | {"PROMETHEUS_MULTIPROC_DIR"}, sorted(listed - read)
     assert len(read) > 40
+
+
+def test_redis_sentinels_lead_the_cache_and_a_redis_broker_through_sentinel():
+    code = (
+        "from django.conf import settings; c = settings.CACHES['default']; "
+        "print(settings.CELERY_BROKER_URL, settings.CELERY_BROKER_TRANSPORT_OPTIONS, c['LOCATION'], "
+        "c['OPTIONS']['CONNECTION_FACTORY'], c['OPTIONS']['SENTINELS'])"
+    )
+
+    result = manage(
+        "shell", "--no-imports", "-c", code, DEBUG="1", REDIS_URL="redis://ignored:6379/3",
+        REDIS_SENTINELS="10.0.0.1:26379,10.0.0.2:26380", REDIS_SENTINEL_MASTER="shop",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(" ", 3)[:3] == [
+        "sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26380",
+        "{'master_name':",
+        "'shop'}",
+    ]
+    assert "redis://shop/3 django_redis.pool.SentinelConnectionFactory [('10.0.0.1', 26379), ('10.0.0.2', 26380)]" in (
+        result.stdout
+    )

@@ -22,9 +22,8 @@ from django.test import Client
 from inventory.models import StockMovement
 from inventory.services import stock_receive
 from scripts.devstack import free_port, make_traversable, postgres_account, run_as
-from tests.cluster.conftest import wait_until
 from tests.factories import StaffFactory, StockFactory
-from tests.processes import running_web_server
+from tests.processes import running_web_server, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,7 +51,7 @@ def pgbouncer() -> Iterator[str]:
     server = subprocess.Popen([binary, str(folder / "pgbouncer.ini")], **run_as(account))
     url = f"postgres://postgres@127.0.0.1:{port}/{db['NAME']}"
     try:
-        wait_until(lambda: _accepts(port) or server.poll() is not None, 30, "PgBouncer to listen")
+        wait_for(lambda: _accepts(port) or server.poll() is not None, timeout=30, what="PgBouncer to listen")
         assert server.poll() is None, f"PgBouncer exited with {server.returncode}"
         yield url
     finally:
