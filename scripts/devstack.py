@@ -59,6 +59,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_cluster_port() -> int:
+    """A free port for a Redis Cluster node whose cluster bus port (+10000) is free too."""
+    while True:
+        port = 20_000 + secrets.randbelow(20_000)
+        with contextlib.ExitStack() as stack:
+            try:
+                for candidate in (port, port + 10_000):
+                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        return port
+
+
 def _die_with_parent() -> None:
     PR_SET_PDEATHSIG = 1
     libc = ctypes.CDLL(None, use_errno=True)

