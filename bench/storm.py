@@ -109,6 +109,17 @@ def rss_mib(pid: int) -> dict[str, float]:
     return {"master": one(pid), **{f"worker-{i}": one(child) for i, child in enumerate(sorted(children))}}
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) used so far by a server's master and its children."""
+
+    def one(each: int) -> float:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return one(pid) + sum(one(child) for child in children)
+
+
 class Stack:
     """The servers of one run; each logs to .run/bench/<name>.log."""
 
@@ -236,11 +247,16 @@ def run_phases(args, data, ports: dict[str, int], stack: Stack) -> dict:
         print(f"  {PHASES[phase]:<32}", end="", flush=True)
         server = next(name for name, known in ports.items() if known == port)
         profiler = profile(args, phase, stack.processes[server].pid) if phase in args.profile else None
+        cpu_before = cpu_seconds(stack.processes[server].pid)
         result = wrk(args, port, method, path, tokens, f"{run_id}-{phase}")
+        # The server's own CPU per request: how many a core of it serves (docs/capacity.md).
+        used = cpu_seconds(stack.processes[server].pid) - cpu_before
+        result["server_cpu_ms_per_request"] = round(1000 * used / max(result["requests"], 1), 3)
         if profiler:
             profiler.wait()
         results["phases"][phase] = result
-        print(f"{result['throughput']:>9} req/s  {result['statuses']}", flush=True)
+        print(f"{result['throughput']:>9} req/s  {result['server_cpu_ms_per_request']:.3f} ms CPU/req  "
+              f"{result['statuses']}", flush=True)  # fmt: skip
         if phase.startswith("b"):
             results["memory_mib"][phase] = rss_mib(stack.processes["shop"].pid)
         if phase == "b1":
