@@ -30,6 +30,28 @@ def run_together(work: Callable[[int], Any], count: int, timeout: float = 60) ->
         return list(pool.map(run, range(count), timeout=timeout))
 
 
+def storm(attempts: list, send: Callable[[Any], Any], threads: int, timeout: float = 300) -> list[tuple[Any, Any]]:
+    """Send every attempt through `send`, from `threads` threads released together, each taking
+    the next attempt as soon as it has an answer. Returns (attempt, answer) pairs, in the order
+    the answers came."""
+    lock = threading.Lock()
+    waiting = list(reversed(attempts))
+    answers: list[tuple[Any, Any]] = []
+
+    def work(_):
+        while True:
+            with lock:
+                if not waiting:
+                    return
+                attempt = waiting.pop()
+            answer = send(attempt)
+            with lock:
+                answers.append((attempt, answer))
+
+    run_together(work, threads, timeout=timeout)
+    return answers
+
+
 def wait_until_blocked_or_done(thread: threading.Thread, timeout: float = 30) -> None:
     """Wait until `thread` has finished or another connection waits on a row lock.
 

@@ -2,7 +2,6 @@
 threaded storm with a real writer process, every script on keys of one slot, the limiter, the
 idempotency store and the cache."""
 
-import threading
 from collections import Counter, defaultdict
 
 import pytest
@@ -14,7 +13,7 @@ from inventory import redis_sales
 from limits.buckets import Limit, shared_take
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
-from tests.concurrency import run_together
+from tests.concurrency import storm
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory
 from tests.processes import running_worker, wait_for
@@ -48,22 +47,10 @@ def test_a_storm_on_the_cluster_sells_exactly_the_quantity_with_every_script_on_
     shoppers = [UserFactory() for _ in range(150)]
     clients = [client_for(user) for user in shoppers]
     attempts = [(i % 150, f"attempt-{i}") for i in range(300)]
-    answers: list[tuple[int, int, dict]] = []
-    lock = threading.Lock()
 
     with running_worker(tmp_path, REDIS_CLUSTER="1") as worker:
-
-        def shopper(_):
-            while True:
-                with lock:
-                    if not attempts:
-                        return
-                    index, key = attempts.pop()
-                response = purchase(clients[index], sale, key=key)
-                with lock:
-                    answers.append((index, response.status_code, response.json()))
-
-        run_together(shopper, 30, timeout=300)
+        sent = storm(attempts, lambda attempt: purchase(clients[attempt[0]], sale, key=attempt[1]), threads=30)
+        answers = [(index, response.status_code, response.json()) for (index, _), response in sent]
         accepted = [body["reservation_id"] for _, status, body in answers if status == 202]
         wait_for(
             lambda: Order.objects.filter(reservation_id__in=accepted).count() == len(accepted),

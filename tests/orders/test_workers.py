@@ -2,7 +2,6 @@
 
 import os
 import signal
-import threading
 import time
 from collections import Counter
 
@@ -18,7 +17,7 @@ from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from orders.reservations import reservation_id_new
 from orders.tasks import order_writer_drain
-from tests.concurrency import run_together
+from tests.concurrency import run_together, storm
 from tests.conftest import client_for, purchase
 from tests.processes import database_url_for_processes, running_worker, start_worker, stop_shop_process, wait_for
 
@@ -43,23 +42,10 @@ def test_storm_sells_exactly_the_sale_quantity(make_sale, brokered, tmp_path):
 
     with running_worker(tmp_path) as worker:
         # When 1,000 purchase attempts arrive at once through the real view, 50 at a time
-        lock = threading.Lock()
-        queue = list(reversed(attempts))
-        answers: list[tuple[int, int, dict]] = []
-
-        def shopper(_):
-            while True:
-                with lock:
-                    if not queue:
-                        return
-                    user_index, key = queue.pop()
-                response = purchase(clients[user_index], sale, key=key)
-                with lock:
-                    answers.append((user_index, response.status_code, response.json()))
-
         started = time.monotonic()
-        run_together(shopper, 50, timeout=300)
+        sent = storm(attempts, lambda attempt: purchase(clients[attempt[0]], sale, key=attempt[1]), threads=50)
         admission_seconds = time.monotonic() - started
+        answers = [(user_index, response.status_code, response.json()) for (user_index, _), response in sent]
 
         accepted = [body["reservation_id"] for _, status, body in answers if status == 202]
         drain_started = time.monotonic()
