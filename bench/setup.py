@@ -1,5 +1,6 @@
 """The benchmark's data: a crowd of shoppers with tokens, and the sales each phase storms."""
 
+import multiprocessing
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -7,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.contrib.auth.hashers import make_password
+from django.db import connections
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -40,9 +42,9 @@ class Stage:
             time.sleep(0.02)
         return round(max(0.0, time.monotonic() - since), 3)
 
-    def fill_for_the_writer(self, reservations: int) -> None:
-        """`reservations` admitted into the writer sale's stream, none scheduled for writing."""
-        sale_id = self.sales["writer"]
+    def fill_for_the_writer(self, reservations: int, sale_id: int | None = None) -> None:
+        """`reservations` admitted into a writer sale's stream, none scheduled for writing."""
+        sale_id = sale_id or self.sales["writer"]
         user_id = FlashSale.objects.get(pk=sale_id).created_by_id
         for i in range(reservations):
             key = f"drain-{i}"
@@ -61,18 +63,35 @@ class Stage:
             profiler = Profiler(interval=0.0005)
             profiler.start()
         began = time.perf_counter()
-        while not order_writer_drain(sale_id=self.sales["writer"], consumer="bench"):
-            pass
+        _drain(self.sales["writer"], "bench")
         seconds = time.perf_counter() - began
         if profiler:
             profiler.stop()
             print(profiler.output_text(unicode=False, color=False, show_all=False), flush=True)
         return seconds
 
+    def drain_in_parallel(self, sale_ids: list[int]) -> float:
+        """Seconds one writer process per sale takes, all at once, to write every reservation
+        waiting in those sales: how writers of different sales share PostgreSQL."""
+        connections.close_all()  # each process opens its own
+        began = time.perf_counter()
+        context = multiprocessing.get_context("fork")
+        writers = [context.Process(target=_drain, args=(sale_id, f"bench-{sale_id}")) for sale_id in sale_ids]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        return time.perf_counter() - began
+
     def invariants(self) -> dict:
         # The database path does not touch Redis: reconciliation brings it up to date.
         flash_sale_reconcile(sale=FlashSale.objects.get(pk=self.sales["database"]))
         return check_invariants().as_dict()
+
+
+def _drain(sale_id: int, consumer: str) -> None:
+    while not order_writer_drain(sale_id=sale_id, consumer=consumer):
+        pass
 
 
 def _sale(product: Product, name: str, *, quantity: int, limit: int, owner: User | None = None) -> FlashSale:
@@ -102,7 +121,8 @@ def stage(*, users: int, folder: Path, writer_reservations: int) -> Stage:
     sold_out = _sale(product, "sold-out", quantity=1, limit=1)
     purchase_admit(sale_id=sold_out.pk, user_id=crowd[-1].pk, quantity=1, idempotency_key="the-only-unit")
     result.sales["sold_out"] = sold_out.pk
-    result.sales["writer"] = _sale(
-        product, "writer", quantity=writer_reservations, limit=writer_reservations, owner=crowd[-1]
-    ).pk
+    for name in ("writer", "writer-2", "writer-3"):
+        result.sales[name] = _sale(
+            product, name, quantity=writer_reservations, limit=writer_reservations, owner=crowd[-1]
+        ).pk
     return result

@@ -15,9 +15,10 @@ Python threads) fires each phase for --duration seconds with --connections in fl
     e   purchase refused by the rate limiter (one shopper's token)
     d   purchase on the database-only path
 
-and measures the order writer: its lag after the first storm of b, and its drain rate with
---writer-reservations waiting for one consumer. Prints the table with ratios to z and y,
-writes a JSON report (--json), exits non-zero when an invariant fails.
+and measures the order writer: its lag after the first storm of b, its drain rate with
+--writer-reservations waiting for one consumer, and two writers draining two sales at once.
+Prints the table with ratios to z and y, writes a JSON report (--json), exits non-zero when an
+invariant fails.
 
     make bench
     .venv/bin/python bench/storm.py --duration 20 --connections 96 --json bench.json
@@ -215,6 +216,13 @@ def main() -> int:
             data.fill_for_the_writer(args.writer_reservations)
             seconds = data.drain_writer_sale(profile="writer" in args.profile)
             results["writer"]["drain_orders_per_second"] = round(args.writer_reservations / seconds, 1)
+            # Writers of different sales at once (each sale's batches lock its own row).
+            parallel = [data.sales[name] for name in ("writer-2", "writer-3")]
+            print(f"Writers: {args.writer_reservations} reservations in each of 2 sales, a writer each ...", flush=True)
+            for sale_id in parallel:
+                data.fill_for_the_writer(args.writer_reservations, sale_id=sale_id)
+            seconds = data.drain_in_parallel(parallel)
+            results["writer"]["two_writers_orders_per_second"] = round(2 * args.writer_reservations / seconds, 1)
             results["invariants"] = data.invariants()
         finally:
             stack.stop_all()
