@@ -2,11 +2,12 @@
 
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlparse
 
 import redis
 from django.conf import settings
 from django_redis import get_redis_connection
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 
 from config.metrics import REDIS_SCRIPT_SECONDS
 
@@ -24,7 +25,14 @@ def redis_client() -> redis.Redis | RedisCluster:
 def _cluster_client(url: str, socket_timeout: float) -> RedisCluster:
     # One per process: it keeps the cluster's slot map and a connection pool per node, and
     # follows a failover by asking the cluster again when a node is gone or answers MOVED.
-    return RedisCluster.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
+    # REDIS_URL may name several nodes, comma-separated: the process starts from any that is up.
+    first, *others = url.split(",")
+    return RedisCluster(
+        url=first,
+        startup_nodes=[ClusterNode(urlparse(other).hostname, urlparse(other).port or 6379) for other in others],
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+    )
 
 
 INCLUDE = "--!include "

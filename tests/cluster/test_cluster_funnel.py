@@ -16,6 +16,7 @@ from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from orders.services import order_cancel
 from orders.writer import order_writer_drain
+from scripts.devstack import free_port
 from shop.models import FlashSale
 from shop.services import flash_sale_edit, flash_sale_reconcile
 from tests.concurrency import storm
@@ -107,6 +108,14 @@ def test_the_writers_sweep_finds_streams_on_every_primary(on_cluster, make_sale)
 
     assert len(primaries) == 3  # the sales' streams live on all three primaries
     assert sorted(redis_sales.sales_with_streams()) == sorted(sale.pk for sale in sales)
+
+
+def test_a_process_starts_from_any_node_of_several_that_is_up(on_cluster, settings):
+    nothing_there = f"redis://127.0.0.1:{free_port()}/0"
+    settings.REDIS_URL = f"{nothing_there},{on_cluster.url}"
+
+    assert shop_redis.redis_client().ping()
+    assert len(shop_redis.redis_client().get_primaries()) == 3
 
 
 def test_the_limiter_idempotency_store_and_cache_work_on_the_cluster(on_cluster, make_sale):
