@@ -2,6 +2,7 @@
 threaded storm with a real writer process, every script on keys of one slot, the limiter, the
 idempotency store and the cache."""
 
+import time
 from collections import Counter, defaultdict
 
 import pytest
@@ -17,6 +18,7 @@ from orders.models import FailedReservation, Order
 from orders.services import order_cancel
 from orders.writer import order_writer_drain
 from scripts.devstack import free_port
+from shop.gate import SaleGate, sale_gate_reopen
 from shop.models import FlashSale
 from shop.services import flash_sale_edit, flash_sale_reconcile
 from tests.concurrency import storm
@@ -136,3 +138,17 @@ def test_the_limiter_idempotency_store_and_cache_work_on_the_cluster(on_cluster,
     assert (first.status_code, again.status_code) == (202, 202)
     assert first.json()["reservation_id"] == again.json()["reservation_id"]
     assert redis_sales.sale_remaining(sale.pk) == 4
+
+
+def test_a_reopen_message_reaches_another_process_gate_through_the_cluster(on_cluster, settings):
+    settings.SALE_GATE_SECONDS = 60  # the flag would not expire during the test: only the message clears it
+    elsewhere = SaleGate()  # another process's gate, listening on the cluster
+    elsewhere.close(7, "sold_out")
+    assert elsewhere.refusal(7) == "sold_out"
+
+    def reopened() -> bool:
+        sale_gate_reopen(7)  # published until the listener, which subscribes by itself, has heard it
+        time.sleep(0.2)
+        return elsewhere.refusal(7) is None
+
+    wait_for(reopened, timeout=10, what="the reopen message through the cluster")
