@@ -106,7 +106,7 @@ def load_sale(sale_id: int) -> None:
         ends_at=now + timedelta(hours=1),
         per_user_limit=1_000_000,
         status="live",
-        counters=redis_sales.SaleCounters(remaining=10**9, held_by_user={}, admitted={}, blocked_users=[]),
+        counters=redis_sales.SaleCounters(remaining=10**9, held_by_user={}, admitted={}, blocked_users=[], version=1),
     )
 
 

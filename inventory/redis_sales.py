@@ -217,6 +217,7 @@ class SaleCounters:
     held_by_user: dict[int, int]
     admitted: dict[str, int]  # reservation id -> units, of every reservation the database has
     blocked_users: list[int]
+    version: int  # the sale's version these counters reflect (see edit_sale.lua)
 
     def as_json(self) -> str:
         return json.dumps(
@@ -225,6 +226,7 @@ class SaleCounters:
                 "held": {str(user): units for user, units in self.held_by_user.items()},
                 "admitted": self.admitted,
                 "blocked": [str(user) for user in self.blocked_users],
+                "version": self.version,
             }
         )
 
@@ -286,6 +288,7 @@ def sale_reconcile_counters(
     settled: dict[str, GiveBack],
     ends_at: datetime,
     per_user_limit: int,
+    version: int,
 ) -> Reconciliation:
     """Repair the counters and the terms toward the database. `settled`: the reservations in
     the stream that the database has settled, with what Redis has yet to give back for each."""
@@ -300,6 +303,7 @@ def sale_reconcile_counters(
             json.dumps({rid: [int(back.units), int(back.tally), back.less] for rid, back in settled.items()}),
             _micros(ends_at),
             per_user_limit,
+            version,
         ],
     )
     return Reconciliation(bool(result[0]), *(int(value) for value in result[1:5]), bool(result[5]))
@@ -323,12 +327,16 @@ def sale_forget(sale_id: int) -> None:
     )  # fmt: skip
 
 
-def sale_edit(*, sale_id: int, ends_at: datetime, per_user_limit: int, delta: int) -> int:
+def sale_edit(
+    *, sale_id: int, ends_at: datetime, per_user_limit: int, delta: int, committed_version: int | None = None
+) -> int:
     """Apply new terms to a loaded sale, `delta` units more (or fewer) on offer, atomically with
-    admissions. Returns 1 (applied), 0 (not loaded), -1 (too few left to take off), -2 (a shopper
-    holds more than the new limit); see edit_sale.lua."""
+    admissions; after the edit's commit, with the version it made, at most once for that version.
+    Returns 1 (applied), 0 (not loaded), 2 (Redis reflects the version already), -1 (too few
+    left to take off), -2 (a shopper holds more than the new limit); see edit_sale.lua."""
     keys = SaleKeys(sale_id)
-    return int(_run("edit_sale", [keys.meta, keys.remaining, keys.buyers], [_micros(ends_at), per_user_limit, delta]))
+    args = [_micros(ends_at), per_user_limit, delta, "" if committed_version is None else committed_version]
+    return int(_run("edit_sale", [keys.meta, keys.remaining, keys.buyers], args))
 
 
 def sale_set_status(sale_id: int, status: str) -> None:

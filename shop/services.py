@@ -108,6 +108,7 @@ def _sale_counters(sale: FlashSale) -> redis_sales.SaleCounters:
         held_by_user=order_units_by_user(flash_sale_id=sale.pk),
         admitted=reservation_units_by_id(flash_sale_id=sale.pk),
         blocked_users=list(User.objects.filter(is_active=False).values_list("pk", flat=True)),
+        version=sale.version,
     )
 
 
@@ -241,7 +242,13 @@ def _flash_sale_widen(sale: FlashSale, *, units: int) -> None:
     """After an edit's commit: its wider terms (and `units` more) reach Redis, and every process's
     gate reopens. Redis away now is logged; reconciliation brings the terms and units later."""
     try:
-        redis_sales.sale_edit(sale_id=sale.pk, ends_at=sale.ends_at, per_user_limit=sale.per_user_limit, delta=units)
+        redis_sales.sale_edit(
+            sale_id=sale.pk,
+            ends_at=sale.ends_at,
+            per_user_limit=sale.per_user_limit,
+            delta=units,
+            committed_version=sale.version,
+        )
     except redis.RedisError:
         logger.warning("flash sale %s: the edit's wider terms wait for reconciliation (Redis away)", sale.pk)
     sale_gate_reopen(sale.pk)
@@ -290,6 +297,7 @@ def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | Non
                 settled=reservations_settled(reservation_ids=in_stream),
                 ends_at=locked.ends_at,
                 per_user_limit=locked.per_user_limit,
+                version=locked.version,
             )
     if result.drifted:
         sale_gate_reopen(sale.pk)

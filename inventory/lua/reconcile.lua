@@ -16,11 +16,12 @@
 --         order the database path wrote for it; unsettled ones hold both in full
 -- ARGV[5] the sale's end (microseconds since the epoch) and ARGV[6] its per-user limit, as the
 --         database holds them (an edit's wider terms may not have reached Redis)
+-- ARGV[7] the sale's version: the counters now reflect it (see edit_sale.lua)
 --
 -- Returns {loaded (0/1), remaining before, expected, in-flight units, buyers repaired,
 -- terms repaired (0/1)}.
 assert(#KEYS == 4, "reconcile.lua takes 4 keys")
-assert(#ARGV == 6, "reconcile.lua takes 6 arguments")
+assert(#ARGV == 7, "reconcile.lua takes 7 arguments")
 
 if redis.call("EXISTS", KEYS[1]) == 0 then
     return {0, -1, -1, 0, 0, 0}
@@ -51,6 +52,7 @@ end
 if before ~= expected then
     redis.call("SET", KEYS[2], expected)
 end
+redis.call("HSET", KEYS[1], "version", ARGV[7])
 
 local repaired = 0
 local current = redis.call("HGETALL", KEYS[3])

@@ -13,8 +13,9 @@ from inventory import redis_sales
 from inventory.models import Stock
 from orders.invariants import check_invariants
 from orders.writer import order_writer_drain
+from shop import services as shop_services
 from shop.models import FlashSale, FlashSaleEdit
-from shop.services import flash_sale_edit, flash_sale_reconcile
+from shop.services import flash_sale_edit, flash_sale_preheat, flash_sale_reconcile
 from tests.conftest import client_for, purchase
 from tests.factories import StaffFactory, UserFactory
 
@@ -197,4 +198,27 @@ def test_a_widening_that_cannot_reach_redis_after_commit_is_repaired_by_reconcil
     flash_sale_reconcile(sale=FlashSale.objects.get(pk=sale.pk))
     assert redis_sales.sale_remaining(sale.pk) == 7
     assert (int(meta(sale)["ends_at"]), meta(sale)["limit"]) == (int(later.timestamp() * 1_000_000), "2")
+    invariants_hold()
+
+
+@pytest.mark.parametrize("between", ["reconcile", "a rebuild of the sale in Redis"])
+def test_more_units_reach_redis_once_even_if_a_repair_runs_between_the_commit_and_them(
+    make_sale, staff, monkeypatch, between
+):
+    sale = make_sale(quantity=5, limit=1)
+    widen = shop_services._flash_sale_widen
+
+    def repair_first(edited, *, units):
+        if between == "reconcile":
+            flash_sale_reconcile(sale=FlashSale.objects.get(pk=edited.pk))
+        else:
+            redis_sales.redis_client().delete(redis_sales.SaleKeys(edited.pk).remaining)
+            flash_sale_preheat(sale=FlashSale.objects.get(pk=edited.pk))
+        widen(edited, units=units)
+
+    monkeypatch.setattr(shop_services, "_flash_sale_widen", repair_first)
+    flash_sale_edit(sale=sale, actor=staff, version=sale.version, quantity=8)
+
+    assert redis_sales.sale_remaining(sale.pk) == 8  # the database's 8, not 8 and the 3 again
+    assert not flash_sale_reconcile(sale=FlashSale.objects.get(pk=sale.pk)).drifted
     invariants_hold()
