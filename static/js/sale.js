@@ -47,12 +47,20 @@
       button.disabled = true;
       button.textContent = "Ended";
     } else {
+      announceStart();
       button.disabled = t < holdUntil;
       button.textContent = "Buy now";
     }
   }
 
   let wasStarted = now() >= startsAt;
+  // Said by whichever comes first at the start, the tick or the button opening on a fresh
+  // state, so the start is announced before a shopper can press "Buy now".
+  function announceStart() {
+    if (wasStarted) return;
+    wasStarted = true;
+    if (remaining > 0) say("The sale has started.");
+  }
   // The countdown itself is a quiet timer; the status region announces the moments that matter.
   const milestones = [
     [60_000, "The sale starts in 1 minute."],
@@ -69,10 +77,7 @@
       else if (t < endsAt) countdown.textContent = `Ends in ${clock.duration(endsAt - t)}`;
       else countdown.textContent = "This sale has ended.";
     }
-    if (!wasStarted && t >= startsAt) {
-      wasStarted = true;
-      if (remaining > 0) say("The sale has started.");
-    }
+    if (t >= startsAt) announceStart();
     setButton();
   }
 
