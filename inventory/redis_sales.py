@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import redis
 from django.conf import settings
+from redis.crc import key_slot
 
 from config.redis import redis_client, run_lua
 from limits.buckets import Limit, gcra_arguments
@@ -34,12 +36,58 @@ def _run(name: str, keys: list[str], args: list) -> list:
     return run_lua(_script_path(name), keys, args)
 
 
+# Redis Cluster's slots, and the space a sale's stock shards are spread over.
+SLOTS = 16384
+
+
+def home_shard(user_id: int, shards: int) -> int:
+    """The stock shard that admits every purchase of this shopper in a sale of `shards` shards:
+    one shard holds the shopper's tally and Idempotency-Keys, so the per-user limit and the
+    replayed answers stay exact."""
+    return user_id % shards
+
+
+@functools.lru_cache(maxsize=4096)
+def shard_tag(sale_id: int, shard: int, shards: int) -> str:
+    """The hash tag of one stock shard of a sale.
+
+    A sale of one shard: its id, `fs:{42}:...`. Of several: the first `<id>:<shard>/<shards>:<n>`
+    (n = 0, 1, ...) whose slot lies in the shard's own N-th of the slot space. A cluster whose
+    primaries hold equal runs of slots (what `redis-cli --cluster create` makes) then has each
+    shard of a sale of N shards, N primaries, on a primary of its own; on any other layout the
+    shards still spread over the slot space.
+    """
+    if shards == 1:
+        return str(sale_id)
+    low, high = shard * SLOTS // shards, (shard + 1) * SLOTS // shards
+    n = 0
+    while not low <= key_slot(f"{sale_id}:{shard}/{shards}:{n}".encode()) < high:
+        n += 1
+    return f"{sale_id}:{shard}/{shards}:{n}"
+
+
 @dataclass(frozen=True)
 class SaleKeys:
+    """The keys of one stock shard of a sale (of its only shard, by default)."""
+
     sale_id: int
+    shard: int = 0
+    shards: int = 1
+
+    @classmethod
+    def from_tag(cls, tag: str) -> "SaleKeys":
+        sale_id, _, rest = tag.partition(":")
+        if not rest:
+            return cls(int(sale_id))
+        shard, shards = rest.split(":")[0].split("/")
+        return cls(int(sale_id), int(shard), int(shards))
+
+    @classmethod
+    def all_of(cls, sale_id: int, shards: int) -> list["SaleKeys"]:
+        return [cls(sale_id, shard, shards) for shard in range(shards)]
 
     def _key(self, suffix: str) -> str:
-        return f"fs:{{{self.sale_id}}}:{suffix}"
+        return f"fs:{{{shard_tag(self.sale_id, self.shard, self.shards)}}}:{suffix}"
 
     @property
     def meta(self) -> str:
@@ -118,9 +166,14 @@ def reservation_admit(
     idempotency_key: str,
     request_id: str = "-",
     limits: Sequence[Limit] = (),
+    shard: int = 0,
+    shards: int = 1,
+    short_is_final: bool = True,
 ) -> Admission:
     """One round trip: the purchase's rate limits, window, limit, remaining, idempotency,
-    decrement and hand-off."""
+    decrement and hand-off, in the shopper's home shard. Without `short_is_final`, a shard with
+    too few units left answers `short`, remembered nowhere, so that the caller can borrow units
+    from the sale's other shards and ask again."""
     keys, args = admission_call(
         sale_id=sale_id,
         user_id=user_id,
@@ -129,6 +182,9 @@ def reservation_admit(
         idempotency_key=idempotency_key,
         request_id=request_id,
         limits=limits,
+        shard=shard,
+        shards=shards,
+        short_is_final=short_is_final,
     )
     outcome, rid, schedule, remembered, wait_us = _run("admit", keys, args)
     outcome = _text(outcome)
@@ -152,10 +208,13 @@ def admission_call(
     idempotency_key: str,
     request_id: str,
     limits: Sequence[Limit],
+    shard: int = 0,
+    shards: int = 1,
+    short_is_final: bool = True,
 ) -> tuple[list[str], list]:
     """The keys and arguments of admit.lua for one purchase attempt (the capacity benchmark
     drives the script with them directly)."""
-    keys = SaleKeys(sale_id)
+    keys = SaleKeys(sale_id, shard, shards)
     return (
         [
             keys.meta,
@@ -177,14 +236,18 @@ def admission_call(
             settings.IDEMPOTENCY_KEY_TTL,
             settings.ORDER_WRITER_DRAIN_FLAG_MS,
             request_id,
+            int(short_is_final),
             *gcra_arguments(limits),
         ],
     )
 
 
-def admission_replay(*, sale_id: int, user_id: int, idempotency_key: str) -> Admission | None:
+def admission_replay(
+    *, sale_id: int, user_id: int, idempotency_key: str, shard: int = 0, shards: int = 1
+) -> Admission | None:
     """The first answer to this Idempotency-Key, if there was one: a plain read, no script."""
-    first = redis_client().hmget(SaleKeys(sale_id).idempotency(user_id, idempotency_key), "outcome", "rid", "quantity")
+    key = SaleKeys(sale_id, shard, shards).idempotency(user_id, idempotency_key)
+    first = redis_client().hmget(key, "outcome", "rid", "quantity")
     if first[0] is None:
         return None
     return Admission(_text(first[0]), _text(first[1]), False, True, int(first[2]))
@@ -218,11 +281,13 @@ class SaleCounters:
     admitted: dict[str, int]  # reservation id -> units, of every reservation the database has
     blocked_users: list[int]
     version: int  # the sale's version these counters reflect (see edit_sale.lua)
+    allotment: int  # the units of the sale this shard may sell: its remaining and what it sold
 
     def as_json(self) -> str:
         return json.dumps(
             {
                 "remaining": self.remaining,
+                "allotment": self.allotment,
                 "held": {str(user): units for user, units in self.held_by_user.items()},
                 "admitted": self.admitted,
                 "blocked": [str(user) for user in self.blocked_users],
@@ -239,11 +304,13 @@ def sale_load(
     per_user_limit: int,
     status: str,
     counters: SaleCounters | None,
+    shard: int = 0,
+    shards: int = 1,
 ) -> int | None:
-    """Refresh the sale's terms, loading its counters if Redis has none (a closed sale stays
-    closed). Returns the remaining units, or None when the sale is not loaded and no
+    """Refresh a shard's terms, loading its counters if Redis has none (a closed sale stays
+    closed). Returns the remaining units, or None when the shard is not loaded and no
     `counters` were given: read them and call again."""
-    keys = SaleKeys(sale_id)
+    keys = SaleKeys(sale_id, shard, shards)
     _, remaining = _run(
         "load_sale",
         [keys.meta, keys.remaining, keys.buyers, keys.stream, keys.admitted, keys.blocked],
@@ -259,9 +326,10 @@ def sale_load(
     return None if int(remaining) < 0 else int(remaining)
 
 
-def sale_release_units(*, sale_id: int, user_id: int, quantity: int) -> int:
-    """Put units back on offer and off the user's tally. Returns remaining, or -1 if not loaded."""
-    keys = SaleKeys(sale_id)
+def sale_release_units(*, sale_id: int, user_id: int, quantity: int, shard: int = 0, shards: int = 1) -> int:
+    """Put units back on offer and off the user's tally, in the user's home shard. Returns
+    remaining, or -1 if not loaded."""
+    keys = SaleKeys(sale_id, shard, shards)
     return int(_run("release", [keys.meta, keys.remaining, keys.buyers], [user_id, quantity]))
 
 
@@ -278,6 +346,18 @@ class Reconciliation:
     def drifted(self) -> bool:
         return self.remaining_before != self.remaining_expected or self.buyers_repaired > 0 or self.terms_repaired
 
+    @classmethod
+    def of_shards(cls, parts: "list[Reconciliation]") -> "Reconciliation":
+        """The sale's reconciliation, from its shards'."""
+        return cls(
+            loaded=all(part.loaded for part in parts),
+            remaining_before=sum(part.remaining_before for part in parts),
+            remaining_expected=sum(part.remaining_expected for part in parts),
+            in_flight=sum(part.in_flight for part in parts),
+            buyers_repaired=sum(part.buyers_repaired for part in parts),
+            terms_repaired=any(part.terms_repaired for part in parts),
+        )
+
 
 def sale_reconcile_counters(
     *,
@@ -289,10 +369,14 @@ def sale_reconcile_counters(
     ends_at: datetime,
     per_user_limit: int,
     version: int,
+    shard: int = 0,
+    shards: int = 1,
 ) -> Reconciliation:
-    """Repair the counters and the terms toward the database. `settled`: the reservations in
-    the stream that the database has settled, with what Redis has yet to give back for each."""
-    keys = SaleKeys(sale_id)
+    """Repair a shard's counters and the terms toward the database. `quantity`: the units the
+    shard may sell (its allotment); `units_sold`: what its shoppers hold in the database;
+    `settled`: the reservations in the stream that the database has settled, with what Redis
+    has yet to give back for each."""
+    keys = SaleKeys(sale_id, shard, shards)
     result = _run(
         "reconcile",
         [keys.meta, keys.remaining, keys.buyers, keys.stream],
@@ -309,46 +393,109 @@ def sale_reconcile_counters(
     return Reconciliation(bool(result[0]), *(int(value) for value in result[1:5]), bool(result[5]))
 
 
-def sale_remaining(sale_id: int) -> int | None:
-    value = redis_client().get(SaleKeys(sale_id).remaining)
-    return None if value is None else int(value)
+@dataclass(frozen=True)
+class ShardState:
+    remaining: int
+    allotment: int
 
 
-def sale_is_loaded(sale_id: int) -> bool:
-    return bool(redis_client().exists(SaleKeys(sale_id).remaining))
+def sale_shard_states(sale_id: int, shards: int = 1) -> list[ShardState | None]:
+    """Each shard's remaining units and allotment, None for a shard Redis has not loaded; one
+    round trip per shard (the shards of a sale live on different primaries)."""
+    client, states = redis_client(), []
+    for keys in SaleKeys.all_of(sale_id, shards):
+        remaining, allotment = client.get(keys.remaining), client.hget(keys.meta, "allotment")
+        states.append(None if remaining is None else ShardState(int(remaining), int(allotment or 0)))
+    return states
 
 
-def sale_forget(sale_id: int) -> None:
+def sale_remaining(sale_id: int, shards: int = 1) -> int | None:
+    """Units on offer in every shard together; None when Redis has none of the sale's shards."""
+    states = [state for state in sale_shard_states(sale_id, shards) if state]
+    return sum(state.remaining for state in states) if states else None
+
+
+def sale_is_loaded(sale_id: int, shards: int = 1) -> bool:
+    """Whether Redis holds every shard of the sale."""
+    return all(sale_shard_states(sale_id, shards))
+
+
+def sale_forget(sale_id: int, shards: int = 1) -> None:
     """Drop every key of a closed sale whose reservations are all written."""
-    keys = SaleKeys(sale_id)
-    redis_client().delete(
-        keys.meta, keys.remaining, keys.buyers, keys.drain, keys.stream, keys.pending, keys.admitted, keys.blocked,
-        keys.stats,
-    )  # fmt: skip
+    client = redis_client()
+    for keys in SaleKeys.all_of(sale_id, shards):
+        client.delete(
+            keys.meta, keys.remaining, keys.buyers, keys.drain, keys.stream, keys.pending, keys.admitted,
+            keys.blocked, keys.stats,
+        )  # fmt: skip
+
+
+def sale_shift_units(*, sale_id: int, shard: int, shards: int, units: int) -> int:
+    """Add `units` to a shard's offer and allotment, or with a negative `units` take up to as
+    many as it has left. Returns the units moved (negative when taken); 0 when not loaded."""
+    keys = SaleKeys(sale_id, shard, shards)
+    return int(_run("shift_units", [keys.meta, keys.remaining], [units]))
+
+
+def sale_borrow(*, sale_id: int, shard: int, shards: int, units: int) -> int:
+    """Move units from the sale's other shards to `shard`, which has fewer than `units` left:
+    from the shard with the most left, half the difference between the two (at least `units`),
+    so that a sale's shards run dry together and few moves are made. Returns the units `shard`
+    has left now.
+
+    Moves of one sale are serialised by a short lock, which reconciliation takes too: a taken
+    unit is given within the same lock, and a mover that dies between the two leaves the sale's
+    allotments short, which the next reconciliation gives back to shard 0. A mover that cannot
+    get the lock at once waits a moment: another is moving units, most likely here.
+    """
+    with sale_lock(sale_id, "rebalance", ttl_ms=2_000, wait_ms=200) as lock:
+        states = sale_shard_states(sale_id, shards)
+        own = states[shard]
+        if lock is None or own is None or own.remaining >= units:
+            return own.remaining if own else 0
+        donors = [(state.remaining, index) for index, state in enumerate(states) if state and index != shard]
+        most, donor = max(donors, default=(0, shard))
+        if most <= 0:
+            return own.remaining
+        want = max(units - own.remaining, (most - own.remaining + 1) // 2)
+        taken = -sale_shift_units(sale_id=sale_id, shard=donor, shards=shards, units=-want)
+        if taken:
+            return sale_shift_units(sale_id=sale_id, shard=shard, shards=shards, units=taken) + own.remaining
+        return own.remaining
 
 
 def sale_edit(
-    *, sale_id: int, ends_at: datetime, per_user_limit: int, delta: int, committed_version: int | None = None
+    *,
+    sale_id: int,
+    ends_at: datetime,
+    per_user_limit: int,
+    delta: int,
+    committed_version: int | None = None,
+    shard: int = 0,
+    shards: int = 1,
 ) -> int:
     """Apply new terms to a loaded sale, `delta` units more (or fewer) on offer, atomically with
     admissions; after the edit's commit, with the version it made, at most once for that version.
     Returns 1 (applied), 0 (not loaded), 2 (Redis reflects the version already), -1 (too few
-    left to take off), -2 (a shopper holds more than the new limit); see edit_sale.lua."""
-    keys = SaleKeys(sale_id)
+    left to take off), -2 (a shopper holds more than the new limit); see edit_sale.lua. One shard
+    at a time; the units of a sale of several shards come and go through shard 0."""
+    keys = SaleKeys(sale_id, shard, shards)
     args = [_micros(ends_at), per_user_limit, delta, "" if committed_version is None else committed_version]
     return int(_run("edit_sale", [keys.meta, keys.remaining, keys.buyers], args))
 
 
-def sale_set_status(sale_id: int, status: str) -> None:
+def sale_set_status(sale_id: int, status: str, shards: int = 1) -> None:
     """Admission reads the status: a closed sale admits no one, whatever its window."""
-    redis_client().hset(SaleKeys(sale_id).meta, "status", status)
+    for keys in SaleKeys.all_of(sale_id, shards):
+        redis_client().hset(keys.meta, "status", status)
 
 
-def sales_block_user(*, sale_ids: list[int], user_id: int, blocked: bool) -> None:
-    """Refuse (or allow again) the user's purchases in these sales, from the next attempt on."""
+def sales_block_user(*, sales: dict[int, int], user_id: int, blocked: bool) -> None:
+    """Refuse (or allow again) the user's purchases in these sales (id -> shards), from the
+    next attempt on."""
     pipe = redis_client().pipeline(transaction=False)
-    for sale_id in sale_ids:
-        key = SaleKeys(sale_id).blocked
+    for sale_id, shards in sales.items():
+        key = SaleKeys(sale_id, home_shard(user_id, shards), shards).blocked
         if blocked:
             pipe.sadd(key, user_id)
         else:
@@ -356,8 +503,8 @@ def sales_block_user(*, sale_ids: list[int], user_id: int, blocked: bool) -> Non
     pipe.execute()
 
 
-def reservation_is_pending(*, sale_id: int, reservation_id: str) -> bool:
-    return bool(redis_client().hexists(SaleKeys(sale_id).pending, reservation_id))
+def reservation_is_pending(*, sale_id: int, reservation_id: str, shard: int = 0, shards: int = 1) -> bool:
+    return bool(redis_client().hexists(SaleKeys(sale_id, shard, shards).pending, reservation_id))
 
 
 # --- The reservation stream --------------------------------------------------------------------
@@ -392,10 +539,12 @@ def _ensure_group(client: redis.Redis, keys: SaleKeys) -> None:
         client.xgroup_create(keys.stream, WRITER_GROUP, id="0", mkstream=True)
 
 
-def reservations_read(*, sale_id: int, consumer: str, count: int, own_pending: bool = False) -> list[StreamReservation]:
+def reservations_read(
+    *, sale_id: int, consumer: str, count: int, own_pending: bool = False, shard: int = 0, shards: int = 1
+) -> list[StreamReservation]:
     """New reservations for this consumer, or with `own_pending` those it read before and has
     not acknowledged (a batch that failed). They stay pending until `reservations_done`."""
-    client, keys = redis_client(), SaleKeys(sale_id)
+    client, keys = redis_client(), SaleKeys(sale_id, shard, shards)
     try:
         response = client.xreadgroup(WRITER_GROUP, consumer, {keys.stream: "0" if own_pending else ">"}, count=count)
     except redis.ResponseError as error:
@@ -406,9 +555,11 @@ def reservations_read(*, sale_id: int, consumer: str, count: int, own_pending: b
     return _parse_entries(response[0][1]) if response else []
 
 
-def reservations_claim_stale(*, sale_id: int, consumer: str, min_idle_ms: int, count: int) -> list[StreamReservation]:
+def reservations_claim_stale(
+    *, sale_id: int, consumer: str, min_idle_ms: int, count: int, shard: int = 0, shards: int = 1
+) -> list[StreamReservation]:
     """Reservations another consumer read but never acknowledged (it died): now ours."""
-    client, keys = redis_client(), SaleKeys(sale_id)
+    client, keys = redis_client(), SaleKeys(sale_id, shard, shards)
     try:
         response = client.xautoclaim(keys.stream, WRITER_GROUP, consumer, min_idle_time=min_idle_ms, count=count)
     except redis.ResponseError as error:
@@ -419,7 +570,12 @@ def reservations_claim_stale(*, sale_id: int, consumer: str, min_idle_ms: int, c
 
 
 def reservations_done(
-    *, sale_id: int, entries: list[StreamReservation], give_back: dict[str, GiveBack] | None = None
+    *,
+    sale_id: int,
+    entries: list[StreamReservation],
+    give_back: dict[str, GiveBack] | None = None,
+    shard: int = 0,
+    shards: int = 1,
 ) -> int:
     """After the database has them: acknowledge, drop from the stream and from `pending`, and
     give back, per stream entry id in `give_back`, what Redis holds for a reservation that made
@@ -427,7 +583,7 @@ def reservations_done(
     many entries this call finished."""
     if not entries:
         return 0
-    keys = SaleKeys(sale_id)
+    keys = SaleKeys(sale_id, shard, shards)
     give_back = give_back or {}
     args: list = [WRITER_GROUP]
     for entry in entries:
@@ -436,17 +592,17 @@ def reservations_done(
     return int(_run("reservations_done", [keys.remaining, keys.buyers, keys.stream, keys.pending], args))
 
 
-def reservations_in_stream(sale_id: int) -> list[StreamReservation]:
-    return _parse_entries(redis_client().xrange(SaleKeys(sale_id).stream))
+def reservations_in_stream(sale_id: int, shard: int = 0, shards: int = 1) -> list[StreamReservation]:
+    return _parse_entries(redis_client().xrange(SaleKeys(sale_id, shard, shards).stream))
 
 
-def sales_with_streams() -> list[int]:
-    """Ids of every sale that has a reservation stream in Redis."""
-    ids = []
+def sales_with_streams() -> list[SaleKeys]:
+    """Every sale shard that has a reservation stream in Redis."""
+    shards = []
     for key in redis_client().scan_iter(match="fs:{*}:stream", count=1000):
         text = _text(key)
-        ids.append(int(text[text.index("{") + 1 : text.index("}")]))
-    return ids
+        shards.append(SaleKeys.from_tag(text[text.index("{") + 1 : text.index("}")]))
+    return shards
 
 
 # --- Locks -------------------------------------------------------------------------------------
@@ -473,53 +629,64 @@ class RedisLock:
 
 
 @contextlib.contextmanager
-def sale_lock(sale_id: int, job: str, ttl_ms: int = 30_000) -> Iterator[RedisLock | None]:
-    """Yield the lock for this sale's job, or None if someone else holds it: skip, don't wait."""
+def sale_lock(sale_id: int, job: str, ttl_ms: int = 30_000, wait_ms: int = 0) -> Iterator[RedisLock | None]:
+    """Yield the lock for this sale's job, or None if someone else holds it: skip, don't wait
+    (or not more than `wait_ms`, for a job that holds it for moments only)."""
     lock = RedisLock(SaleKeys(sale_id).lock(job), ttl_ms)
-    if not lock.acquire():
-        yield None
-        return
+    deadline = time.monotonic() + wait_ms / 1000
+    while not lock.acquire():
+        if time.monotonic() >= deadline:
+            yield None
+            return
+        time.sleep(0.002)
     try:
         yield lock
     finally:
         lock.release()
 
 
-def reservations_pending(sale_id: int) -> set[str]:
+def reservations_pending(sale_id: int, shard: int = 0, shards: int = 1) -> set[str]:
     """Ids of the reservations Redis holds as waiting for the writer."""
-    return {_text(rid) for rid in redis_client().hkeys(SaleKeys(sale_id).pending)}
+    return {_text(rid) for rid in redis_client().hkeys(SaleKeys(sale_id, shard, shards).pending)}
 
 
-def _sale_outcome_counts(sale_id: int) -> dict[int, dict[str, int]]:
-    """Admission answers by minute since the epoch and outcome, as the admission script counts them."""
+def _sale_outcome_counts(sale_id: int, shards: int) -> dict[int, dict[str, int]]:
+    """Admission answers by minute since the epoch and outcome, as the admission script counts
+    them in each shard."""
     counts: dict[int, dict[str, int]] = {}
-    for field, value in redis_client().hgetall(SaleKeys(sale_id).stats).items():
-        minute, outcome = _text(field).split(":", 1)
-        counts.setdefault(int(minute), {})[outcome] = int(value)
+    for keys in SaleKeys.all_of(sale_id, shards):
+        for field, value in redis_client().hgetall(keys.stats).items():
+            minute, outcome = _text(field).split(":", 1)
+            by_outcome = counts.setdefault(int(minute), {})
+            by_outcome[outcome] = by_outcome.get(outcome, 0) + int(value)
     return counts
 
 
-def sale_outcome_totals(sale_id: int) -> dict[str, int]:
+def sale_outcome_totals(sale_id: int, shards: int = 1) -> dict[str, int]:
     """Every admission answer of the sale so far, by outcome."""
     totals: dict[str, int] = {}
-    for by_outcome in _sale_outcome_counts(sale_id).values():
+    for by_outcome in _sale_outcome_counts(sale_id, shards).values():
         for outcome, count in by_outcome.items():
             totals[outcome] = totals.get(outcome, 0) + count
     return dict(sorted(totals.items()))
 
 
-def sale_outcomes_by_minute(sale_id: int, minutes: int) -> list[tuple[int, dict[str, int]]]:
+def sale_outcomes_by_minute(sale_id: int, minutes: int, shards: int = 1) -> list[tuple[int, dict[str, int]]]:
     """Admission answers of the last `minutes` minutes: [(minute since the epoch, {outcome: n})]."""
-    counts = _sale_outcome_counts(sale_id)
+    counts = _sale_outcome_counts(sale_id, shards)
     now_minute = int(redis_client().time()[0] // 60)
     return [(minute, counts.get(minute, {})) for minute in range(now_minute - minutes + 1, now_minute + 1)]
 
 
-def oldest_reservation_age_seconds(sale_id: int) -> float | None:
+def oldest_reservation_age_seconds(sale_id: int, shards: int = 1) -> float | None:
     """How long the oldest reservation not yet written has waited: the writer's lag."""
     client = redis_client()
-    oldest = client.xrange(SaleKeys(sale_id).stream, count=1)
-    if not oldest:
+    starts = [
+        int(_text(oldest[0][0]).split("-")[0])
+        for keys in SaleKeys.all_of(sale_id, shards)
+        if (oldest := client.xrange(keys.stream, count=1))
+    ]
+    if not starts:
         return None
     seconds, micros = client.time()
-    return max(0.0, seconds + micros / 1e6 - int(_text(oldest[0][0]).split("-")[0]) / 1000)
+    return max(0.0, seconds + micros / 1e6 - min(starts) / 1000)

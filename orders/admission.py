@@ -38,10 +38,11 @@ from orders.models import (
     PurchaseRefusal,
 )
 from orders.reservations import reservation_id_new, reservation_id_parse
-from orders.writer import orders_insert, reservations_decide
+from orders.writer import orders_insert, reservations_decide, shard_lock, shard_room_check, with_room
 from shop.exceptions import SaleNotFound
 from shop.gate import sale_gate
-from shop.models import FlashSale
+from shop.models import FlashSale, FlashSaleShard
+from shop.selectors import flash_sale_stock_shards
 from shop.services import flash_sale_preheat, flash_sale_should_be_loaded
 
 logger = logging.getLogger(__name__)
@@ -80,20 +81,30 @@ def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_ke
         return purchase_admit_database(
             sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key
         )
+    shards = flash_sale_stock_shards(sale_id)
+    shard = redis_sales.home_shard(user_id, shards)
     refusal = sale_gate.refusal(sale_id)
     try:
         if refusal:
             # The sale is closed to newcomers; only a repeat of an earlier request gets its own
             # first answer. The gate's answers never extend the gate.
             admission = redis_breaker.call(
-                lambda: redis_sales.admission_replay(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key)
+                lambda: redis_sales.admission_replay(
+                    sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key, shard=shard, shards=shards
+                )
             )
             if admission is None:
                 raise PurchaseRefused(refusal)
         else:
             admission = redis_breaker.call(
                 lambda: _admit(
-                    sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key, limits=limits
+                    sale_id=sale_id,
+                    user_id=user_id,
+                    quantity=quantity,
+                    idempotency_key=idempotency_key,
+                    limits=limits,
+                    shard=shard,
+                    shards=shards,
                 )
             )
             if not admission.replayed:
@@ -117,16 +128,27 @@ def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_ke
         raise PurchaseRefused(admission.outcome)
     if admission.schedule_drain:
         try:
-            tasks.order_writer_drain.apply_async(args=[sale_id], retry=False)
+            tasks.order_writer_drain.apply_async(args=[sale_id, shard, shards], retry=False)
         except (KombuError, OSError):
             logger.warning("could not schedule the order writer for sale %s; the sweep will drain it", sale_id)
     return admission.reservation_id
 
 
+# Rounds of borrowing units from a sale's other shards before a short shard's answer is sold out.
+BORROW_ROUNDS = 3
+
+
 def _admit(
-    *, sale_id: int, user_id: int, quantity: int, idempotency_key: str, limits: Sequence[Limit]
+    *,
+    sale_id: int,
+    user_id: int,
+    quantity: int,
+    idempotency_key: str,
+    limits: Sequence[Limit],
+    shard: int,
+    shards: int,
 ) -> redis_sales.Admission:
-    def attempt() -> redis_sales.Admission:
+    def attempt(short_is_final: bool = True, limits: Sequence[Limit] = limits) -> redis_sales.Admission:
         return redis_sales.reservation_admit(
             sale_id=sale_id,
             user_id=user_id,
@@ -135,9 +157,19 @@ def _admit(
             idempotency_key=idempotency_key,
             request_id=request_id_var.get(),
             limits=limits,
+            shard=shard,
+            shards=shards,
+            short_is_final=short_is_final,
         )
 
-    admission = attempt()
+    admission = attempt(short_is_final=shards == 1)
+    # The shopper's home shard is short while the sale may have units in others: move some
+    # here and ask again (the rate limits were taken by the first attempt).
+    for last in [False] * (BORROW_ROUNDS - 1) + [True]:
+        if admission.outcome != "short":
+            break
+        redis_sales.sale_borrow(sale_id=sale_id, shard=shard, shards=shards, units=quantity)
+        admission = attempt(short_is_final=last, limits=())
     if admission.outcome != "not_loaded":
         return admission
     # Not in Redis: not preheated yet, or Redis lost it. The database decides.
@@ -172,7 +204,15 @@ def purchase_result(*, reservation_id: str, user: AbstractBaseUser) -> PurchaseR
     if found:
         return found
     try:
-        pending = redis_sales.reservation_is_pending(sale_id=ref.sale_id, reservation_id=reservation_id)
+        shards = flash_sale_stock_shards(ref.sale_id)
+        pending = redis_sales.reservation_is_pending(
+            sale_id=ref.sale_id,
+            reservation_id=reservation_id,
+            shard=redis_sales.home_shard(ref.user_id, shards),
+            shards=shards,
+        )
+    except FlashSale.DoesNotExist:
+        pending = False
     except redis.RedisError:
         pending = True  # Cannot tell yet; do not call it failed.
     if pending:
@@ -194,16 +234,19 @@ def _reservation_lost(*, sale_id: int, user_id: int, reservation_id: str) -> Pur
     """Neither Redis nor the database has it: Redis lost it. Recorded as failed, so that the
     answer stays true: a writer that read it before the loss can no longer confirm it."""
     with transaction.atomic():
-        # The sale's row lock orders this after any batch a writer is committing: that batch's
+        # The shard's row lock orders this after any batch a writer is committing: that batch's
         # order is then seen here, or this record is seen by the batch.
-        sale = FlashSale.objects.select_for_update().filter(pk=sale_id).first()
+        shards = FlashSale.objects.filter(pk=sale_id).values_list("stock_shards", flat=True).first()
+        row = None
+        if shards is not None:
+            row = shard_lock(sale_id=sale_id, shard=redis_sales.home_shard(user_id, shards))
         found = _result_in_database(reservation_id)
         if found:
             return found
-        if sale is not None:
+        if row is not None:
             FailedReservation.objects.create(
                 reservation_id=reservation_id,
-                flash_sale=sale,
+                flash_sale_id=sale_id,
                 user_id=user_id,
                 quantity=0,
                 reason=FailedReservation.Reason.LOST,
@@ -227,17 +270,28 @@ def purchase_admit_database(*, sale_id: int, user_id: int, quantity: int, idempo
     Redis's counters catch up at the next reconcile. Raises as purchase_admit does.
     """
     rid = reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key)
-    with transaction.atomic():
-        sale = FlashSale.objects.select_for_update().get(pk=sale_id)
-        refusal = _database_answer(sale=sale, reservation_id=rid, user_id=user_id, quantity=quantity)
+    shard = redis_sales.home_shard(user_id, flash_sale_stock_shards(sale_id))
+
+    def answer(may_borrow: bool) -> str | None:
+        with transaction.atomic():
+            sale = FlashSale.objects.select_for_update().get(pk=sale_id)
+            row = shard_lock(sale_id=sale_id, shard=shard)
+            return _database_answer(
+                sale=sale, shard=row, reservation_id=rid, user_id=user_id, quantity=quantity, may_borrow=may_borrow
+            )
+
+    refusal = with_room(answer, sale_id=sale_id, shard=shard)
     if refusal:
         raise PurchaseRefused(refusal)
     return rid
 
 
-def _database_answer(*, sale: FlashSale, reservation_id: str, user_id: int, quantity: int) -> str | None:
-    """Under the sale's row lock: the first answer to this request if it had one, else a new
-    one, written (an order, or the refusal remembered). Returns the refusal code or None."""
+def _database_answer(
+    *, sale: FlashSale, shard: FlashSaleShard, reservation_id: str, user_id: int, quantity: int, may_borrow: bool
+) -> str | None:
+    """Under the sale's row lock and its shard's: the first answer to this request if it had
+    one, else a new one, written (an order, or the refusal remembered). Returns the refusal code
+    or None. Raises ShardShort (see `with_room`)."""
     # One query for both kinds of first answer: an order ("" for its code) or a refusal.
     answers = (
         Order.objects.filter(reservation_id=reservation_id)
@@ -256,10 +310,11 @@ def _database_answer(*, sale: FlashSale, reservation_id: str, user_id: int, quan
     elif now >= sale.ends_at:
         code = "ended"
     else:
+        shard_room_check(shard, units=quantity, may_borrow=may_borrow)
         entry = StreamReservation(entry_id="", reservation_id=reservation_id, user_id=user_id, quantity=quantity)
-        accepted, failures = reservations_decide(sale=sale, entries=[entry])
+        accepted, failures = reservations_decide(sale=sale, room=shard.room, entries=[entry])
         if not failures:
-            orders_insert(sale=sale, accepted=accepted, admission=Order.Admission.DATABASE)
+            orders_insert(shard=shard, accepted=accepted, admission=Order.Admission.DATABASE)
             return None
         if failures[0].reason == FailedReservation.Reason.UNKNOWN_USER:
             raise AccountUnknown()

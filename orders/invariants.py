@@ -7,6 +7,7 @@ from django.db.models import Count, Q, Sum
 from inventory import redis_sales
 from inventory.models import Stock
 from orders.models import FailedReservation, Order
+from orders.selectors import in_shard
 from shop.models import FlashSale
 
 NOT_CANCELLED = ~Q(status=Order.Status.CANCELLED)
@@ -46,8 +47,7 @@ def _check_sale(report: Report, sale: FlashSale) -> None:
     # 1. No oversell, and the counter the writer guards tells the truth.
     if units > sale.quantity:
         report.violation("no_oversell", sale=sale.pk, units_in_orders=units, quantity=sale.quantity)
-    if units != sale.units_sold:
-        report.violation("sale_counter", sale=sale.pk, units_in_orders=units, units_sold=sale.units_sold)
+    _check_shards(report, sale)
     # 4. Per-user limit.
     over = (
         orders.filter(NOT_CANCELLED)
@@ -61,14 +61,50 @@ def _check_sale(report: Report, sale: FlashSale) -> None:
         )
     # 3. Cache agreement, counting reservations still on their way to the database.
     if sale.status in {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}:
-        remaining = redis_sales.sale_remaining(sale.pk)
-        if remaining is not None:
-            in_flight = sum(entry.quantity for entry in redis_sales.reservations_in_stream(sale.pk))
-            expected = sale.quantity - units - in_flight
-            if remaining != expected:
-                report.violation(
-                    "cache_agreement", sale=sale.pk, redis_remaining=remaining, expected=expected, in_flight=in_flight
-                )
+        _check_cache(report, sale)
+
+
+def _check_shards(report: Report, sale: FlashSale) -> None:
+    """The counters the writers guard tell the truth, shard by shard, and the shards' allotments
+    share out exactly the sale's quantity."""
+    rows = list(sale.shards.order_by("index"))
+    if len(rows) != sale.stock_shards or sum(row.allotment for row in rows) != sale.quantity:
+        report.violation("shard_allotments", sale=sale.pk, shards=len(rows), allotments=[row.allotment for row in rows])
+    for row in rows:
+        orders = in_shard(
+            Order.objects.filter(NOT_CANCELLED, flash_sale=sale), shard=row.index, shards=sale.stock_shards
+        )
+        units = orders.aggregate(units=Sum("quantity"))["units"] or 0
+        if units != row.units_sold:
+            report.violation(
+                "sale_counter", sale=sale.pk, shard=row.index, units_in_orders=units, units_sold=row.units_sold
+            )
+
+
+def _check_cache(report: Report, sale: FlashSale) -> None:
+    """Each loaded shard offers its allotment less what its shoppers hold and have on their way,
+    and the shards' allotments in Redis share out the sale's quantity."""
+    states = redis_sales.sale_shard_states(sale.pk, sale.stock_shards)
+    if not any(states):
+        return
+    for row in sale.shards.all():
+        state = states[row.index]
+        in_flight = sum(
+            entry.quantity for entry in redis_sales.reservations_in_stream(sale.pk, row.index, sale.stock_shards)
+        )
+        expected = None if state is None else state.allotment - row.units_sold - in_flight
+        if state is None or state.remaining != expected:
+            report.violation(
+                "cache_agreement",
+                sale=sale.pk,
+                shard=row.index,
+                redis_remaining=state and state.remaining,
+                expected=expected,
+                in_flight=in_flight,
+            )
+    allotments = [state.allotment for state in states if state]
+    if sum(allotments) != sale.quantity:
+        report.violation("cache_allotments", sale=sale.pk, quantity=sale.quantity, redis_allotments=allotments)
 
 
 def _check_stock(report: Report, sales: list[FlashSale]) -> None:
@@ -116,9 +152,10 @@ def _check_reservations(report: Report) -> None:
     for rid in [row["reservation_id"] for row in doubled] + list(both):
         report.violation("one_outcome_per_reservation", reservation=rid)
     # 5. Nothing lost: a reservation Redis still calls pending is in the stream or the database.
-    for sale_id in redis_sales.sales_with_streams():
-        in_stream = {entry.reservation_id for entry in redis_sales.reservations_in_stream(sale_id)}
-        pending = redis_sales.reservations_pending(sale_id)
+    for keys in redis_sales.sales_with_streams():
+        shard = (keys.sale_id, keys.shard, keys.shards)
+        in_stream = {entry.reservation_id for entry in redis_sales.reservations_in_stream(*shard)}
+        pending = redis_sales.reservations_pending(*shard)
         unaccounted = pending - in_stream
         if unaccounted:
             known = set(Order.objects.filter(reservation_id__in=unaccounted).values_list("reservation_id", flat=True))
@@ -128,4 +165,4 @@ def _check_reservations(report: Report) -> None:
                 )
             )
             for rid in sorted(unaccounted - known):
-                report.violation("reservation_lost", sale=sale_id, reservation=rid)
+                report.violation("reservation_lost", sale=keys.sale_id, shard=keys.shard, reservation=rid)

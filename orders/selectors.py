@@ -2,6 +2,7 @@ from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet, Sum
+from django.db.models.functions import Mod
 
 from inventory.redis_sales import KEEP, GiveBack
 from orders.models import FailedReservation, Order
@@ -33,9 +34,19 @@ def order_list_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet
     return orders if user.is_staff and user.has_perm("orders.view_order") else orders.filter(user=user)
 
 
-def order_units_by_user(*, flash_sale_id: int, user_ids: Iterable[int] | None = None) -> dict[int, int]:
-    """Units each user holds in a sale's orders that are not cancelled."""
+def in_shard(queryset: QuerySet, *, shard: int, shards: int) -> QuerySet:
+    """The rows of a sale's shoppers whose home is this stock shard (`redis_sales.home_shard`)."""
+    if shards == 1:
+        return queryset
+    return queryset.alias(home_shard=Mod("user_id", shards)).filter(home_shard=shard)
+
+
+def order_units_by_user(
+    *, flash_sale_id: int, user_ids: Iterable[int] | None = None, shard: int = 0, shards: int = 1
+) -> dict[int, int]:
+    """Units each user (of one stock shard) holds in a sale's orders that are not cancelled."""
     orders = Order.objects.filter(flash_sale_id=flash_sale_id).exclude(status=Order.Status.CANCELLED)
+    orders = in_shard(orders, shard=shard, shards=shards)
     if user_ids is not None:
         orders = orders.filter(user_id__in=list(user_ids))
     return dict(orders.values("user_id").annotate(units=Sum("quantity")).values_list("user_id", "units"))
@@ -61,8 +72,12 @@ def reservations_settled(*, reservation_ids: Iterable[str]) -> dict[str, GiveBac
     return settled
 
 
-def reservation_units_by_id(*, flash_sale_id: int) -> dict[str, int]:
-    """Units of every reservation of the sale that the database has, as an order or a failure."""
-    units = dict(Order.objects.filter(flash_sale_id=flash_sale_id).values_list("reservation_id", "quantity"))
-    failed = FailedReservation.objects.filter(flash_sale_id=flash_sale_id).values_list("reservation_id", "quantity")
-    return {**dict(failed), **units}
+def reservation_units_by_id(*, flash_sale_id: int, shard: int = 0, shards: int = 1) -> dict[str, int]:
+    """Units of every reservation of the sale (of one stock shard's shoppers) that the database
+    has, as an order or a failure."""
+    orders = in_shard(Order.objects.filter(flash_sale_id=flash_sale_id), shard=shard, shards=shards)
+    failed = in_shard(FailedReservation.objects.filter(flash_sale_id=flash_sale_id), shard=shard, shards=shards)
+    return {
+        **dict(failed.values_list("reservation_id", "quantity")),
+        **dict(orders.values_list("reservation_id", "quantity")),
+    }

@@ -26,7 +26,7 @@ from orders.models import (
 )
 from orders.payments import payment_provider
 from shop.gate import sale_gate_reopen
-from shop.models import FlashSale
+from shop.models import FlashSale, FlashSaleShard
 from shop.services import OPEN_STATUSES
 
 logger = logging.getLogger(__name__)
@@ -157,14 +157,17 @@ def order_cancel(*, order: Order, actor: AbstractBaseUser | None, reason: str, e
         back_on_sale = False
         if locked.flash_sale_id is not None:
             sale = FlashSale.objects.select_for_update().get(pk=locked.flash_sale_id)
-            FlashSale.objects.filter(pk=sale.pk).update(units_sold=F("units_sold") - locked.quantity)
+            shard = redis_sales.home_shard(locked.user_id, sale.stock_shards)
+            FlashSaleShard.objects.filter(flash_sale=sale, index=shard).update(
+                units_sold=F("units_sold") - locked.quantity
+            )
             back_on_sale = sale.status in OPEN_STATUSES
         if back_on_sale:
             # Before commit, under the sale's row lock, which reconciliation takes too: it sees
             # the units back in both places or in neither, so it cannot count them twice. Should
             # the commit then fail, Redis offers units the database lacks: the writer refuses
             # them as sold out without giving them back, and reconciliation repairs the count.
-            _release_to_sale(sale_id=sale.pk, user_id=locked.user_id, quantity=locked.quantity)
+            _release_to_sale(sale=sale, user_id=locked.user_id, quantity=locked.quantity)
         else:
             stock_release(
                 stock=locked.sku.stock,
@@ -237,9 +240,16 @@ def orders_expire_unpaid(*, limit: int = 500) -> int:
     return cancelled
 
 
-def _release_to_sale(*, sale_id: int, user_id: int, quantity: int) -> None:
-    """Units back on offer in Redis. If Redis is unreachable, reconciliation repairs it."""
+def _release_to_sale(*, sale: FlashSale, user_id: int, quantity: int) -> None:
+    """Units back on offer in Redis, in the shopper's home shard. If Redis is unreachable,
+    reconciliation repairs it."""
     try:
-        redis_sales.sale_release_units(sale_id=sale_id, user_id=user_id, quantity=quantity)
+        redis_sales.sale_release_units(
+            sale_id=sale.pk,
+            user_id=user_id,
+            quantity=quantity,
+            shard=redis_sales.home_shard(user_id, sale.stock_shards),
+            shards=sale.stock_shards,
+        )
     except redis.RedisError:
-        logger.exception("could not return %s units of sale %s to Redis; reconciliation will", quantity, sale_id)
+        logger.exception("could not return %s units of sale %s to Redis; reconciliation will", quantity, sale.pk)

@@ -21,22 +21,22 @@ def consumer_name() -> str:
     retry_jitter=True,
     max_retries=20,
 )
-def order_writer_drain(sale_id: int) -> bool:
-    """Write a sale's reservations as orders until its stream is empty.
+def order_writer_drain(sale_id: int, shard: int = 0, shards: int = 1) -> bool:
+    """Write a sale's reservations (of one stock shard) as orders until its stream is empty.
 
     Retries with jittered backoff, up to about ten minutes, while PostgreSQL or Redis is
     away; reservations stay in the stream meanwhile, and the sweep goes on after the last
     retry, so nothing is lost. When it stops at its batch bound with work
     left, it schedules itself again rather than running on.
     """
-    finished = writer.order_writer_drain(sale_id=sale_id, consumer=consumer_name())
+    finished = writer.order_writer_drain(sale_id=sale_id, consumer=consumer_name(), shard=shard, shards=shards)
     if not finished:
-        order_writer_drain.delay(sale_id)
+        order_writer_drain.delay(sale_id, shard, shards)
     return finished
 
 
 @shared_task(autoretry_for=(OperationalError, RedisError), retry_backoff=1, retry_jitter=True, max_retries=3)
-def order_writer_sweep() -> dict[int, int]:
+def order_writer_sweep() -> dict[str, int]:
     """Every few seconds: take over reservations dead consumers left, and drain what is new.
 
     Covers reservations whose drain task was never scheduled (broker down) or was lost with
@@ -44,10 +44,11 @@ def order_writer_sweep() -> dict[int, int]:
     """
     consumer = consumer_name()
     reclaimed = {}
-    for sale_id in redis_sales.sales_with_streams():
-        reclaimed[sale_id] = writer.order_writer_reclaim(sale_id=sale_id, consumer=consumer)
-        if not writer.order_writer_drain(sale_id=sale_id, consumer=consumer):
-            order_writer_drain.delay(sale_id)
+    for keys in redis_sales.sales_with_streams():
+        shard = {"sale_id": keys.sale_id, "shard": keys.shard, "shards": keys.shards}
+        reclaimed[keys.stream] = writer.order_writer_reclaim(consumer=consumer, **shard)
+        if not writer.order_writer_drain(consumer=consumer, **shard):
+            order_writer_drain.delay(keys.sale_id, keys.shard, keys.shards)
     return reclaimed
 
 

@@ -5,8 +5,10 @@ reservation id, acknowledged and settled back in Redis by one script after commi
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -23,11 +25,12 @@ from orders.models import (
 )
 from orders.selectors import DUPLICATE, GIVE_BACK, order_units_by_user, reservations_settled
 from shop.gate import sale_gate_reopen
-from shop.models import FlashSale
-from shop.services import OPEN_STATUSES
+from shop.models import FlashSale, FlashSaleShard
+from shop.services import OPEN_STATUSES, flash_sale_shards_rebalance
 
 # "orders.writer": one line per reservation settled; at very high rates, raise its level.
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,11 +40,48 @@ class BatchOutcome:
     skipped: int = 0
 
 
+class ShardShort(Exception):
+    """A stock shard's allotment has less room than a batch needs: borrow, then write again."""
+
+    def __init__(self, units: int):
+        super().__init__(f"{units} units short")
+        self.units = units
+
+
+def with_room(write: Callable[[bool], T], *, sale_id: int, shard: int) -> T:
+    """Run `write(may_borrow=True)`, a transaction that raises ShardShort when its shard's
+    allotment is short; then, with the units borrowed from the sale's other shards in a
+    transaction of its own, once more with `may_borrow=False` (whatever room there is decides)."""
+    try:
+        return write(True)
+    except ShardShort as short:
+        flash_sale_shards_rebalance(sale_id=sale_id, shard=shard, units=short.units)
+        return write(False)
+
+
+def shard_lock(*, sale_id: int, shard: int) -> FlashSaleShard:
+    """Lock a stock shard's row, and read its sale's terms after the lock (a close or an edit
+    locks every shard first, so a batch sees them before or after, never half)."""
+    return (
+        FlashSaleShard.objects.select_for_update(of=("self",))
+        .select_related("flash_sale")
+        .get(flash_sale_id=sale_id, index=shard)
+    )
+
+
+def shard_room_check(row: FlashSaleShard, *, units: int, may_borrow: bool) -> None:
+    """Raise ShardShort when `units` more do not fit the shard's allotment but may be borrowed
+    from the sale's other shards."""
+    sale = row.flash_sale
+    if may_borrow and units > row.room and sale.stock_shards > 1 and sale.status in OPEN_STATUSES:
+        raise ShardShort(units - row.room)
+
+
 def reservations_decide(
-    *, sale: FlashSale, entries: list[StreamReservation]
+    *, sale: FlashSale, room: int, entries: list[StreamReservation]
 ) -> tuple[list[StreamReservation], list[FailedReservation]]:
-    """Which new reservations of a sale (whose row the caller has locked) become orders, and
-    the refusals of the others.
+    """Which new reservations of a sale become orders, and the refusals of the others, with
+    `room` units left in their stock shard (whose row the caller has locked).
 
     Writes nothing; the database's view (units sold, each user's orders, the accounts)
     decides. Sold out is judged first: a refusal for any other reason means the database had
@@ -52,7 +92,6 @@ def reservations_decide(
     held = order_units_by_user(flash_sale_id=sale.pk, user_ids=user_ids)
     # A closed sale has released its unsold units already; nothing more can be written.
     closed = sale.status not in OPEN_STATUSES
-    room = sale.remaining
     accepted, failures = [], []
     for entry in entries:
         reason = None
@@ -98,20 +137,24 @@ INSERT_ORDERS = f"""
 
 
 def orders_insert(
-    *, sale: FlashSale, accepted: list[StreamReservation], admission: Order.Admission = Order.Admission.REDIS
+    *,
+    shard: FlashSaleShard,
+    accepted: list[StreamReservation],
+    admission: Order.Admission = Order.Admission.REDIS,
 ) -> dict[str, int]:
-    """Write the orders of accepted reservations of a sale whose row the caller has locked.
-    Returns their ids by reservation id."""
+    """Write the orders of accepted reservations of a stock shard whose row the caller has
+    locked. Returns their ids by reservation id."""
     if not accepted:
         return {}
+    sale = shard.flash_sale
     units = sum(entry.quantity for entry in accepted)
     now = timezone.now()
-    # One guarded update of the hot row per batch; the CHECK constraint backs it up.
-    counted = FlashSale.objects.filter(pk=sale.pk, units_sold__lte=F("quantity") - units).update(
-        units_sold=F("units_sold") + units, updated_at=now
+    # One guarded update of the shard's row per batch; the CHECK constraint backs it up.
+    counted = FlashSaleShard.objects.filter(pk=shard.pk, units_sold__lte=F("allotment") - units).update(
+        units_sold=F("units_sold") + units
     )
     if not counted:
-        raise IntegrityError(f"flash sale {sale.pk} has no room for {units} more units")
+        raise IntegrityError(f"shard {shard.index} of flash sale {sale.pk} has no room for {units} more units")
     with connection.cursor() as cursor:
         cursor.execute(
             INSERT_ORDERS,
@@ -131,39 +174,48 @@ def orders_insert(
         return dict(cursor.fetchall())
 
 
-def order_write_batch(*, sale_id: int, entries: list[StreamReservation]) -> BatchOutcome:
-    """Turn a batch of reservations into orders: one transaction, one counter update.
+def order_write_batch(
+    *, sale_id: int, entries: list[StreamReservation], shard: int = 0, shards: int = 1
+) -> BatchOutcome:
+    """Turn a batch of a stock shard's reservations into orders: one transaction, one counter
+    update (of the shard's row: the shards of a sale write in parallel).
 
     Idempotent by reservation id: a redelivered batch writes nothing twice, and a request
     admitted twice (the same id in two entries) makes one order. A reservation the database
     refuses becomes a FailedReservation. After commit, one script acknowledges the batch and
     gives back to Redis what it holds for the reservations that made no order (GIVE_BACK).
     """
-    give_back: dict[str, GiveBack] = {}
-    with transaction.atomic():
-        # The sale's row lock serialises writers of one sale (and reconciliation), so the
-        # "already settled" look below sees every batch committed before this one.
-        sale = FlashSale.objects.select_for_update().get(pk=sale_id)
-        settled = reservations_settled(reservation_ids={entry.reservation_id for entry in entries})
-        todo, seen = [], set()
-        for entry in entries:
-            if not entry.reservation_id:
-                continue  # Deleted from the stream already; only the acknowledgement is left.
-            if entry.reservation_id in seen:
-                give_back[entry.entry_id] = DUPLICATE
-            elif entry.reservation_id in settled:
-                give_back[entry.entry_id] = settled[entry.reservation_id]
-            else:
-                todo.append(entry)
-            seen.add(entry.reservation_id)
-        accepted, failures = reservations_decide(sale=sale, entries=todo)
-        written = orders_insert(sale=sale, accepted=accepted)
-        FailedReservation.objects.bulk_create(failures)
+
+    def write(may_borrow: bool) -> tuple[dict[str, GiveBack], list[StreamReservation], dict, list]:
+        give_back: dict[str, GiveBack] = {}
+        with transaction.atomic():
+            # The shard's row lock serialises its writers (and reconciliation), so the "already
+            # settled" look below sees every batch committed before this one.
+            row = shard_lock(sale_id=sale_id, shard=shard)
+            settled = reservations_settled(reservation_ids={entry.reservation_id for entry in entries})
+            todo, seen = [], set()
+            for entry in entries:
+                if not entry.reservation_id:
+                    continue  # Deleted from the stream already; only the acknowledgement is left.
+                if entry.reservation_id in seen:
+                    give_back[entry.entry_id] = DUPLICATE
+                elif entry.reservation_id in settled:
+                    give_back[entry.entry_id] = settled[entry.reservation_id]
+                else:
+                    todo.append(entry)
+                seen.add(entry.reservation_id)
+            shard_room_check(row, units=sum(entry.quantity for entry in todo), may_borrow=may_borrow)
+            accepted, failures = reservations_decide(sale=row.flash_sale, room=row.room, entries=todo)
+            written = orders_insert(shard=row, accepted=accepted)
+            FailedReservation.objects.bulk_create(failures)
+        return give_back, todo, written, failures
+
+    give_back, todo, written, failures = with_room(write, sale_id=sale_id, shard=shard)
     reasons = {failure.reservation_id: failure.reason for failure in failures}
     for entry in todo:
         if entry.reservation_id in reasons:
             give_back[entry.entry_id] = GIVE_BACK[reasons[entry.reservation_id]]
-    redis_sales.reservations_done(sale_id=sale_id, entries=entries, give_back=give_back)
+    redis_sales.reservations_done(sale_id=sale_id, entries=entries, give_back=give_back, shard=shard, shards=shards)
     if any(back.units for back in give_back.values()):
         sale_gate_reopen(sale_id)
     _observe_batch(todo, written=written, failed=reasons)
@@ -186,7 +238,7 @@ def _observe_batch(entries: list[StreamReservation], *, written: dict[str, int],
             logger.info("reservation failed: %s", reason, extra={**context, "reason": reason})
 
 
-def order_writer_drain(*, sale_id: int, consumer: str) -> bool:
+def order_writer_drain(*, sale_id: int, consumer: str, shard: int = 0, shards: int = 1) -> bool:
     """Write the sale's new reservations in batches until its stream is empty.
 
     Starts with what this consumer read before and could not write (the database was away),
@@ -199,14 +251,19 @@ def order_writer_drain(*, sale_id: int, consumer: str) -> bool:
     own_pending = True
     for _ in range(settings.ORDER_WRITER_MAX_BATCHES):
         entries = redis_sales.reservations_read(
-            sale_id=sale_id, consumer=consumer, count=settings.ORDER_WRITER_BATCH_SIZE, own_pending=own_pending
+            sale_id=sale_id,
+            consumer=consumer,
+            count=settings.ORDER_WRITER_BATCH_SIZE,
+            own_pending=own_pending,
+            shard=shard,
+            shards=shards,
         )
         if not entries and own_pending:
             own_pending = False
             continue
         if not entries:
             return True
-        result = order_write_batch(sale_id=sale_id, entries=entries)
+        result = order_write_batch(sale_id=sale_id, entries=entries, shard=shard, shards=shards)
         logger.info("sale %s: wrote %s orders, %s failed, %s already written", sale_id, result.written,
                     result.failed, result.skipped)  # fmt: skip
         if len(entries) < settings.ORDER_WRITER_BATCH_SIZE:
@@ -214,7 +271,7 @@ def order_writer_drain(*, sale_id: int, consumer: str) -> bool:
     return False
 
 
-def order_writer_reclaim(*, sale_id: int, consumer: str) -> int:
+def order_writer_reclaim(*, sale_id: int, consumer: str, shard: int = 0, shards: int = 1) -> int:
     """Write reservations a dead consumer left unacknowledged. Returns how many it took over."""
     taken = 0
     for _ in range(settings.ORDER_WRITER_MAX_BATCHES):
@@ -223,9 +280,11 @@ def order_writer_reclaim(*, sale_id: int, consumer: str) -> int:
             consumer=consumer,
             min_idle_ms=settings.ORDER_WRITER_RECLAIM_IDLE_MS,
             count=settings.ORDER_WRITER_BATCH_SIZE,
+            shard=shard,
+            shards=shards,
         )
         if not entries:
             break
-        order_write_batch(sale_id=sale_id, entries=entries)
+        order_write_batch(sale_id=sale_id, entries=entries, shard=shard, shards=shards)
         taken += len(entries)
     return taken

@@ -139,9 +139,12 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
     autocomplete_fields = ["sku"]
     date_hierarchy = "starts_at"
     actions = ["preheat", "reconcile", "cancel"]
-    CREATE_FIELDS = ["title", "sku", "price", "quantity", "starts_at", "ends_at", "per_user_limit"]
+    CREATE_FIELDS = ["title", "sku", "price", "quantity", "starts_at", "ends_at", "per_user_limit", "stock_shards"]
     # What an edit may change (through flash_sale_edit, with the version the form was drawn at).
     EDITABLE = ["title", "ends_at", "quantity", "per_user_limit", "expected_version"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_units_sold()
 
     def get_inlines(self, request, obj):
         return [] if obj is None else [FlashSaleEditInline]
@@ -178,7 +181,7 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
     @admin.display(description="left in Redis")
     def remaining_in_redis(self, sale: FlashSale):
         try:
-            value = redis_sales.sale_remaining(sale.pk)
+            value = redis_sales.sale_remaining(sale.pk, sale.stock_shards)
         except redis.RedisError:
             return "Redis unreachable"
         return "-" if value is None else value

@@ -1,9 +1,10 @@
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
 
 
 class ProductQuerySet(models.QuerySet):
@@ -49,9 +50,15 @@ class SKU(models.Model):
         return self.code
 
 
+MAX_STOCK_SHARDS = 16
+
+
 class FlashSaleQuerySet(models.QuerySet):
     def on_offer(self):
         return self.filter(status__in=[FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE])
+
+    def with_units_sold(self):
+        return self.annotate(units_sold_annotated=Coalesce(Sum("shards__units_sold"), 0))
 
 
 class FlashSale(models.Model):
@@ -71,7 +78,12 @@ class FlashSale(models.Model):
     sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="flash_sales")
     price = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
     quantity = models.PositiveIntegerField(help_text="Units on offer, allocated from stock when the sale is created.")
-    units_sold = models.PositiveIntegerField(default=0, help_text="Units in orders that are not cancelled.")
+    stock_shards = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_STOCK_SHARDS)],
+        help_text="Redis shards the units are split over, for a sale too hot for one Redis primary. "
+        "Fixed when the sale is created.",
+    )
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     per_user_limit = models.PositiveIntegerField(default=1, help_text="Most units one shopper may hold.")
@@ -96,8 +108,8 @@ class FlashSale(models.Model):
             models.CheckConstraint(condition=Q(price__gte=0), name="flash_sale_price_not_negative"),
             models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="flash_sale_ends_after_start"),
             models.CheckConstraint(
-                condition=Q(units_sold__gte=0) & Q(units_sold__lte=models.F("quantity")),
-                name="flash_sale_never_oversold",
+                condition=Q(stock_shards__gte=1) & Q(stock_shards__lte=MAX_STOCK_SHARDS),
+                name="flash_sale_stock_shards_in_range",
             ),
         ]
 
@@ -105,8 +117,50 @@ class FlashSale(models.Model):
         return self.title or f"Flash sale #{self.pk} of {self.sku_id and self.sku.code}"
 
     @property
+    def units_sold(self) -> int:
+        """Units in orders that are not cancelled, summed over the sale's shards (or as a
+        queryset's `with_units_sold()` annotated it)."""
+        annotated = getattr(self, "units_sold_annotated", None)
+        if annotated is not None:
+            return annotated
+        return self.shards.aggregate(units=Sum("units_sold"))["units"] or 0
+
+    @property
     def remaining(self) -> int:
         return self.quantity - self.units_sold
+
+
+class FlashSaleShard(models.Model):
+    """One stock shard of a sale, in the database: the units its shoppers bought, and its
+    allotment, the share of the sale's quantity it may sell.
+
+    The order writer of a shard locks this row, not the sale's, so the shards of one sale write
+    in parallel. Allotments always sum to the sale's quantity; a shard whose writer finds its
+    allotment spent borrows what others have not sold (`shop.services.flash_sale_shards_rebalance`),
+    so no shard can sell more than the sale has. Redis moves units between shards on its own
+    (admission cannot wait for the database); the two allotments need not agree, only each total.
+    """
+
+    flash_sale = models.ForeignKey(FlashSale, on_delete=models.CASCADE, related_name="shards")
+    index = models.PositiveSmallIntegerField()
+    allotment = models.PositiveIntegerField()
+    units_sold = models.PositiveIntegerField(default=0, help_text="Units in orders that are not cancelled.")
+
+    class Meta:
+        ordering = ["flash_sale", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["flash_sale", "index"], name="flash_sale_shard_unique"),
+            models.CheckConstraint(
+                condition=Q(units_sold__lte=models.F("allotment")), name="flash_sale_shard_never_oversold"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Shard {self.index} of flash sale #{self.flash_sale_id}"
+
+    @property
+    def room(self) -> int:
+        return self.allotment - self.units_sold
 
 
 class FlashSaleEdit(models.Model):

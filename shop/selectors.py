@@ -23,6 +23,7 @@ def flash_sale_list_on_offer() -> QuerySet[FlashSale]:
     """Sales a shopper can see: live now or starting later, soonest first."""
     return (
         FlashSale.objects.on_offer()
+        .with_units_sold()
         .filter(ends_at__gt=timezone.now())
         .select_related("sku__product")
         .order_by("starts_at")
@@ -30,7 +31,7 @@ def flash_sale_list_on_offer() -> QuerySet[FlashSale]:
 
 
 def flash_sale_list() -> QuerySet[FlashSale]:
-    return FlashSale.objects.select_related("sku__product").order_by("-starts_at", "-id")
+    return FlashSale.objects.with_units_sold().select_related("sku__product").order_by("-starts_at", "-id")
 
 
 def flash_sale_stats(*, sale: FlashSale) -> dict:
@@ -40,8 +41,12 @@ def flash_sale_stats(*, sale: FlashSale) -> dict:
         paid=Count("pk", filter=Q(status__in=[Order.Status.PAID, Order.Status.FULFILLED])),
         cancelled=Count("pk", filter=Q(status=Order.Status.CANCELLED)),
     )
-    in_stream = redis_sales.reservations_in_stream(sale.pk)
-    remaining_cache = redis_sales.sale_remaining(sale.pk)
+    in_stream = [
+        entry
+        for shard in range(sale.stock_shards)
+        for entry in redis_sales.reservations_in_stream(sale.pk, shard, sale.stock_shards)
+    ]
+    remaining_cache = redis_sales.sale_remaining(sale.pk, sale.stock_shards)
     pending_units = sum(entry.quantity for entry in in_stream)
     open_sale = sale.status in {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}
     expected_cache = sale.remaining - pending_units if open_sale else None
@@ -112,15 +117,29 @@ def flash_sale_state(*, sale_id: int, sale: FlashSale | None = None) -> SaleStat
     return state
 
 
+_stock_shards: dict[int, int] = {}
+
+
+def flash_sale_stock_shards(sale_id: int) -> int:
+    """A sale's stock shards, fixed when it was created: read once per process. Raises
+    FlashSale.DoesNotExist."""
+    shards = _stock_shards.get(sale_id)
+    if shards is None:
+        shards = _stock_shards[sale_id] = FlashSale.objects.values_list("stock_shards", flat=True).get(pk=sale_id)
+    return shards
+
+
 def flash_sale_states_forget() -> None:
+    """Forget what this process remembers of sales (tests start afresh)."""
     _sale_states.clear()
+    _stock_shards.clear()
 
 
 def flash_sale_remaining_now(*, sale: FlashSale) -> int:
     """Units still on offer: Redis's live count, or the database's when Redis cannot say."""
     if sale.status in {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}:
         try:
-            live = redis_breaker.call(lambda: redis_sales.sale_remaining(sale.pk))
+            live = redis_breaker.call(lambda: redis_sales.sale_remaining(sale.pk, sale.stock_shards))
         except redis.RedisError:
             live = None
         if live is not None:
@@ -139,7 +158,7 @@ OUTCOME_COLOURS = {
 
 def flash_sale_activity(*, sale: FlashSale, minutes: int = 30) -> dict:
     """Admissions per minute by outcome, for the back office's chart, and the writer's lag."""
-    series = redis_sales.sale_outcomes_by_minute(sale.pk, minutes)
+    series = redis_sales.sale_outcomes_by_minute(sale.pk, minutes, sale.stock_shards)
     tallest = max([sum(counts.values()) for _, counts in series] + [1])
     bars = []
     for index, (minute, counts) in enumerate(series):
@@ -161,7 +180,7 @@ def flash_sale_activity(*, sale: FlashSale, minutes: int = 30) -> dict:
         "width": minutes * 10,
         "tallest": tallest,
         "per_minute_last_5": {outcome: round(count / 5, 1) for outcome, count in sorted(totals.items())},
-        "writer_lag_seconds": redis_sales.oldest_reservation_age_seconds(sale.pk),
+        "writer_lag_seconds": redis_sales.oldest_reservation_age_seconds(sale.pk, sale.stock_shards),
         "legend": OUTCOME_COLOURS,
     }
 
@@ -205,7 +224,11 @@ def flash_sale_report(*, sale: FlashSale) -> dict:
         paid_orders=Count("pk", filter=Q(status__in=[Order.Status.PAID, Order.Status.FULFILLED])),
         last_unit_at=Max("created_at", filter=~Q(status=Order.Status.CANCELLED)),
     )
-    admissions = sale.admissions if sale.status == FlashSale.Status.ENDED else redis_sales.sale_outcome_totals(sale.pk)
+    admissions = (
+        sale.admissions
+        if sale.status == FlashSale.Status.ENDED
+        else redis_sales.sale_outcome_totals(sale.pk, sale.stock_shards)
+    )
     attempts = sum(admissions.values())
     sold = units["sold"] or 0
     sold_out_after = units["last_unit_at"] - sale.starts_at if sold >= sale.quantity and units["last_unit_at"] else None

@@ -16,7 +16,7 @@ from inventory.services import stock_allocate, stock_get_or_create, stock_releas
 from orders.selectors import order_units_by_user, reservation_units_by_id, reservations_settled
 from shop.exceptions import InvalidSaleChange, InvalidSaleWindow, SaleNotCancellable, SaleVersionConflict
 from shop.gate import sale_gate_reopen
-from shop.models import SKU, FlashSale, FlashSaleEdit, SaleDrift
+from shop.models import SKU, FlashSale, FlashSaleEdit, FlashSaleShard, SaleDrift
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,10 @@ def flash_sale_create(
     per_user_limit: int,
     actor: AbstractBaseUser | None,
     title: str = "",
+    stock_shards: int = 1,
 ) -> FlashSale:
-    """Create a sale and allocate its quantity from the SKU's stock, in one transaction.
+    """Create a sale, its stock shards, and allocate its quantity from the SKU's stock, in one
+    transaction.
 
     Raises InsufficientStock when the SKU has fewer available units than `quantity`, and
     InvalidSaleWindow when the window is empty or already over.
@@ -59,9 +61,11 @@ def flash_sale_create(
             starts_at=starts_at,
             ends_at=ends_at,
             per_user_limit=per_user_limit,
+            stock_shards=stock_shards,
             status=flash_sale_status_at(starts_at=starts_at, ends_at=ends_at, now=now),
             created_by=actor,
         )
+        flash_sale_shards_create(sale=sale)
         stock_allocate(
             stock=stock_get_or_create(sku=sku),
             quantity=quantity,
@@ -72,11 +76,69 @@ def flash_sale_create(
     return sale
 
 
+def _even_shares(units: int, shards: int) -> list[int]:
+    return [units // shards + (index < units % shards) for index in range(shards)]
+
+
+def flash_sale_shards_create(*, sale: FlashSale) -> None:
+    """The sale's stock shards in the database, its quantity split evenly between them."""
+    FlashSaleShard.objects.bulk_create(
+        FlashSaleShard(flash_sale=sale, index=index, allotment=allotment)
+        for index, allotment in enumerate(_even_shares(sale.quantity, sale.stock_shards))
+    )
+
+
+def _shards_locked(sale_id: int) -> list[FlashSaleShard]:
+    """The sale's shard rows, locked in index order (so two lockers never deadlock)."""
+    return list(FlashSaleShard.objects.select_for_update().filter(flash_sale_id=sale_id).order_by("index"))
+
+
+def flash_sale_shards_rebalance(*, sale_id: int, shard: int, units: int) -> int:
+    """Give a shard whose writer finds its allotment spent `units` more, from the shards with
+    the most unsold (the largest first). In a transaction of its own, taken before any other
+    lock, with every shard row locked in order: a writer holds only its own shard's row, so this
+    never deadlocks with one. Returns the units moved: fewer than asked when the sale has no
+    more unsold, which only a Redis that admitted more than the sale has can cause."""
+    with transaction.atomic():
+        rows = _shards_locked(sale_id)
+        wanting = rows[shard]
+        moved = 0
+        for donor in sorted((row for row in rows if row.index != shard), key=lambda row: -row.room):
+            give = min(donor.room, units - moved)
+            if give <= 0:
+                break
+            donor.allotment -= give
+            donor.save(update_fields=["allotment"])
+            moved += give
+        if moved:
+            wanting.allotment += moved
+            wanting.save(update_fields=["allotment"])
+    return moved
+
+
+def _shards_resize(sale: FlashSale, rows: list[FlashSaleShard], delta: int) -> None:
+    """A sale's quantity changes by `delta` (the caller holds its row and its shards' rows):
+    shard 0 takes what is added; what is taken off comes from the shards with the most unsold."""
+    if delta > 0:
+        rows[0].allotment += delta
+        rows[0].save(update_fields=["allotment"])
+        return
+    left = -delta
+    for row in sorted(rows, key=lambda row: -row.room):
+        take = min(row.room, left)
+        row.allotment -= take
+        row.save(update_fields=["allotment"])
+        left -= take
+    if left:
+        raise InvalidSaleChange(f"{sale.units_sold} units are sold already; the quantity cannot go below that.")
+
+
 def flash_sale_preheat(*, sale: FlashSale) -> int | None:
     """Load the sale into Redis from the database; safe to repeat. Returns Redis's remaining.
 
     A sale already loaded keeps its counters (reservations in flight live only there) and
-    gets its terms refreshed; a sale Redis lost is rebuilt from the database. The sale's row
+    gets its terms refreshed; a sale Redis lost is rebuilt from the database, each stock shard
+    on its own (a shard rebuilt beside loaded ones gets what they do not hold). The sale's row
     is locked meanwhile, so a cancel or an end cannot commit between the status read here and
     the status written to Redis (and the load script never reopens a closed sale). A closed
     sale is not loaded: 0. Returns None, doing nothing, while another process preheats it.
@@ -94,31 +156,52 @@ def flash_sale_preheat(*, sale: FlashSale) -> int | None:
                 "ends_at": locked.ends_at,
                 "per_user_limit": locked.per_user_limit,
                 "status": locked.status,
+                "shards": locked.stock_shards,
             }
-            remaining = redis_sales.sale_load(**terms, counters=None)
-            if remaining is None:
-                remaining = redis_sales.sale_load(**terms, counters=_sale_counters(locked))
+            remaining = {
+                shard: redis_sales.sale_load(**terms, shard=shard, counters=None)
+                for shard in range(locked.stock_shards)
+            }
+            missing = [shard for shard, left in remaining.items() if left is None]
+            if missing:
+                for shard, counters in _sale_counters(locked, missing=missing).items():
+                    remaining[shard] = redis_sales.sale_load(**terms, shard=shard, counters=counters)
     sale_gate_reopen(sale.pk)
-    return remaining
+    return sum(remaining.values())
 
 
-def _sale_counters(sale: FlashSale) -> redis_sales.SaleCounters:
-    return redis_sales.SaleCounters(
-        remaining=sale.remaining,
-        held_by_user=order_units_by_user(flash_sale_id=sale.pk),
-        admitted=reservation_units_by_id(flash_sale_id=sale.pk),
-        blocked_users=list(User.objects.filter(is_active=False).values_list("pk", flat=True)),
-        version=sale.version,
+def _sale_counters(sale: FlashSale, *, missing: list[int]) -> dict[int, redis_sales.SaleCounters]:
+    """Counters to load the `missing` shards of a sale with, from the database. Each gets what
+    its shoppers bought and an even share of what the loaded shards do not hold."""
+    shards = sale.stock_shards
+    sold = dict.fromkeys(range(shards), 0)
+    for user_id, units in order_units_by_user(flash_sale_id=sale.pk).items():
+        sold[redis_sales.home_shard(user_id, shards)] += units
+    held_elsewhere = sum(
+        state.allotment for state in redis_sales.sale_shard_states(sale.pk, shards) if state is not None
     )
+    unsold = max(sale.quantity - held_elsewhere - sum(sold[shard] for shard in missing), 0)
+    blocked = list(User.objects.filter(is_active=False).values_list("pk", flat=True))
+    counters = {}
+    for shard, share in zip(missing, _even_shares(unsold, len(missing)), strict=True):
+        counters[shard] = redis_sales.SaleCounters(
+            remaining=share,
+            allotment=sold[shard] + share,
+            held_by_user=order_units_by_user(flash_sale_id=sale.pk, shard=shard, shards=shards),
+            admitted=reservation_units_by_id(flash_sale_id=sale.pk, shard=shard, shards=shards),
+            blocked_users=[user for user in blocked if redis_sales.home_shard(user, shards) == shard],
+            version=sale.version,
+        )
+    return counters
 
 
 def flash_sales_block_account(*, user_id: int, blocked: bool) -> None:
     """Refuse an account's purchases in every sale on offer from its next attempt (or allow
     them again). Sales loaded later read the accounts themselves. If Redis is unreachable,
     the order writer still refuses a deactivated account's reservations."""
-    sale_ids = list(FlashSale.objects.on_offer().values_list("pk", flat=True))
+    sales = dict(FlashSale.objects.on_offer().values_list("pk", "stock_shards"))
     try:
-        redis_sales.sales_block_user(sale_ids=sale_ids, user_id=user_id, blocked=blocked)
+        redis_sales.sales_block_user(sales=sales, user_id=user_id, blocked=blocked)
     except redis.RedisError:
         logger.warning("could not tell Redis that account %s is %s", user_id, "blocked" if blocked else "allowed")
 
@@ -147,6 +230,7 @@ def flash_sale_close(*, sale: FlashSale, to: FlashSale.Status, actor: AbstractBa
         locked = FlashSale.objects.select_for_update().select_related("sku").get(pk=sale.pk)
         if locked.status not in OPEN_STATUSES:
             return False
+        _shards_locked(sale.pk)  # Batches being written finish first; later ones see the sale closed.
         locked.status = to
         locked.save(update_fields=["status", "updated_at"])
         if locked.remaining:
@@ -157,13 +241,14 @@ def flash_sale_close(*, sale: FlashSale, to: FlashSale.Status, actor: AbstractBa
                 reason=f"Flash sale {to}: unsold units return to stock",
                 reference=f"sale:{locked.pk}",
             )
+    shards = locked.stock_shards
     if to == FlashSale.Status.ENDED:
         # The admission script's tallies go with the sale's keys; the report keeps their totals.
-        FlashSale.objects.filter(pk=sale.pk).update(admissions=redis_sales.sale_outcome_totals(sale.pk))
-        redis_sales.sale_forget(sale.pk)
+        FlashSale.objects.filter(pk=sale.pk).update(admissions=redis_sales.sale_outcome_totals(sale.pk, shards))
+        redis_sales.sale_forget(sale.pk, shards)
     else:
         # Reservations may still be in flight: the writer fails them as "sale closed".
-        redis_sales.sale_set_status(sale.pk, to)
+        redis_sales.sale_set_status(sale.pk, to, shards)
     sale.refresh_from_db()
     return True
 
@@ -216,16 +301,23 @@ def flash_sale_edit(
             stock_allocate(
                 stock=stock, quantity=delta, actor=actor, reason="Flash sale raised", reference=f"sale:{locked.pk}"
             )
-        applied = redis_sales.sale_edit(
-            sale_id=locked.pk,
-            ends_at=min(locked.ends_at, new_end),
-            per_user_limit=min(locked.per_user_limit, new_limit),
-            delta=min(delta, 0),
-        )
-        if applied == -1:
-            raise InvalidSaleChange("Fewer units are left on offer than that: the rest are sold or on their way.")
-        if applied == -2:
-            raise InvalidSaleChange("A shopper already holds more than that limit.")
+        # The writers' batches see the new terms: they lock their shard's row before reading them.
+        rows = _shards_locked(locked.pk)
+        if delta:
+            _shards_resize(locked, rows, delta)
+        for shard in range(locked.stock_shards):
+            applied = redis_sales.sale_edit(
+                sale_id=locked.pk,
+                ends_at=min(locked.ends_at, new_end),
+                per_user_limit=min(locked.per_user_limit, new_limit),
+                delta=min(delta, 0) if shard == 0 else 0,
+                shard=shard,
+                shards=locked.stock_shards,
+            )
+            if applied == -1:
+                raise InvalidSaleChange("Fewer units are left on offer than that: the rest are sold or on their way.")
+            if applied == -2:
+                raise InvalidSaleChange("A shopper already holds more than that limit.")
         if delta < 0:
             stock_release(
                 stock=stock, quantity=-delta, actor=actor, reason="Flash sale lowered", reference=f"sale:{locked.pk}"
@@ -242,13 +334,16 @@ def _flash_sale_widen(sale: FlashSale, *, units: int) -> None:
     """After an edit's commit: its wider terms (and `units` more) reach Redis, and every process's
     gate reopens. Redis away now is logged; reconciliation brings the terms and units later."""
     try:
-        redis_sales.sale_edit(
-            sale_id=sale.pk,
-            ends_at=sale.ends_at,
-            per_user_limit=sale.per_user_limit,
-            delta=units,
-            committed_version=sale.version,
-        )
+        for shard in range(sale.stock_shards):
+            redis_sales.sale_edit(
+                sale_id=sale.pk,
+                ends_at=sale.ends_at,
+                per_user_limit=sale.per_user_limit,
+                delta=units if shard == 0 else 0,
+                committed_version=sale.version,
+                shard=shard,
+                shards=sale.stock_shards,
+            )
     except redis.RedisError:
         logger.warning("flash sale %s: the edit's wider terms wait for reconciliation (Redis away)", sale.pk)
     sale_gate_reopen(sale.pk)
@@ -274,31 +369,52 @@ def flash_sale_cancel(*, sale: FlashSale, actor: AbstractBaseUser | None) -> Fla
 def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | None:
     """Compare the sale's Redis counters with the database and repair them toward it.
 
-    Holds the sale's row lock meanwhile, so the writer commits nothing in between, and the
-    comparison itself runs as one Lua script, so no admission interleaves. Rebuilds the sale
-    if Redis lost it. Returns what it found, or None if it had to rebuild or skip.
+    Holds the sale's row lock and its shards' meanwhile, so no writer commits in between, and
+    the lock under which Redis moves units between shards, so none moves; each shard's
+    comparison runs as one Lua script, so no admission interleaves. Each shard keeps the units
+    Redis allotted it, except shard 0, which gets the rest of the sale's quantity: so units a
+    mover lost on its way (it died) or an edit added come back, and the shards together offer
+    what the database has. Rebuilds the sale if Redis lost it. Returns what it found, or None
+    if it had to rebuild or skip.
     """
+    shards = sale.stock_shards
     with redis_sales.sale_lock(sale.pk, "reconcile") as lock:
         if lock is None:
             return None
-        if not redis_sales.sale_is_loaded(sale.pk):
+        if not redis_sales.sale_is_loaded(sale.pk, shards):
             logger.error("flash sale %s was missing from Redis; rebuilt from the database", sale.pk)
             flash_sale_preheat(sale=sale)
             return None
-        with transaction.atomic():
+        with redis_sales.sale_lock(sale.pk, "rebalance", ttl_ms=30_000, wait_ms=1_000) as moves, transaction.atomic():
+            if moves is None:
+                return None
             locked = FlashSale.objects.select_for_update().get(pk=sale.pk)
-            in_stream = [entry.reservation_id for entry in redis_sales.reservations_in_stream(sale.pk)]
-            result = redis_sales.sale_reconcile_counters(
-                sale_id=sale.pk,
-                # A closed sale offers nothing: its expected remaining is zero.
-                quantity=locked.quantity if locked.status in OPEN_STATUSES else locked.units_sold,
-                units_sold=locked.units_sold,
-                held_by_user=order_units_by_user(flash_sale_id=sale.pk),
-                settled=reservations_settled(reservation_ids=in_stream),
-                ends_at=locked.ends_at,
-                per_user_limit=locked.per_user_limit,
-                version=locked.version,
-            )
+            rows = _shards_locked(sale.pk)
+            allotments = [state.allotment for state in redis_sales.sale_shard_states(sale.pk, shards)]
+            if locked.status in OPEN_STATUSES:
+                allotments[0] = locked.quantity - sum(allotments[1:])
+            else:  # A closed sale offers nothing: each shard's allotment is what it sold.
+                allotments = [row.units_sold for row in rows]
+            parts = []
+            for row in rows:
+                in_stream = [
+                    entry.reservation_id for entry in redis_sales.reservations_in_stream(sale.pk, row.index, shards)
+                ]
+                parts.append(
+                    redis_sales.sale_reconcile_counters(
+                        sale_id=sale.pk,
+                        quantity=allotments[row.index],
+                        units_sold=row.units_sold,
+                        held_by_user=order_units_by_user(flash_sale_id=sale.pk, shard=row.index, shards=shards),
+                        settled=reservations_settled(reservation_ids=in_stream),
+                        ends_at=locked.ends_at,
+                        per_user_limit=locked.per_user_limit,
+                        version=locked.version,
+                        shard=row.index,
+                        shards=shards,
+                    )
+                )
+            result = redis_sales.Reconciliation.of_shards(parts)
     if result.drifted:
         sale_gate_reopen(sale.pk)
         logger.error(

@@ -76,7 +76,9 @@ def brokered():
 def make_sale(staff, redis_client):
     """A flash sale with its units allocated from fresh stock, preheated into Redis."""
 
-    def make(quantity: int = 10, limit: int = 1, starts_in: float = -60, lasts: float = 3600) -> FlashSale:
+    def make(
+        quantity: int = 10, limit: int = 1, starts_in: float = -60, lasts: float = 3600, shards: int = 1
+    ) -> FlashSale:
         stock = stock_receive(
             stock=StockFactory(low_stock_threshold=0), quantity=quantity * 2, actor=staff, reason="opening"
         )
@@ -89,6 +91,7 @@ def make_sale(staff, redis_client):
             ends_at=starts_at + timedelta(seconds=lasts),
             per_user_limit=limit,
             actor=staff,
+            stock_shards=shards,
         )
         flash_sale_preheat(sale=sale)
         return sale

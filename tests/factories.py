@@ -8,6 +8,7 @@ from accounts.models import User
 from inventory.models import Stock
 from orders.models import Order
 from shop.models import SKU, FlashSale, Product
+from shop.services import flash_sale_shards_create
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -56,6 +57,7 @@ class FlashSaleFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = FlashSale
+        skip_postgeneration_save = True
 
     sku = factory.SubFactory(SKUFactory)
     price = Decimal("10.00")
@@ -63,6 +65,11 @@ class FlashSaleFactory(factory.django.DjangoModelFactory):
     starts_at = factory.LazyFunction(lambda: timezone.now() - timedelta(minutes=1))
     ends_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=1))
     status = FlashSale.Status.LIVE
+
+    @factory.post_generation
+    def shards(sale, create, extracted, **kwargs):
+        if create:
+            flash_sale_shards_create(sale=sale)
 
 
 class OrderFactory(factory.django.DjangoModelFactory):

@@ -17,11 +17,14 @@
 -- ARGV[4] seconds to remember the Idempotency-Key
 -- ARGV[5] milliseconds during which one drain task covers every new reservation
 -- ARGV[6] the request id, carried to the order writer's log lines
--- ARGV[7..] two per rate limit: emission interval (microseconds), burst (see gcra.lua)
+-- ARGV[7] 1 when too few units left is the answer (sold_out); 0 in one stock shard of several,
+--         where it is `short`, neither remembered nor counted: the caller borrows units from
+--         the sale's other shards and asks again
+-- ARGV[8..] two per rate limit: emission interval (microseconds), burst (see gcra.lua)
 --
 -- Returns {outcome, reservation id or "", schedule_drain (0/1), remembered quantity,
 -- microseconds to wait (rate_limited only)}.
--- outcome: accepted, sold_out, limit_exceeded, not_started, ended, blocked, not_loaded,
+-- outcome: accepted, sold_out, short, limit_exceeded, not_started, ended, blocked, not_loaded,
 -- rate_limited, or replay:<first outcome> when the request was seen before (quantity tells what
 -- it asked for). The rate limits come first and count every request they let through, as the
 -- rate-limit middleware does for other routes: one round trip does both.
@@ -30,7 +33,7 @@
 -- after its Idempotency-Key expired: the repeat gets the first answer, not a second unit.
 --!include limits/lua/gcra.lua
 assert(#KEYS >= 10, "admit.lua takes 10 keys and its rate limits' keys")
-assert(#ARGV == 6 + 2 * (#KEYS - 10), "admit.lua takes 6 arguments and 2 per rate limit")
+assert(#ARGV == 7 + 2 * (#KEYS - 10), "admit.lua takes 7 arguments and 2 per rate limit")
 
 local user, quantity, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local time = redis.call("TIME")
@@ -40,7 +43,7 @@ local limits = {}
 for i = 11, #KEYS do
     limits[#limits + 1] = KEYS[i]
 end
-local verdict, new_tats = gcra_check(limits, ARGV, 7, now)
+local verdict, new_tats = gcra_check(limits, ARGV, 8, now)
 if verdict[1] == 0 then
     return {"rate_limited", "", 0, quantity, verdict[5]}
 end
@@ -99,6 +102,9 @@ if held + quantity > tonumber(meta[3]) then
 end
 local remaining = tonumber(redis.call("GET", KEYS[2]) or "0")
 if remaining < quantity then
+    if ARGV[7] == "0" then
+        return {"short", "", 0, quantity, 0}
+    end
     return answer("sold_out", "", 0)
 end
 

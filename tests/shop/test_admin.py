@@ -38,11 +38,17 @@ def test_a_sale_added_in_the_admin_allocates_its_units(admin_client, staff, redi
             "ends_at_0": (now + timedelta(hours=3)).strftime("%Y-%m-%d"),
             "ends_at_1": (now + timedelta(hours=3)).strftime("%H:%M:%S"),
             "per_user_limit": 1,
+            "stock_shards": 3,
         },
     )
 
     assert response.status_code == 302, response.content
     sale = FlashSale.objects.get()
+    assert [(shard.index, shard.allotment, shard.units_sold) for shard in sale.shards.all()] == [
+        (0, 4, 0),
+        (1, 4, 0),
+        (2, 4, 0),
+    ]
     stock.refresh_from_db()
     assert stock.allocated == 12
     assert stock.movements.filter(kind="allocate", reference=f"sale:{sale.pk}").exists()

@@ -9,7 +9,7 @@ from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from orders.writer import order_writer_drain
 from shop.models import FlashSale, SaleDrift
-from shop.services import flash_sale_cancel, flash_sale_reconcile
+from shop.services import flash_sale_cancel, flash_sale_preheat, flash_sale_reconcile
 from shop.tasks import flash_sales_advance
 from tests.conftest import client_for, purchase
 from tests.factories import StockFactory, UserFactory
@@ -36,6 +36,7 @@ def test_staff_create_a_sale_and_its_units_are_allocated(stock, staff, redis_cli
     assert response.status_code == 201
     body = response.json()
     assert (body["sku"], body["quantity"], body["remaining"], body["status"]) == ("DROP-1", 20, 20, "scheduled")
+    assert body["shards"] == 1
     stock.refresh_from_db()
     assert stock.allocated == 20
     assert stock.movements.filter(kind="allocate", reference=f"sale:{body['id']}").exists()
@@ -45,6 +46,19 @@ def test_staff_create_a_sale_and_its_units_are_allocated(stock, staff, redis_cli
     assert FlashSale.objects.count() == 1
     reused = client_for(staff).post("/api/v1/flash-sales/", {**request, "quantity": 3}, HTTP_IDEMPOTENCY_KEY="create-1")
     assert (reused.status_code, reused.json()["code"]) == (422, "idempotency_key_reused")
+
+
+def test_a_sale_split_into_stock_shards_shares_its_quantity_between_them(stock, staff, redis_client):
+    response = client_for(staff).post("/api/v1/flash-sales/", sale_body(shards=3))
+
+    assert response.status_code == 201
+    assert (response.json()["shards"], response.json()["remaining"]) == (3, 20)
+    sale = FlashSale.objects.get()
+    assert [(shard.index, shard.allotment) for shard in sale.shards.all()] == [(0, 7), (1, 7), (2, 6)]
+    assert flash_sale_preheat(sale=sale) == 20
+    assert [state.remaining for state in redis_sales.sale_shard_states(sale.pk, 3)] == [7, 7, 6]
+    report = check_invariants()
+    assert report.ok, report.violations
 
 
 def test_a_sale_larger_than_available_stock_is_409(stock, staff, redis_client):
@@ -65,6 +79,9 @@ def test_a_sale_larger_than_available_stock_is_409(stock, staff, redis_client):
         ({"price": "-1"}, "price"),
         ({"price": "abc"}, "price"),
         ({"per_user_limit": 0}, "per_user_limit"),
+        ({"shards": 0}, "shards"),
+        ({"shards": 17}, "shards"),
+        ({"shards": "3"}, "shards"),
         ({"starts_at": "yesterday"}, "starts_at"),
         ({"ends_at": (timezone.now() - timedelta(days=1)).isoformat()}, "ends_at"),
     ],

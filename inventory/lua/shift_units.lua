@@ -1,0 +1,23 @@
+-- Move units into or out of one stock shard of a sale: its offer and its allotment together.
+--
+-- KEYS[1] fs:{id}:meta       hash: ..., allotment (units of the sale this shard may sell)
+-- KEYS[2] fs:{id}:remaining
+-- ARGV[1] units to add; negative: units to take, or as many as are left if fewer
+--
+-- Returns the units moved (negative when taken), 0 when the shard is not loaded. Taking never
+-- goes below zero left, so what a shard has admitted stays covered by its allotment.
+assert(#KEYS == 2, "shift_units.lua takes 2 keys")
+assert(#ARGV == 1, "shift_units.lua takes 1 argument")
+
+if redis.call("EXISTS", KEYS[2]) == 0 then
+    return 0
+end
+local units = tonumber(ARGV[1])
+if units < 0 then
+    units = -math.min(-units, math.max(tonumber(redis.call("GET", KEYS[2])), 0))
+end
+if units ~= 0 then
+    redis.call("INCRBY", KEYS[2], units)
+    redis.call("HINCRBY", KEYS[1], "allotment", units)
+end
+return units
