@@ -43,15 +43,17 @@ class Stage:
         return round(max(0.0, time.monotonic() - since), 3)
 
     def fill_for_the_writer(self, reservations: int, sale_id: int | None = None) -> None:
-        """`reservations` admitted into a writer sale's stream, none scheduled for writing."""
-        sale_id = sale_id or self.sales["writer"]
-        user_id = FlashSale.objects.get(pk=sale_id).created_by_id
+        """`reservations` admitted into a writer sale's stream (into each of its shards, from a
+        shopper of each), none scheduled for writing."""
+        sale = FlashSale.objects.get(pk=sale_id or self.sales["writer"])
+        shoppers = [sale.created_by_id + shard for shard in range(sale.stock_shards)]
         for i in range(reservations):
-            key = f"drain-{i}"
-            rid = reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=key)
+            key, user_id = f"drain-{i}", shoppers[i % len(shoppers)]
+            rid = reservation_id_new(sale_id=sale.pk, user_id=user_id, idempotency_key=key)
             redis_sales.reservation_admit(
-                sale_id=sale_id, user_id=user_id, quantity=1, reservation_id=rid, idempotency_key=key
-            )
+                sale_id=sale.pk, user_id=user_id, quantity=1, reservation_id=rid, idempotency_key=key,
+                shard=redis_sales.home_shard(user_id, sale.stock_shards), shards=sale.stock_shards,
+            )  # fmt: skip
 
     def drain_writer_sale(self, *, profile: bool = False) -> float:
         """Seconds one consumer takes to write every reservation waiting in the writer sale;
@@ -63,20 +65,22 @@ class Stage:
             profiler = Profiler(interval=0.0005)
             profiler.start()
         began = time.perf_counter()
-        _drain(self.sales["writer"], "bench")
+        _drain(self.sales["writer"], 0, 1, "bench")
         seconds = time.perf_counter() - began
         if profiler:
             profiler.stop()
             print(profiler.output_text(unicode=False, color=False, show_all=False), flush=True)
         return seconds
 
-    def drain_in_parallel(self, sale_ids: list[int]) -> float:
-        """Seconds one writer process per sale takes, all at once, to write every reservation
-        waiting in those sales: how writers of different sales share PostgreSQL."""
+    def drain_in_parallel(self, streams: list[tuple[int, int, int]]) -> float:
+        """Seconds one writer process per stream (sale id, shard, shards) takes, all at once, to
+        write every reservation waiting in them: how writers share PostgreSQL."""
         connections.close_all()  # each process opens its own
         began = time.perf_counter()
         context = multiprocessing.get_context("fork")
-        writers = [context.Process(target=_drain, args=(sale_id, f"bench-{sale_id}")) for sale_id in sale_ids]
+        writers = [
+            context.Process(target=_drain, args=(*stream, f"bench-{stream[0]}-{stream[1]}")) for stream in streams
+        ]
         for writer in writers:
             writer.start()
         for writer in writers:
@@ -89,18 +93,20 @@ class Stage:
         return check_invariants().as_dict()
 
 
-def _drain(sale_id: int, consumer: str) -> None:
-    while not order_writer_drain(sale_id=sale_id, consumer=consumer):
+def _drain(sale_id: int, shard: int, shards: int, consumer: str) -> None:
+    while not order_writer_drain(sale_id=sale_id, consumer=consumer, shard=shard, shards=shards):
         pass
 
 
-def _sale(product: Product, name: str, *, quantity: int, limit: int, owner: User | None = None) -> FlashSale:
+def _sale(
+    product: Product, name: str, *, quantity: int, limit: int, owner: User | None = None, shards: int = 1
+) -> FlashSale:
     sku = SKU.objects.create(product=product, code=f"{product.slug}-{name}".upper(), price=Decimal("10.00"))
     stock_receive(stock=stock_get_or_create(sku=sku), quantity=quantity, actor=None, reason="benchmark")
     now = timezone.now()
     sale = flash_sale_create(sku=sku, price=Decimal("5.00"), quantity=quantity, per_user_limit=limit, actor=owner,
                              starts_at=now - timedelta(seconds=1), ends_at=now + timedelta(hours=2),
-                             title=f"Benchmark {name}")  # fmt: skip
+                             title=f"Benchmark {name}", stock_shards=shards)  # fmt: skip
     flash_sale_preheat(sale=sale)
     return sale
 
@@ -123,6 +129,11 @@ def stage(*, users: int, folder: Path, writer_reservations: int) -> Stage:
     result.sales["sold_out"] = sold_out.pk
     for name in ("writer", "writer-2", "writer-3"):
         result.sales[name] = _sale(
-            product, name, quantity=writer_reservations, limit=writer_reservations, owner=crowd[-1]
+            product, name, quantity=writer_reservations, limit=writer_reservations, owner=crowd[-2]
         ).pk
+    # One sale of two stock shards, bought by crowd[-2] and crowd[-1] (one shopper per shard).
+    result.sales["writer-sharded"] = _sale(
+        product, "writer-sharded", quantity=2 * writer_reservations, limit=writer_reservations, owner=crowd[-2],
+        shards=2,
+    ).pk  # fmt: skip
     return result
