@@ -34,15 +34,18 @@ def flash_sales_advance() -> None:
 
 
 def flash_sale_end(sale: FlashSale) -> bool:
-    """Close a sale whose time is up, once every reservation it accepted is written."""
+    """Close a sale whose time is up, once every reservation it accepted (in every stock shard)
+    is written."""
+    shards = sale.stock_shards
     with redis_sales.sale_lock(sale.pk, "end", ttl_ms=120_000) as lock:
         if lock is None:
             return False
         # Admissions close in Redis first. Its clock, not this worker's, decides the window:
         # a purchase admitted after the last look at the stream below would be forgotten.
-        redis_sales.sale_set_status(sale.pk, FlashSale.Status.ENDED)
-        order_writer_drain(sale_id=sale.pk, consumer=consumer_name())
-        if redis_sales.reservations_in_stream(sale.pk):
+        redis_sales.sale_set_status(sale.pk, FlashSale.Status.ENDED, shards)
+        for shard in range(shards):
+            order_writer_drain(sale_id=sale.pk, consumer=consumer_name(), shard=shard, shards=shards)
+        if any(redis_sales.reservations_in_stream(sale.pk, shard, shards) for shard in range(shards)):
             logger.info("sale %s: reservations still in flight; closing it on a later run", sale.pk)
             return False
         return flash_sale_close(sale=sale, to=FlashSale.Status.ENDED)

@@ -63,8 +63,8 @@ def test_the_sale_end_job_closes_admissions_before_its_last_look_at_the_stream(m
     real_in_stream = redis_sales.reservations_in_stream
     answers = []
 
-    def admission_after_the_last_look(sale_id):
-        entries = real_in_stream(sale_id)
+    def admission_after_the_last_look(sale_id, shard=0, shards=1):
+        entries = real_in_stream(sale_id, shard, shards)
         if not answers:
             # A shopper's purchase reaches Redis right after the job saw an empty stream
             answers.append(purchase(client, sale, key="last-second"))
@@ -85,4 +85,28 @@ def test_the_sale_end_job_closes_admissions_before_its_last_look_at_the_stream(m
         assert (answer.status_code, answer.json()["code"]) == (409, "ended")
     sale.refresh_from_db()
     assert sale.status == FlashSale.Status.ENDED
+    assert check_invariants().ok, check_invariants().violations
+
+
+def test_a_sale_of_several_shards_ends_only_once_every_shards_reservations_are_written(make_sale, brokered):
+    # Given a sale of three stock shards with a reservation waiting in each shard's stream
+    sale = make_sale(quantity=6, shards=3)
+    buyers = []
+    while {redis_sales.home_shard(user.pk, 3) for user in buyers} != {0, 1, 2}:
+        buyers.append(UserFactory())
+    rids = [purchase(client_for(user), sale, key="k").json()["reservation_id"] for user in buyers]
+    FlashSale.objects.filter(pk=sale.pk).update(ends_at=timezone.now() - timedelta(seconds=1))
+
+    # When the end job runs
+    assert flash_sale_end(FlashSale.objects.get(pk=sale.pk))
+
+    # Then every shard's reservations became orders before the sale's keys were dropped
+    assert set(Order.objects.filter(flash_sale=sale).values_list("reservation_id", flat=True)) == set(rids)
+    sale.refresh_from_db()
+    assert (sale.status, sale.units_sold, sale.admissions) == (
+        FlashSale.Status.ENDED,
+        len(rids),
+        {"accepted": len(rids)},
+    )
+    assert not any(redis_sales.sale_shard_states(sale.pk, 3))
     assert check_invariants().ok, check_invariants().violations
