@@ -50,7 +50,7 @@ class SKU(models.Model):
         return self.code
 
 
-MAX_STOCK_SHARDS = 16
+MAX_STOCK_SHARDS = 64
 
 
 class FlashSaleQuerySet(models.QuerySet):

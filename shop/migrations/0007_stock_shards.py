@@ -50,13 +50,13 @@ class Migration(migrations.Migration):
             field=models.PositiveSmallIntegerField(
                 default=1,
                 help_text="Redis shards the units are split over, for a sale too hot for one Redis primary. Fixed when the sale is created.",
-                validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(16)],
+                validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(64)],
             ),
         ),
         migrations.AddConstraint(
             model_name="flashsale",
             constraint=models.CheckConstraint(
-                condition=models.Q(("stock_shards__gte", 1), ("stock_shards__lte", 16)),
+                condition=models.Q(("stock_shards__gte", 1), ("stock_shards__lte", 64)),
                 name="flash_sale_stock_shards_in_range",
             ),
         ),

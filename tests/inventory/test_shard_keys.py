@@ -12,7 +12,7 @@ def test_a_sale_of_one_shard_keeps_its_own_hash_tag():
     assert SaleKeys.from_tag("42") == SaleKeys(42)
 
 
-@pytest.mark.parametrize("shards", [2, 3, 6, 16])
+@pytest.mark.parametrize("shards", [2, 3, 6, 16, 64])
 def test_each_shard_of_a_sale_lies_in_its_own_part_of_the_slot_space(shards):
     for sale_id in (1, 42, 987_654):
         for shard, keys in enumerate(SaleKeys.all_of(sale_id, shards)):
