@@ -8,6 +8,7 @@ import redis
 from django.conf import settings
 from django_redis import get_redis_connection
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from config.metrics import REDIS_SCRIPT_SECONDS
 
@@ -21,18 +22,45 @@ def redis_client() -> redis.Redis | RedisCluster:
     return get_redis_connection("default")
 
 
+# What redis-py raises, outside RedisError, when it cannot reach the cluster or map its slots.
+CLUSTER_UNREACHABLE = ("Redis Cluster cannot be connected", "All slots are not covered")
+
+
+def _as_connection_error(error: RedisClusterException) -> Exception:
+    if isinstance(error, SlotNotCoveredError) or str(error).startswith(CLUSTER_UNREACHABLE):
+        return redis.ConnectionError(str(error))
+    return error
+
+
+class ShopRedisCluster(RedisCluster):
+    """A cluster client whose "cannot reach the cluster" errors are ConnectionErrors, as a plain
+    Redis's are: every caller's `except redis.RedisError` (503 answers, the limiter's fallback,
+    the writer's retries) then covers a cluster too. Other cluster errors (a command whose keys
+    span slots) stay what they are: bugs, not outages."""
+
+    def execute_command(self, *args, **kwargs):
+        try:
+            return super().execute_command(*args, **kwargs)
+        except RedisClusterException as error:
+            raise _as_connection_error(error) from error
+
+
 @cache
 def _cluster_client(url: str, socket_timeout: float) -> RedisCluster:
     # One per process: it keeps the cluster's slot map and a connection pool per node, and
     # follows a failover by asking the cluster again when a node is gone or answers MOVED.
-    # REDIS_URL may name several nodes, comma-separated: the process starts from any that is up.
+    # REDIS_URL may name several nodes, comma-separated: the process starts from any that is up
+    # (a process that found none raises, caches nothing, and tries again on its next call).
     first, *others = url.split(",")
-    return RedisCluster(
-        url=first,
-        startup_nodes=[ClusterNode(urlparse(other).hostname, urlparse(other).port or 6379) for other in others],
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
-    )
+    try:
+        return ShopRedisCluster(
+            url=first,
+            startup_nodes=[ClusterNode(urlparse(other).hostname, urlparse(other).port or 6379) for other in others],
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+        )
+    except RedisClusterException as error:
+        raise _as_connection_error(error) from error
 
 
 INCLUDE = "--!include "

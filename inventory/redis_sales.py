@@ -437,6 +437,11 @@ def sale_shift_units(*, sale_id: int, shard: int, shards: int, units: int) -> in
     return int(_run("shift_units", [keys.meta, keys.remaining], [units]))
 
 
+# How long a mover may hold a sale's move lock: a few round trips, and the lock outlives a mover
+# that died (or lost its Redis node) holding it by this long at most.
+MOVE_LOCK_TTL_MS = 2_000
+
+
 def sale_borrow(*, sale_id: int, shard: int, shards: int, units: int) -> int:
     """Move units from the sale's other shards to `shard`, which has fewer than `units` left:
     from the shard with the most left, half the difference between the two (at least `units`),
@@ -448,7 +453,7 @@ def sale_borrow(*, sale_id: int, shard: int, shards: int, units: int) -> int:
     allotments short, which the next reconciliation gives back to shard 0. A mover that cannot
     get the lock at once waits a moment: another is moving units, most likely here.
     """
-    with sale_lock(sale_id, "rebalance", ttl_ms=2_000, wait_ms=200) as lock:
+    with sale_lock(sale_id, "rebalance", ttl_ms=MOVE_LOCK_TTL_MS, wait_ms=200) as lock:
         states = sale_shard_states(sale_id, shards)
         own = states[shard]
         if lock is None or own is None or own.remaining >= units:

@@ -385,7 +385,9 @@ def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | Non
             logger.error("flash sale %s was missing from Redis; rebuilt from the database", sale.pk)
             flash_sale_preheat(sale=sale)
             return None
-        with redis_sales.sale_lock(sale.pk, "rebalance", ttl_ms=30_000, wait_ms=1_000) as moves, transaction.atomic():
+        # Waiting out the longest a mover's lock can live, so a dead mover's does not skip this.
+        wait_ms = redis_sales.MOVE_LOCK_TTL_MS + 500
+        with redis_sales.sale_lock(sale.pk, "rebalance", wait_ms=wait_ms) as moves, transaction.atomic():
             if moves is None:
                 return None
             locked = FlashSale.objects.select_for_update().get(pk=sale.pk)

@@ -13,8 +13,11 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from config import redis as shop_redis
 from limits.breaker import redis_breaker
+from orders.models import Order
 from scripts.devstack import free_cluster_port, redis_program
-from tests.processes import wait_for
+from tests.concurrency import storm
+from tests.conftest import client_for, purchase
+from tests.processes import running_worker, wait_for
 
 
 @dataclass
@@ -42,6 +45,12 @@ class Cluster:
         """A node that is up."""
         running = [port for port, server in self.servers.items() if server.poll() is None]
         return f"redis://127.0.0.1:{running[0]}/0"
+
+    @property
+    def every_node_url(self) -> str:
+        """Every node, comma-separated, as production's REDIS_URL should name them: a process
+        that starts while one is down starts from another."""
+        return ",".join(f"redis://127.0.0.1:{port}/0" for port in self.ports)
 
     def client(self) -> RedisCluster:
         running = [port for port, server in self.servers.items() if server.poll() is None]
@@ -134,3 +143,20 @@ def script_keys(monkeypatch) -> dict[str, list[list[str]]]:
 
     monkeypatch.setattr(shop_redis, "lua_script", recording)
     return calls
+
+
+def storm_through_a_writer(tmp_path: Path, sale, shoppers: list, attempts: list[tuple[int, str]]) -> list:
+    """Send every (shopper index, Idempotency-Key) attempt through the purchase view from 30
+    threads, with a real writer process on the cluster, and wait until it has written every
+    accepted reservation. Returns (shopper index, status, body) per answer."""
+    clients = [client_for(user) for user in shoppers]
+    with running_worker(tmp_path, REDIS_CLUSTER="1") as worker:
+        sent = storm(attempts, lambda attempt: purchase(clients[attempt[0]], sale, key=attempt[1]), threads=30)
+        answers = [(index, response.status_code, response.json()) for (index, _), response in sent]
+        accepted = [body["reservation_id"] for _, status, body in answers if status == 202]
+        wait_for(
+            lambda: Order.objects.filter(reservation_id__in=accepted).count() == len(accepted),
+            what="the writer on the cluster to write every accepted reservation",
+        )
+        assert worker.poll() is None
+    return answers

@@ -12,6 +12,7 @@ from redis.crc import key_slot
 from config import redis as shop_redis
 from config.redis import PROJECT_ROOT as ROOT
 from inventory import redis_sales
+from limits.breaker import redis_breaker
 from limits.buckets import Limit, shared_take
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
@@ -21,10 +22,10 @@ from scripts.devstack import free_port
 from shop.gate import SaleGate, sale_gate_reopen
 from shop.models import FlashSale
 from shop.services import flash_sale_edit, flash_sale_reconcile
-from tests.concurrency import storm
+from tests.cluster.conftest import storm_through_a_writer
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory
-from tests.processes import running_worker, wait_for
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,17 +36,8 @@ def test_a_storm_on_the_cluster_sells_exactly_the_quantity_with_every_script_on_
     sale = make_sale(quantity=60, limit=1)
     shoppers = [UserFactory() for _ in range(150)]
     clients = [client_for(user) for user in shoppers]
-    attempts = [(i % 150, f"attempt-{i}") for i in range(300)]
-
-    with running_worker(tmp_path, REDIS_CLUSTER="1") as worker:
-        sent = storm(attempts, lambda attempt: purchase(clients[attempt[0]], sale, key=attempt[1]), threads=30)
-        answers = [(index, response.status_code, response.json()) for (index, _), response in sent]
-        accepted = [body["reservation_id"] for _, status, body in answers if status == 202]
-        wait_for(
-            lambda: Order.objects.filter(reservation_id__in=accepted).count() == len(accepted),
-            what="the writer on the cluster to write every accepted reservation",
-        )
-        assert worker.poll() is None
+    answers = storm_through_a_writer(tmp_path, sale, shoppers, [(i % 150, f"attempt-{i}") for i in range(300)])
+    accepted = [body["reservation_id"] for _, status, body in answers if status == 202]
 
     assert len(answers) == 300
     assert {status for _, status, _ in answers} <= {202, 409}
@@ -100,6 +92,22 @@ def test_a_process_starts_from_any_node_of_several_that_is_up(on_cluster, settin
 
     assert shop_redis.redis_client().ping()
     assert len(shop_redis.redis_client().get_primaries()) == 3
+
+
+def test_a_process_that_cannot_reach_the_cluster_answers_503_not_500(on_cluster, settings, make_sale):
+    sale = make_sale(quantity=5)
+    client = client_for(UserFactory())
+    # A process whose only named node is down (redis-py's "cannot be connected" is no RedisError)
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+
+    response = purchase(client, sale, key="k")
+
+    assert (response.status_code, response.json()["code"]) == (503, "unavailable")
+    assert client.get(f"/api/v1/flash-sales/{sale.pk}/").status_code == 200  # the catalog reads on
+    # Named again with a node that is up, the same process sells.
+    settings.REDIS_URL = f"{settings.REDIS_URL},{on_cluster.url}"
+    redis_breaker.reset()
+    assert purchase(client, sale, key="k").status_code == 202
 
 
 def test_the_limiter_idempotency_store_and_cache_work_on_the_cluster(on_cluster, make_sale):

@@ -16,10 +16,10 @@ from orders.services import order_cancel
 from orders.writer import order_writer_drain
 from shop.models import FlashSale
 from shop.services import flash_sale_reconcile
+from tests.cluster.conftest import storm_through_a_writer
 from tests.concurrency import storm
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory
-from tests.processes import running_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,18 +54,8 @@ def test_a_sale_of_three_shards_spreads_over_the_primaries_and_sells_out_exactly
     assert len({cluster.get_node_from_key(shard.remaining).port for shard in keys}) == 3
     assert remaining_by_shard(sale) == [30, 30, 30]
     shoppers = shoppers_of(None, 200)
-    clients = [client_for(user) for user in shoppers]
-    attempts = [(i % 200, f"attempt-{i}") for i in range(400)]
-
-    with running_worker(tmp_path, REDIS_CLUSTER="1") as worker:
-        sent = storm(attempts, lambda attempt: purchase(clients[attempt[0]], sale, key=attempt[1]), threads=30)
-        answers = [(index, response.status_code, response.json()) for (index, _), response in sent]
-        accepted = [body["reservation_id"] for _, status, body in answers if status == 202]
-        wait_for(
-            lambda: Order.objects.filter(reservation_id__in=accepted).count() == len(accepted),
-            what="the writers of the three shards to write every accepted reservation",
-        )
-        assert worker.poll() is None
+    answers = storm_through_a_writer(tmp_path, sale, shoppers, [(i % 200, f"attempt-{i}") for i in range(400)])
+    accepted = [body["reservation_id"] for _, status, body in answers if status == 202]
 
     assert {status for _, status, _ in answers} <= {202, 409}
     assert {body["code"] for _, status, body in answers if status == 409} <= {"sold_out", "limit_exceeded"}
