@@ -442,26 +442,39 @@ def sale_shift_units(*, sale_id: int, shard: int, shards: int, units: int) -> in
 MOVE_LOCK_TTL_MS = 2_000
 
 
-def sale_borrow(*, sale_id: int, shard: int, shards: int, units: int) -> int:
+def _donor(states: list[ShardState | None], shard: int) -> int | None:
+    """The shard with the most units left, other than `shard`, if any has one."""
+    most, donor = max(
+        ((state.remaining, index) for index, state in enumerate(states) if state and index != shard), default=(0, None)
+    )
+    return donor if most > 0 else None
+
+
+def sale_borrow(*, sale_id: int, shard: int, shards: int, units: int) -> int | None:
     """Move units from the sale's other shards to `shard`, which has fewer than `units` left:
     from the shard with the most left, half the difference between the two (at least `units`),
     so that a sale's shards run dry together and few moves are made. Returns the units `shard`
-    has left now.
+    has left now (fewer than `units`: the other shards have none to give), or None when the
+    move lock could not be had in time.
 
     Moves of one sale are serialised by a short lock, which reconciliation takes too: a taken
     unit is given within the same lock, and a mover that dies between the two leaves the sale's
     allotments short, which the next reconciliation gives back to shard 0. A mover that cannot
     get the lock at once waits a moment: another is moving units, most likely here.
     """
+    # A look first, without the lock: once a sale is sold out, the crowd's last attempts learn it
+    # here, instead of queueing for the lock one by one.
+    looked = sale_shard_states(sale_id, shards)
+    if looked[shard] is None or _donor(looked, shard) is None:
+        return looked[shard].remaining if looked[shard] else 0
     with sale_lock(sale_id, "rebalance", ttl_ms=MOVE_LOCK_TTL_MS, wait_ms=200) as lock:
+        if lock is None:
+            return None
         states = sale_shard_states(sale_id, shards)
-        own = states[shard]
-        if lock is None or own is None or own.remaining >= units:
+        own, donor = states[shard], _donor(states, shard)
+        if own is None or own.remaining >= units or donor is None:
             return own.remaining if own else 0
-        donors = [(state.remaining, index) for index, state in enumerate(states) if state and index != shard]
-        most, donor = max(donors, default=(0, shard))
-        if most <= 0:
-            return own.remaining
+        most = states[donor].remaining
         want = max(units - own.remaining, (most - own.remaining + 1) // 2)
         taken = -sale_shift_units(sale_id=sale_id, shard=donor, shards=shards, units=-want)
         if taken:

@@ -164,12 +164,15 @@ def _admit(
 
     admission = attempt(short_is_final=shards == 1)
     # The shopper's home shard is short while the sale may have units in others: move some
-    # here and ask again (the rate limits were taken by the first attempt).
-    for last in [False] * (BORROW_ROUNDS - 1) + [True]:
+    # here and ask again (the rate limits were taken by the first attempt). Sold out is the
+    # answer only once a move found none left elsewhere.
+    for _ in range(BORROW_ROUNDS):
         if admission.outcome != "short":
             break
-        redis_sales.sale_borrow(sale_id=sale_id, shard=shard, shards=shards, units=quantity)
-        admission = attempt(short_is_final=last, limits=())
+        left = redis_sales.sale_borrow(sale_id=sale_id, shard=shard, shards=shards, units=quantity)
+        admission = attempt(short_is_final=left is not None and left < quantity, limits=())
+    if admission.outcome == "short":  # Units could not be moved yet (a reconcile holds the lock).
+        raise SaleLayerUnavailable()
     if admission.outcome != "not_loaded":
         return admission
     # Not in Redis: not preheated yet, or Redis lost it. The database decides.

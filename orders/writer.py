@@ -48,15 +48,23 @@ class ShardShort(Exception):
         self.units = units
 
 
+# Rounds of borrowing room for one batch before what fits decides (another shard's writer may
+# borrow back what this one just took, until the allotments follow Redis's).
+BORROW_ROUNDS = 3
+
+
 def with_room(write: Callable[[bool], T], *, sale_id: int, shard: int) -> T:
-    """Run `write(may_borrow=True)`, a transaction that raises ShardShort when its shard's
-    allotment is short; then, with the units borrowed from the sale's other shards in a
-    transaction of its own, once more with `may_borrow=False` (whatever room there is decides)."""
-    try:
-        return write(True)
-    except ShardShort as short:
-        flash_sale_shards_rebalance(sale_id=sale_id, shard=shard, units=short.units)
-        return write(False)
+    """Run `write(may_borrow)`, a transaction that raises ShardShort when its shard's allotment
+    is short, borrowing from the sale's other shards (in a transaction of its own) and running
+    it again, until it fits, nothing more can be borrowed, or BORROW_ROUNDS; then whatever
+    room there is decides (`may_borrow=False`)."""
+    for _ in range(BORROW_ROUNDS):
+        try:
+            return write(True)
+        except ShardShort as short:
+            if not flash_sale_shards_rebalance(sale_id=sale_id, shard=shard, units=short.units):
+                break
+    return write(False)
 
 
 def shard_lock(*, sale_id: int, shard: int) -> FlashSaleShard:

@@ -94,14 +94,23 @@ def _shards_locked(sale_id: int) -> list[FlashSaleShard]:
 
 
 def flash_sale_shards_rebalance(*, sale_id: int, shard: int, units: int) -> int:
-    """Give a shard whose writer finds its allotment spent `units` more, from the shards with
-    the most unsold (the largest first). In a transaction of its own, taken before any other
-    lock, with every shard row locked in order: a writer holds only its own shard's row, so this
-    never deadlocks with one. Returns the units moved: fewer than asked when the sale has no
+    """Give a shard whose writer finds its allotment spent at least `units` more. The database
+    takes Redis's allotments, which decided the admissions, when they share out the quantity and
+    cover what each shard sold; otherwise (a move half done, Redis away) `units` come from the
+    shards with the most unsold. In a transaction of its own, taken before any other lock, with
+    every shard row locked in order: a writer holds only its own shard's row, so this never
+    deadlocks with one. Returns the units `shard` gained: fewer than asked when the sale has no
     more unsold, which only a Redis that admitted more than the sale has can cause."""
     with transaction.atomic():
         rows = _shards_locked(sale_id)
         wanting = rows[shard]
+        followed = _allotments_from_redis(sale_id, rows)
+        if followed and followed[shard] >= wanting.allotment + units:
+            gained = followed[shard] - wanting.allotment
+            for row, allotment in zip(rows, followed, strict=True):
+                row.allotment = allotment
+            FlashSaleShard.objects.bulk_update(rows, ["allotment"])
+            return gained
         moved = 0
         for donor in sorted((row for row in rows if row.index != shard), key=lambda row: -row.room):
             give = min(donor.room, units - moved)
@@ -114,6 +123,19 @@ def flash_sale_shards_rebalance(*, sale_id: int, shard: int, units: int) -> int:
             wanting.allotment += moved
             wanting.save(update_fields=["allotment"])
     return moved
+
+
+def _allotments_from_redis(sale_id: int, rows: list[FlashSaleShard]) -> list[int] | None:
+    """Redis's allotments of the shards, if the database can take them as they are."""
+    try:
+        states = redis_sales.sale_shard_states(sale_id, len(rows))
+    except redis.RedisError:
+        return None
+    if not all(states):
+        return None
+    allotments = [state.allotment for state in states]
+    fits = all(allotment >= row.units_sold for allotment, row in zip(allotments, rows, strict=True))
+    return allotments if fits and sum(allotments) == sum(row.allotment for row in rows) else None
 
 
 def _shards_resize(sale: FlashSale, rows: list[FlashSaleShard], delta: int) -> None:

@@ -1,0 +1,60 @@
+"""A sale of several stock shards on one Redis: moving units between shards while something
+else holds the move lock, and the writers' allotments in PostgreSQL following Redis's."""
+
+import pytest
+
+from inventory import redis_sales
+from orders.invariants import check_invariants
+from orders.models import FailedReservation, Order
+from orders.writer import order_writer_drain
+from shop.gate import sale_gate
+from tests.conftest import client_for, purchase
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def shopper_of(shard: int, shards: int):
+    while True:
+        user = UserFactory()
+        if redis_sales.home_shard(user.pk, shards) == shard:
+            return user
+
+
+def test_a_dry_shard_whose_units_cannot_move_yet_answers_503_not_sold_out(make_sale, brokered):
+    # Given a sale of two shards whose shard 0 is empty while shard 1 has units
+    sale = make_sale(quantity=4, limit=1, shards=2)
+    assert redis_sales.sale_shift_units(sale_id=sale.pk, shard=0, shards=2, units=-2) == -2
+    assert redis_sales.sale_shift_units(sale_id=sale.pk, shard=1, shards=2, units=2) == 2
+    client = client_for(shopper_of(0, 2))
+
+    # While another job (a reconcile) holds the lock under which units move
+    with redis_sales.sale_lock(sale.pk, "rebalance") as held:
+        assert held is not None
+        blocked = purchase(client, sale, key="k")
+
+    # Then the shopper is asked to come back, not told the sale is sold out
+    assert (blocked.status_code, blocked.json()["code"]) == (503, "unavailable")
+    assert sale_gate.refusal(sale.pk) is None
+    # And once the lock is free the same request moves units over and is accepted
+    accepted = purchase(client, sale, key="k")
+    assert accepted.status_code == 202
+    assert [state.remaining for state in redis_sales.sale_shard_states(sale.pk, 2)] == [1, 2]
+
+
+def test_a_shards_writer_takes_up_the_allotments_redis_moved(make_sale, brokered):
+    # Given shard 0's shoppers bought units Redis moved to it from shard 1 and shard 2
+    sale = make_sale(quantity=30, limit=1, shards=3)
+    rids = [purchase(client_for(shopper_of(0, 3)), sale, key="k").json()["reservation_id"] for _ in range(14)]
+    redis_allotments = [state.allotment for state in redis_sales.sale_shard_states(sale.pk, 3)]
+    assert redis_allotments[0] >= 14 and sum(redis_allotments) == 30
+
+    # When shard 0's writer finds its database allotment (ten) short
+    order_writer_drain(sale_id=sale.pk, consumer="test", shard=0, shards=3)
+
+    # Then it wrote every order, and the database's allotments are Redis's
+    assert set(Order.objects.values_list("reservation_id", flat=True)) == set(rids)
+    assert not FailedReservation.objects.exists()
+    assert [row.allotment for row in sale.shards.order_by("index")] == redis_allotments
+    report = check_invariants()
+    assert report.ok, report.violations
