@@ -8,6 +8,7 @@ class DomainError(Exception):
     code = "error"
     status_code = 400
     default_message = "The request could not be carried out."
+    extra: dict = {}
 
     def __init__(self, message: str | None = None):
         super().__init__(message or self.default_message)

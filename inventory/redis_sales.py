@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
@@ -155,6 +155,7 @@ class Admission:
     replayed: bool
     quantity: int
     retry_after: float = 0.0  # seconds, when rate limited
+    next_wave_at: datetime | None = None  # when the units of a sale in waves run out before its next
 
 
 def reservation_admit(
@@ -186,7 +187,7 @@ def reservation_admit(
         shards=shards,
         short_is_final=short_is_final,
     )
-    outcome, rid, schedule, remembered, wait_us = _run("admit", keys, args)
+    outcome, rid, schedule, remembered, micros = _run("admit", keys, args)
     outcome = _text(outcome)
     replayed = outcome.startswith("replay:")
     return Admission(
@@ -195,7 +196,8 @@ def reservation_admit(
         schedule_drain=bool(schedule),
         replayed=replayed,
         quantity=int(remembered),
-        retry_after=int(wait_us) / 1e6,
+        retry_after=int(micros) / 1e6 if outcome == "rate_limited" else 0.0,
+        next_wave_at=datetime.fromtimestamp(int(micros) / 1e6, tz=UTC) if outcome == "wave" else None,
     )
 
 
@@ -306,10 +308,11 @@ def sale_load(
     counters: SaleCounters | None,
     shard: int = 0,
     shards: int = 1,
+    waves: Sequence[tuple[datetime, int]] = (),
 ) -> int | None:
-    """Refresh a shard's terms, loading its counters if Redis has none (a closed sale stays
-    closed). Returns the remaining units, or None when the shard is not loaded and no
-    `counters` were given: read them and call again."""
+    """Refresh a shard's terms (its window, limit, status and waves), loading its counters if
+    Redis has none (a closed sale stays closed). Returns the remaining units, or None when the
+    shard is not loaded and no `counters` were given: read them and call again."""
     keys = SaleKeys(sale_id, shard, shards)
     _, remaining = _run(
         "load_sale",
@@ -321,6 +324,7 @@ def sale_load(
             status,
             WRITER_GROUP,
             counters.as_json() if counters else "",
+            ",".join(f"{_micros(at)}:{units}" for at, units in waves),
         ],
     )
     return None if int(remaining) < 0 else int(remaining)

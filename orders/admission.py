@@ -94,7 +94,7 @@ def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_ke
                 )
             )
             if admission is None:
-                raise PurchaseRefused(refusal)
+                raise PurchaseRefused(refusal, next_wave_at=sale_gate.next_wave_at(sale_id))
         else:
             admission = redis_breaker.call(
                 lambda: _admit(
@@ -109,7 +109,7 @@ def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_ke
             )
             if not admission.replayed:
                 # Only a fresh answer closes the gate: a replayed one may be stale.
-                sale_gate.close(sale_id, admission.outcome)
+                sale_gate.close(sale_id, admission.outcome, next_wave_at=admission.next_wave_at)
     except redis.RedisError as error:
         if refusal:
             raise PurchaseRefused(refusal) from error
@@ -124,6 +124,8 @@ def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_ke
         raise RateLimited(admission.retry_after)
     if admission.outcome == "blocked":
         raise AccountBlocked()
+    if admission.outcome == "wave":
+        raise PurchaseRefused("sold_out", next_wave_at=admission.next_wave_at)
     if admission.outcome != "accepted":
         raise PurchaseRefused(admission.outcome)
     if admission.schedule_drain:

@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from config.exceptions import DomainError
 
 
@@ -18,9 +20,14 @@ class PurchaseRefused(DomainError):
         "ended": "The sale has ended.",
     }
 
-    def __init__(self, code: str):
+    def __init__(self, code: str, next_wave_at: datetime | None = None):
         self.code = code
-        super().__init__(self.messages[code])
+        message = self.messages[code]
+        if next_wave_at is not None:
+            # Units of a sale in waves: gone until the next wave opens.
+            message = f"Every unit released so far is sold; the next wave opens at {next_wave_at.isoformat()}."
+            self.extra = {"next_wave_at": next_wave_at.isoformat().replace("+00:00", "Z")}
+        super().__init__(message)
 
 
 class SaleLayerUnavailable(DomainError):

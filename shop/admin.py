@@ -19,7 +19,8 @@ from config.admin import (
 )
 from inventory import redis_sales
 from inventory.services import stock_get_or_create
-from shop.exceptions import SaleBusy
+from shop.exceptions import InvalidWaves, SaleBusy
+from shop.forms import WavesField
 from shop.models import SKU, FlashSale, FlashSaleEdit, Product, SaleDrift
 from shop.selectors import flash_sale_activity, flash_sale_report, flash_sale_stats
 from shop.services import (
@@ -28,6 +29,7 @@ from shop.services import (
     flash_sale_edit,
     flash_sale_preheat,
     flash_sale_reconcile,
+    flash_sale_waves_check,
 )
 
 
@@ -57,6 +59,29 @@ class SKUInline(admin.TabularInline):
     @admin.display(description="available")
     def available(self, sku: SKU):
         return self.stock_figure(sku, "available")
+
+
+class FlashSaleAddForm(forms.ModelForm):
+    waves = WavesField(required=False, help_text=WavesField.__doc__)
+
+    class Meta:
+        model = FlashSale
+        fields = ["title", "sku", "price", "quantity", "starts_at", "ends_at", "per_user_limit", "stock_shards"]
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            try:
+                flash_sale_waves_check(
+                    waves=data["waves"],
+                    starts_at=data["starts_at"],
+                    ends_at=data["ends_at"],
+                    quantity=data["quantity"],
+                    stock_shards=data["stock_shards"],
+                )
+            except InvalidWaves as error:
+                self.add_error("waves", str(error))
+        return data
 
 
 class FlashSaleChangeForm(forms.ModelForm):
@@ -139,7 +164,9 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
     autocomplete_fields = ["sku"]
     date_hierarchy = "starts_at"
     actions = ["preheat", "reconcile", "cancel"]
-    CREATE_FIELDS = ["title", "sku", "price", "quantity", "starts_at", "ends_at", "per_user_limit", "stock_shards"]
+    CREATE_FIELDS = [
+        "title", "sku", "price", "quantity", "starts_at", "ends_at", "per_user_limit", "stock_shards", "waves",
+    ]  # fmt: skip
     # What an edit may change (through flash_sale_edit, with the version the form was drawn at).
     EDITABLE = ["title", "ends_at", "quantity", "per_user_limit", "expected_version"]
 
@@ -150,8 +177,7 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
         return [] if obj is None else [FlashSaleEditInline]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is not None:
-            kwargs["form"] = FlashSaleChangeForm
+        kwargs["form"] = FlashSaleAddForm if obj is None else FlashSaleChangeForm
         return super().get_form(request, obj, change, **kwargs)
 
     def get_fields(self, request, obj=None):

@@ -35,3 +35,9 @@ class InvalidSaleChange(DomainError):
     code = "invalid_change"
     status_code = 409
     default_message = "The sale cannot be changed that way."
+
+
+class InvalidWaves(DomainError):
+    code = "invalid"
+    status_code = 400
+    default_message = "The waves must be in order, inside the sale's window, and sum to its quantity."

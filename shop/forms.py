@@ -2,6 +2,9 @@ import uuid
 
 from django import forms
 from django.conf import settings
+from django.utils import timezone
+
+from shop.models import Wave
 
 
 class BuyForm(forms.Form):
@@ -16,3 +19,28 @@ class BuyForm(forms.Form):
         most = min(limit, settings.PURCHASE_MAX_QUANTITY)
         self.fields["quantity"] = forms.IntegerField(min_value=1, max_value=most, initial=1)
         self.fields["attempt"].initial = uuid.uuid4().hex
+
+
+class WavesField(forms.CharField):
+    """A sale's waves, one per line: `2026-12-24 20:00, 50` (a time in the shop's time zone, then
+    the units it releases). Empty: every unit at the start."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "placeholder": "2026-12-24 20:00, 50\n2026-12-24 20:10, 50"})
+
+    def to_python(self, value) -> list[Wave]:
+        waves = []
+        moment = forms.DateTimeField()
+        for number, line in enumerate(filter(None, (line.strip() for line in (value or "").splitlines())), 1):
+            at, _, units = line.rpartition(",")
+            try:
+                waves.append(Wave(moment.clean(at.strip()), int(units)))
+            except (forms.ValidationError, ValueError) as error:
+                raise forms.ValidationError(
+                    f"Line {number}: write a time, a comma, and the units, as in the example."
+                ) from error
+        return waves
+
+    def prepare_value(self, value) -> str:
+        if isinstance(value, list):
+            return "\n".join(f"{timezone.localtime(wave.at):%Y-%m-%d %H:%M:%S}, {wave.units}" for wave in value)
+        return value

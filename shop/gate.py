@@ -10,6 +10,7 @@ restock reopens a sale everywhere within SALE_GATE_SECONDS at the latest.
 import logging
 import threading
 import time
+from datetime import datetime
 
 import redis
 from django.conf import settings
@@ -25,6 +26,7 @@ GATED_OUTCOMES = frozenset({"sold_out", "ended", "not_started"})
 class SaleGate:
     def __init__(self):
         self._flags: dict[int, tuple[str, float]] = {}
+        self._waves: dict[int, datetime] = {}  # sale id -> the next wave, while flagged sold out
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
 
@@ -40,11 +42,24 @@ class SaleGate:
             return None
         return outcome
 
-    def close(self, sale_id: int, outcome: str) -> None:
+    def next_wave_at(self, sale_id: int) -> datetime | None:
+        """When the sale's next wave opens, if the flag is for units of waves to come."""
+        return self._waves.get(sale_id)
+
+    def close(self, sale_id: int, outcome: str, next_wave_at: datetime | None = None) -> None:
+        """Remember a fresh refusal. `wave` (the units so far are gone, a wave is to come) is
+        remembered as sold out until the wave at the latest, by this process's clock: an early
+        expiry only sends the next request to Redis, whose clock opens the wave."""
+        if outcome == "wave" and next_wave_at is not None:
+            seconds = min(settings.SALE_GATE_SECONDS, max(0.0, next_wave_at.timestamp() - time.time()))
+            self._flags[sale_id] = ("sold_out", time.monotonic() + seconds)
+            self._waves[sale_id] = next_wave_at
+            return
         if outcome not in GATED_OUTCOMES:
             return
         seconds = settings.SALE_GATE_ENDED_SECONDS if outcome == "ended" else settings.SALE_GATE_SECONDS
         self._flags[sale_id] = (outcome, time.monotonic() + seconds)
+        self._waves.pop(sale_id, None)
 
     def open(self, sale_id: int) -> None:
         self._flags.pop(sale_id, None)

@@ -1,4 +1,6 @@
+from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -87,6 +89,12 @@ class FlashSale(models.Model):
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     per_user_limit = models.PositiveIntegerField(default=1, help_text="Most units one shopper may hold.")
+    waves = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Units released in stages: [{"at": time, "units": n}, ...] in order, inside the window, '
+        "summing to the quantity. Empty: every unit at the start.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED, db_index=True)
     version = models.PositiveIntegerField(default=1, help_text="Bumped by every edit; an edit names the one it read.")
     admissions = models.JSONField(
@@ -128,6 +136,23 @@ class FlashSale(models.Model):
     @property
     def remaining(self) -> int:
         return self.quantity - self.units_sold
+
+    @property
+    def wave_list(self) -> list["Wave"]:
+        """The waves, in order."""
+        return [Wave(datetime.fromisoformat(wave["at"]), wave["units"]) for wave in self.waves]
+
+    def next_wave_at(self, now: datetime) -> datetime | None:
+        """When the next wave opens, by this process's clock (shown to shoppers; admission goes
+        by Redis's clock)."""
+        return next((wave.at for wave in self.wave_list if wave.at > now), None)
+
+
+class Wave(NamedTuple):
+    """Units of a sale released at a time."""
+
+    at: datetime
+    units: int
 
 
 class FlashSaleShard(models.Model):

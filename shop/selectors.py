@@ -67,17 +67,18 @@ class SaleState:
     """What a shopper's page shows of a sale, and when it was read."""
 
     status: str  # the sale's own status
-    remaining: int
+    remaining: int  # on offer now: not counting units of waves still to come
     starts_at: datetime
     ends_at: datetime
+    next_wave_at: datetime | None = None
 
     @property
     def badge(self) -> str:
-        """The word on the sale's badge: live, scheduled, sold out, ended or cancelled."""
+        """The word on the sale's badge: live, scheduled, next wave, sold out, ended or cancelled."""
         if self.status in {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}:
             now = timezone.now()
             if self.remaining <= 0:
-                return "sold out"
+                return "next wave" if self.next_wave_at else "sold out"
             if now >= self.ends_at:
                 return FlashSale.Status.ENDED
             # The clock opens a sale; the job that marks it live may come a moment later.
@@ -91,6 +92,7 @@ class SaleState:
             "remaining": self.remaining,
             "starts_at": self.starts_at.isoformat(),
             "ends_at": self.ends_at.isoformat(),
+            "next_wave_at": self.next_wave_at.isoformat() if self.next_wave_at else None,
         }
 
 
@@ -112,7 +114,13 @@ def flash_sale_state(*, sale_id: int, sale: FlashSale | None = None) -> SaleStat
         sale = FlashSale.objects.filter(pk=sale_id).first()
     state = None
     if sale is not None:
-        state = SaleState(sale.status, flash_sale_remaining_now(sale=sale), sale.starts_at, sale.ends_at)
+        state = SaleState(
+            sale.status,
+            flash_sale_remaining_now(sale=sale),
+            sale.starts_at,
+            sale.ends_at,
+            sale.next_wave_at(timezone.now()),
+        )
     _sale_states[sale_id] = (now + SALE_STATE_SECONDS, state)
     return state
 
@@ -136,15 +144,18 @@ def flash_sale_states_forget() -> None:
 
 
 def flash_sale_remaining_now(*, sale: FlashSale) -> int:
-    """Units still on offer: Redis's live count, or the database's when Redis cannot say."""
+    """Units on offer now: Redis's live count, or the database's when Redis cannot say, less the
+    units of waves still to come."""
+    remaining = sale.remaining
     if sale.status in {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}:
         try:
             live = redis_breaker.call(lambda: redis_sales.sale_remaining(sale.pk, sale.stock_shards))
         except redis.RedisError:
             live = None
         if live is not None:
-            return live
-    return sale.remaining
+            remaining = live
+    now = timezone.now()
+    return max(0, remaining - sum(wave.units for wave in sale.wave_list if wave.at > now))
 
 
 OUTCOME_COLOURS = {

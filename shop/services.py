@@ -1,3 +1,4 @@
+import itertools
 import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -14,7 +15,13 @@ from accounts.selectors import staff_emails_with
 from inventory import redis_sales
 from inventory.services import stock_allocate, stock_get_or_create, stock_release
 from orders.selectors import order_units_by_user, reservation_units_by_id, reservations_settled
-from shop.exceptions import InvalidSaleChange, InvalidSaleWindow, SaleNotCancellable, SaleVersionConflict
+from shop.exceptions import (
+    InvalidSaleChange,
+    InvalidSaleWindow,
+    InvalidWaves,
+    SaleNotCancellable,
+    SaleVersionConflict,
+)
 from shop.gate import sale_gate_reopen
 from shop.models import SKU, FlashSale, FlashSaleEdit, FlashSaleShard, SaleDrift
 
@@ -42,16 +49,20 @@ def flash_sale_create(
     actor: AbstractBaseUser | None,
     title: str = "",
     stock_shards: int = 1,
+    waves: list[tuple[datetime, int]] = (),
 ) -> FlashSale:
     """Create a sale, its stock shards, and allocate its quantity from the SKU's stock, in one
-    transaction.
+    transaction. `waves` release the units in stages (see `flash_sale_waves_check`).
 
-    Raises InsufficientStock when the SKU has fewer available units than `quantity`, and
-    InvalidSaleWindow when the window is empty or already over.
+    Raises InsufficientStock when the SKU has fewer available units than `quantity`,
+    InvalidSaleWindow when the window is empty or already over, InvalidWaves.
     """
     now = timezone.now()
     if ends_at <= starts_at or ends_at <= now:
         raise InvalidSaleWindow()
+    flash_sale_waves_check(
+        waves=waves, starts_at=starts_at, ends_at=ends_at, quantity=quantity, stock_shards=stock_shards
+    )
     with transaction.atomic():
         sale = FlashSale.objects.create(
             title=title,
@@ -62,6 +73,7 @@ def flash_sale_create(
             ends_at=ends_at,
             per_user_limit=per_user_limit,
             stock_shards=stock_shards,
+            waves=[{"at": at.isoformat(), "units": units} for at, units in waves],
             status=flash_sale_status_at(starts_at=starts_at, ends_at=ends_at, now=now),
             created_by=actor,
         )
@@ -74,6 +86,31 @@ def flash_sale_create(
             reference=f"sale:{sale.pk}",
         )
     return sale
+
+
+MAX_WAVES = 50
+
+
+def flash_sale_waves_check(
+    *, waves: list[tuple[datetime, int]], starts_at: datetime, ends_at: datetime, quantity: int, stock_shards: int
+) -> None:
+    """Waves are (time, units) in strictly increasing time, each inside the window, each of a
+    positive number of units, together the quantity. Raises InvalidWaves saying which rule."""
+    if not waves:
+        return
+    if stock_shards > 1:
+        raise InvalidWaves("A sale split into stock shards cannot release its units in waves yet.")
+    if len(waves) > MAX_WAVES:
+        raise InvalidWaves(f"At most {MAX_WAVES} waves.")
+    times = [at for at, _ in waves]
+    if any(later <= earlier for earlier, later in itertools.pairwise(times)):
+        raise InvalidWaves("Each wave must come after the one before it.")
+    if times[0] < starts_at or times[-1] >= ends_at:
+        raise InvalidWaves("Every wave must open inside the sale's window: at or after its start, before its end.")
+    if any(units < 1 for _, units in waves):
+        raise InvalidWaves("Every wave must release at least one unit.")
+    if sum(units for _, units in waves) != quantity:
+        raise InvalidWaves(f"The waves must release the sale's quantity ({quantity}) in all.")
 
 
 def _even_shares(units: int, shards: int) -> list[int]:
@@ -179,6 +216,7 @@ def flash_sale_preheat(*, sale: FlashSale) -> int | None:
                 "per_user_limit": locked.per_user_limit,
                 "status": locked.status,
                 "shards": locked.stock_shards,
+                "waves": locked.wave_list,
             }
             remaining = {
                 shard: redis_sales.sale_load(**terms, shard=shard, counters=None)
@@ -377,6 +415,10 @@ def _check_edit(sale: FlashSale, *, ends_at: datetime, quantity: int, per_user_l
         raise InvalidSaleChange("The end must be in the future and after the start.")
     if quantity < 1 or quantity < sale.units_sold:
         raise InvalidSaleChange(f"{sale.units_sold} units are sold already; the quantity cannot go below that.")
+    if sale.waves and quantity != sale.quantity:
+        raise InvalidSaleChange("A sale released in waves keeps its quantity: its waves add up to it.")
+    if sale.waves and ends_at <= sale.wave_list[-1][0]:
+        raise InvalidSaleChange("The end must come after the sale's last wave.")
     if per_user_limit < 1 or per_user_limit < max(order_units_by_user(flash_sale_id=sale.pk).values(), default=0):
         raise InvalidSaleChange("A shopper already holds more than that limit.")
 

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -77,7 +77,12 @@ def make_sale(staff, redis_client):
     """A flash sale with its units allocated from fresh stock, preheated into Redis."""
 
     def make(
-        quantity: int = 10, limit: int = 1, starts_in: float = -60, lasts: float = 3600, shards: int = 1
+        quantity: int = 10,
+        limit: int = 1,
+        starts_in: float = -60,
+        lasts: float = 3600,
+        shards: int = 1,
+        waves: list[tuple[datetime, int]] = (),
     ) -> FlashSale:
         stock = stock_receive(
             stock=StockFactory(low_stock_threshold=0), quantity=quantity * 2, actor=staff, reason="opening"
@@ -92,6 +97,7 @@ def make_sale(staff, redis_client):
             per_user_limit=limit,
             actor=staff,
             stock_shards=shards,
+            waves=waves,
         )
         flash_sale_preheat(sale=sale)
         return sale

@@ -41,7 +41,9 @@ class DomainErrorResponse(exceptions.APIException):
 
 def exception_handler(exc, context):
     retry_after = getattr(exc, "retry_after", None)
+    extra = {}
     if isinstance(exc, DomainError):
+        extra = exc.extra
         exc = DomainErrorResponse(exc)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -64,7 +66,7 @@ def exception_handler(exc, context):
             "errors": exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail},
         }
     else:
-        response.data = {"code": error_code(exc), "detail": str(exc.detail)}
+        response.data = {"code": error_code(exc), "detail": str(exc.detail), **extra}
     if retry_after is not None:
         _say_when_to_retry(response, retry_after)
     return response
@@ -77,7 +79,7 @@ def _say_when_to_retry(response, seconds: float) -> None:
 
 def domain_error_response(error: DomainError) -> JsonResponse:
     """A service's refusal as the contract's answer, outside DRF (the purchase lane)."""
-    response = json_error(error.code, str(error), error.status_code)
+    response = JsonResponse({"code": error.code, "detail": str(error), **error.extra}, status=error.status_code)
     if getattr(error, "retry_after", None) is not None:
         _say_when_to_retry(response, error.retry_after)
     return response

@@ -1,6 +1,7 @@
 -- Admit one purchase attempt for a flash sale, atomically.
 --
--- KEYS[1]  fs:{id}:meta       hash: starts_at, ends_at (microseconds since the epoch), limit, status
+-- KEYS[1]  fs:{id}:meta       hash: starts_at, ends_at (microseconds since the epoch), limit, status,
+--                             waves ("<opens at>:<units>,..." or "": see load_sale.lua)
 -- KEYS[2]  fs:{id}:remaining  units still on offer
 -- KEYS[3]  fs:{id}:buyers     hash: user id -> units the user holds in this sale
 -- KEYS[4]  fs:{id}:stream     reservations for the order writer (XADD)
@@ -23,9 +24,9 @@
 -- ARGV[8..] two per rate limit: emission interval (microseconds), burst (see gcra.lua)
 --
 -- Returns {outcome, reservation id or "", schedule_drain (0/1), remembered quantity,
--- microseconds to wait (rate_limited only)}.
--- outcome: accepted, sold_out, short, limit_exceeded, not_started, ended, blocked, not_loaded,
--- rate_limited, or replay:<first outcome> when the request was seen before (quantity tells what
+-- microseconds: to wait (rate_limited), or since the epoch when the next wave opens (wave)}.
+-- outcome: accepted, sold_out, short, wave, limit_exceeded, not_started, ended, blocked,
+-- not_loaded, rate_limited, or replay:<first outcome> when the request was seen before (quantity tells what
 -- it asked for). The rate limits come first and count every request they let through, as the
 -- rate-limit middleware does for other routes: one round trip does both.
 -- The decrement and the XADD happen together or not at all: no reservation without its
@@ -54,7 +55,7 @@ if first[1] then
     return {"replay:" .. first[1], first[2], 0, tonumber(first[3]), 0}
 end
 
-local meta = redis.call("HMGET", KEYS[1], "starts_at", "ends_at", "limit", "status")
+local meta = redis.call("HMGET", KEYS[1], "starts_at", "ends_at", "limit", "status", "waves")
 if not meta[1] then
     return {"not_loaded", "", 0, quantity, 0}
 end
@@ -101,6 +102,22 @@ if held + quantity > tonumber(meta[3]) then
     return answer("limit_exceeded", "", 0)
 end
 local remaining = tonumber(redis.call("GET", KEYS[2]) or "0")
+-- Units of waves still to come stay in `remaining` but are not on offer: their wave opens by
+-- this script's clock (Redis TIME), so no task opens it and no web server's clock opens it early.
+-- Such a refusal is counted as sold out but not remembered: the same request may buy then.
+local held_back, next_wave = 0, 0
+for opens, units in string.gmatch(meta[5] or "", "(%d+):(%d+)") do
+    if now < tonumber(opens) then
+        held_back = held_back + tonumber(units)
+        if next_wave == 0 then
+            next_wave = tonumber(opens)
+        end
+    end
+end
+if next_wave > 0 and remaining - held_back < quantity then
+    count("sold_out")
+    return {"wave", "", 0, quantity, next_wave}
+end
 if remaining < quantity then
     if ARGV[7] == "0" then
         return {"short", "", 0, quantity, 0}

@@ -15,6 +15,8 @@
 --         {"remaining": n, "allotment": units this shard may sell, "held": {user: units},
 --          "admitted": {reservation id: units}, "blocked": [user, ...],
 --          "version": the sale's version they reflect}
+-- ARGV[7] the waves, "<opens at, microseconds since the epoch>:<units>,..." in order, or "" when
+--         every unit is on offer from the start (read by admit.lua)
 --
 -- Returns {loaded_now (0/1), remaining}, or {-1, -1} when the sale is not loaded and ARGV[6]
 -- is empty: the caller then reads the counters from the database and calls again. Counters of
@@ -23,7 +25,7 @@
 -- that a closed sale stays closed: a load that read the status before a cancel or an end
 -- must not reopen it.
 assert(#KEYS == 6, "load_sale.lua takes 6 keys")
-assert(#ARGV == 6, "load_sale.lua takes 6 arguments")
+assert(#ARGV == 7, "load_sale.lua takes 7 arguments")
 
 local loaded_now = 0
 if redis.call("EXISTS", KEYS[2]) == 0 then
@@ -51,7 +53,8 @@ local current = redis.call("HGET", KEYS[1], "status")
 if current == "cancelled" or current == "ended" then
     status = current
 end
-redis.call("HSET", KEYS[1], "starts_at", ARGV[1], "ends_at", ARGV[2], "limit", ARGV[3], "status", status)
+redis.call("HSET", KEYS[1], "starts_at", ARGV[1], "ends_at", ARGV[2], "limit", ARGV[3], "status", status,
+    "waves", ARGV[7])
 
 -- The writer's consumer group must exist before the first reservation arrives.
 pcall(redis.call, "XGROUP", "CREATE", KEYS[4], ARGV[5], "0", "MKSTREAM")

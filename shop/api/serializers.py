@@ -1,3 +1,4 @@
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -5,7 +6,9 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from config.api.fields import StrictIntegerField
-from shop.models import MAX_STOCK_SHARDS, SKU, FlashSale, Product
+from shop.exceptions import InvalidWaves
+from shop.models import MAX_STOCK_SHARDS, SKU, FlashSale, Product, Wave
+from shop.services import flash_sale_waves_check
 
 
 class SKUOutputSerializer(serializers.ModelSerializer):
@@ -28,11 +31,18 @@ class ProductOutputSerializer(serializers.ModelSerializer):
         fields = ["slug", "name", "description", "skus"]
 
 
+class WaveSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    units = StrictIntegerField(min_value=1, max_value=1_000_000)
+
+
 class FlashSaleOutputSerializer(serializers.ModelSerializer):
     sku = serializers.SlugRelatedField(slug_field="code", read_only=True)
     product = serializers.SlugRelatedField(source="sku.product", slug_field="slug", read_only=True)
     remaining = serializers.IntegerField(read_only=True)
     shards = serializers.IntegerField(source="stock_shards", read_only=True)
+    waves = WaveSerializer(source="wave_list", many=True, read_only=True)
+    next_wave_at = serializers.SerializerMethodField()
 
     class Meta:
         model = FlashSale
@@ -50,7 +60,12 @@ class FlashSaleOutputSerializer(serializers.ModelSerializer):
             "status",
             "version",
             "shards",
+            "waves",
+            "next_wave_at",
         ]
+
+    def get_next_wave_at(self, sale: FlashSale) -> datetime | None:
+        return sale.next_wave_at(timezone.now())
 
 
 class FlashSaleEditInputSerializer(serializers.Serializer):
@@ -72,11 +87,24 @@ class FlashSaleCreateInputSerializer(serializers.Serializer):
         min_value=1, max_value=MAX_STOCK_SHARDS, required=False, default=1, source="stock_shards"
     )
 
+    waves = WaveSerializer(many=True, required=False)
+
     def validate(self, attrs: dict) -> dict:
         if attrs["ends_at"] <= attrs["starts_at"]:
             raise serializers.ValidationError({"ends_at": ["Must be after starts_at."]})
         if attrs["ends_at"] <= timezone.now():
             raise serializers.ValidationError({"ends_at": ["Must be in the future."]})
+        attrs["waves"] = [Wave(wave["at"], wave["units"]) for wave in attrs.get("waves", [])]
+        try:
+            flash_sale_waves_check(
+                waves=attrs["waves"],
+                starts_at=attrs["starts_at"],
+                ends_at=attrs["ends_at"],
+                quantity=attrs["quantity"],
+                stock_shards=attrs["stock_shards"],
+            )
+        except InvalidWaves as error:
+            raise serializers.ValidationError({"waves": [str(error)]}) from error
         return attrs
 
 

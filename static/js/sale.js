@@ -11,6 +11,7 @@
   const sentences = JSON.parse(document.getElementById("purchase-sentences").textContent);
   const startsAt = Date.parse(page.dataset.startsAt);
   const endsAt = Date.parse(page.dataset.endsAt);
+  let nextWaveAt = page.dataset.nextWaveAt ? Date.parse(page.dataset.nextWaveAt) : null;
   const clock = window.shopClock;
   const now = clock.now;
 
@@ -34,7 +35,10 @@
   function setButton() {
     if (!button || buying) return;
     const t = now();
-    if (badge === "sold out" || remaining <= 0) {
+    if (badge === "next wave") {
+      button.disabled = true;
+      button.textContent = "Next wave soon";
+    } else if (badge === "sold out" || remaining <= 0) {
       button.disabled = true;
       button.textContent = "Sold out";
     } else if (badge !== "live" && badge !== "scheduled") {
@@ -74,6 +78,7 @@
     const countdown = $("countdown");
     if (countdown) {
       if (t < startsAt) countdown.textContent = `Starts in ${clock.duration(startsAt - t)}`;
+      else if (badge === "next wave" && nextWaveAt && t < nextWaveAt) countdown.textContent = `Next wave in ${clock.duration(nextWaveAt - t)}`;
       else if (t < endsAt) countdown.textContent = `Ends in ${clock.duration(endsAt - t)}`;
       else countdown.textContent = "This sale has ended.";
     }
@@ -83,9 +88,11 @@
 
   function showState(state) {
     remaining = state.remaining;
+    nextWaveAt = state.next_wave_at ? Date.parse(state.next_wave_at) : null;
     $("remaining").textContent = String(state.remaining);
     if (state.badge !== badge) {
       if (state.badge === "sold out" && !buying) say(sentence("sold_out"));
+      if (badge === "next wave" && state.badge === "live" && !buying) say("The next wave is open: units are on offer again.");
       badge = state.badge;
       const badgeElement = $("badge");
       badgeElement.textContent = badge;
@@ -108,7 +115,7 @@
         // The next poll tries again; the page keeps what it knows.
       }
     }
-    if (badge === "live" || badge === "scheduled" || badge === "sold out") setTimeout(pollState, 1000);
+    if (["live", "scheduled", "sold out", "next wave"].includes(badge)) setTimeout(pollState, 1000);
   }
 
   function csrfToken() {
@@ -175,6 +182,12 @@
     } else if (response.status === 400 && body.code !== "idempotency_key_reused") {
       refused("invalid");
       say(body.detail || sentence("invalid"));
+    } else if (body.next_wave_at) {
+      // Every unit released so far is sold; more come with the next wave.
+      nextWaveAt = Date.parse(body.next_wave_at);
+      showState({ remaining: 0, badge: "next wave", next_wave_at: body.next_wave_at });
+      refused("sold_out");
+      say(`Every unit released so far is sold. The next wave opens in ${clock.duration(nextWaveAt - now())}.`);
     } else {
       refused(body.code || "unavailable");
     }

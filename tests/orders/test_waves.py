@@ -1,0 +1,107 @@
+"""A sale whose units are released in waves: each wave's units go on offer at its time by Redis's
+clock, inside the admission script; between waves a purchase is sold out until the next one."""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from inventory import redis_sales
+from orders.invariants import check_invariants
+from orders.models import FailedReservation, Order
+from shop.models import FlashSale
+from tests.concurrency import storm
+from tests.conftest import client_for, purchase
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def redis_now() -> datetime:
+    seconds, micros = redis_sales.redis_client().time()
+    return datetime.fromtimestamp(seconds + micros / 1e6, tz=UTC)
+
+
+def crowd_buys(sale: FlashSale, shoppers: int) -> list:
+    clients = [client_for(UserFactory()) for _ in range(shoppers)]
+    sent = storm(list(range(shoppers)), lambda i: purchase(clients[i], sale, key="k"), threads=15)
+    return [response for _, response in sent]
+
+
+def test_a_storm_across_a_wave_sells_the_first_waves_units_before_it_and_the_rest_after(make_sale):
+    now = timezone.now()
+    second_wave = (now + timedelta(seconds=6)).replace(microsecond=0)
+    sale = make_sale(quantity=20, limit=1, waves=[(now - timedelta(seconds=30), 8), (second_wave, 12)])
+
+    before = crowd_buys(sale, 30)
+
+    assert redis_now() < second_wave  # the storm ended before the wave opened
+    assert sum(response.status_code == 202 for response in before) == 8
+    refusals = [response.json() for response in before if response.status_code != 202]
+    assert {(body["code"], body["next_wave_at"]) for body in refusals} == {
+        ("sold_out", second_wave.isoformat().replace("+00:00", "Z"))
+    }
+    shown = client_for(UserFactory()).get(f"/api/v1/flash-sales/{sale.pk}/").json()
+    assert shown["next_wave_at"] == second_wave.isoformat().replace("+00:00", "Z")
+    assert [wave["units"] for wave in shown["waves"]] == [8, 12]
+
+    while redis_now() < second_wave:
+        time.sleep(0.05)
+    after = crowd_buys(sale, 30)
+
+    assert sum(response.status_code == 202 for response in after) == 12
+    assert {response.json()["code"] for response in after if response.status_code != 202} == {"sold_out"}
+    assert all("next_wave_at" not in response.json() for response in after if response.status_code != 202)
+    assert Order.objects.filter(flash_sale=sale).count() == 20
+    assert not FailedReservation.objects.exists()
+    report = check_invariants()
+    assert report.ok, report.violations
+
+
+def test_no_wave_opens_early_whatever_the_web_servers_clock_says(make_sale, monkeypatch):
+    now = timezone.now()
+    wave = now + timedelta(minutes=10)
+    sale = make_sale(quantity=3, limit=1, waves=[(now - timedelta(seconds=30), 1), (wave, 2)])
+    assert purchase(client_for(UserFactory()), sale, key="k").status_code == 202
+    # This web server's clock runs an hour ahead: by it, the second wave opened long ago.
+    ahead = timedelta(hours=1)
+    real_now, real_time = timezone.now, time.time
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + ahead)
+    monkeypatch.setattr(time, "time", lambda: real_time() + ahead.total_seconds())
+
+    responses = crowd_buys(sale, 5)
+
+    assert {(response.status_code, response.json()["code"]) for response in responses} == {(409, "sold_out")}
+    assert Order.objects.filter(flash_sale=sale).count() == 1
+    assert redis_sales.sale_remaining(sale.pk) == 2  # the second wave's units, waiting for Redis's clock
+
+
+@pytest.mark.parametrize(
+    ("waves", "message"),
+    [
+        ([(0, 5), (0, 5)], "after the one before"),
+        ([(20, 5), (10, 5)], "after the one before"),
+        ([(-120, 5), (10, 5)], "inside the sale's window"),
+        ([(0, 5), (7200, 5)], "inside the sale's window"),
+        ([(0, 4), (10, 5)], "quantity (10)"),
+        ([(0, 10), (10, 0)], "greater than or equal to 1"),
+    ],
+)
+def test_waves_out_of_order_outside_the_window_or_not_summing_to_the_quantity_are_400(staff, waves, message):
+    from inventory.services import stock_receive
+    from tests.factories import StockFactory
+
+    stock = stock_receive(stock=StockFactory(), quantity=20, actor=staff, reason="opening")
+    starts_at = timezone.now() + timedelta(minutes=5)
+    body = {
+        "sku": stock.sku.code, "price": "5.00", "quantity": 10, "per_user_limit": 1,
+        "starts_at": starts_at.isoformat(), "ends_at": (starts_at + timedelta(hours=1)).isoformat(),
+        "waves": [{"at": (starts_at + timedelta(seconds=at)).isoformat(), "units": units} for at, units in waves],
+    }  # fmt: skip
+
+    response = client_for(staff).post("/api/v1/flash-sales/", body, format="json")
+
+    assert response.status_code == 400, response.json()
+    assert message in str(response.json()["errors"]["waves"])
+    assert not FlashSale.objects.exists()
