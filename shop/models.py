@@ -3,6 +3,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q, Sum
@@ -92,6 +93,7 @@ class FlashSale(models.Model):
     waves = models.JSONField(
         default=list,
         blank=True,
+        encoder=DjangoJSONEncoder,
         help_text='Units released in stages: [{"at": time, "units": n}, ...] in order, inside the window, '
         "summing to the quantity. Empty: every unit at the start.",
     )
@@ -141,6 +143,10 @@ class FlashSale(models.Model):
     def wave_list(self) -> list["Wave"]:
         """The waves, in order."""
         return [Wave(datetime.fromisoformat(wave["at"]), wave["units"]) for wave in self.waves]
+
+    def units_held_back(self, now: datetime) -> int:
+        """Units of waves still to come: not on offer yet."""
+        return sum(wave.units for wave in self.wave_list if wave.at > now)
 
     def next_wave_at(self, now: datetime) -> datetime | None:
         """When the next wave opens, by this process's clock (shown to shoppers; admission goes

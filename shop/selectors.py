@@ -154,8 +154,7 @@ def flash_sale_remaining_now(*, sale: FlashSale) -> int:
             live = None
         if live is not None:
             remaining = live
-    now = timezone.now()
-    return max(0, remaining - sum(wave.units for wave in sale.wave_list if wave.at > now))
+    return max(0, remaining - sale.units_held_back(timezone.now()))
 
 
 OUTCOME_COLOURS = {

@@ -39,7 +39,7 @@ class WaveSerializer(serializers.Serializer):
 class FlashSaleOutputSerializer(serializers.ModelSerializer):
     sku = serializers.SlugRelatedField(slug_field="code", read_only=True)
     product = serializers.SlugRelatedField(source="sku.product", slug_field="slug", read_only=True)
-    remaining = serializers.IntegerField(read_only=True)
+    remaining = serializers.SerializerMethodField(help_text="Units on offer now, not counting waves to come.")
     shards = serializers.IntegerField(source="stock_shards", read_only=True)
     waves = WaveSerializer(source="wave_list", many=True, read_only=True)
     next_wave_at = serializers.SerializerMethodField()
@@ -63,6 +63,9 @@ class FlashSaleOutputSerializer(serializers.ModelSerializer):
             "waves",
             "next_wave_at",
         ]
+
+    def get_remaining(self, sale: FlashSale) -> int:
+        return max(0, sale.remaining - sale.units_held_back(timezone.now()))
 
     def get_next_wave_at(self, sale: FlashSale) -> datetime | None:
         return sale.next_wave_at(timezone.now())

@@ -2,16 +2,18 @@
 leaving the page, paying, sold out while the page is open, too many tries, phones, no script."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.models import User
 from orders.admission import purchase_admit
 from orders.invariants import check_invariants
 from orders.models import Order
-from tests.e2e.conftest import PASSWORD, sign_in
+from tests.e2e.conftest import PASSWORD, screenshot, sign_in
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -201,3 +203,32 @@ def test_the_home_page_and_the_orders_page_count_down_to_the_second(visit, make_
     first = timer.text_content()
     assert first.startswith("pay within")
     expect(timer).not_to_have_text(first)
+
+
+def test_a_sale_in_waves_counts_down_to_the_next_wave_and_sells_its_units_when_it_opens(visit, make_sale):
+    now = timezone.now()
+    wave = now + timedelta(seconds=12)
+    sale = make_sale(quantity=3, limit=1, waves=[(now - timedelta(seconds=30), 1), (wave, 2)])
+    purchase_admit(sale_id=sale.pk, user_id=shopper().pk, quantity=1, idempotency_key="the-first-wave")
+    page = visit("/")
+    page.add_init_script(RECORD_STATUS)
+    sign_in(page, shopper(), f"/sales/{sale.pk}/")
+
+    # The first wave is gone: the page says a wave is to come and counts down to it
+    expect(page.locator('[data-role="badge"]')).to_have_text("next wave")
+    expect(page.get_by_role("button", name="Next wave soon")).to_be_disabled()
+    countdown = page.locator('[data-role="countdown"]')
+    expect(countdown).to_contain_text("Next wave in")
+    first = countdown.text_content()
+    expect(countdown).not_to_have_text(first)  # it ticks
+    expect(page.locator('[data-role="waves"]')).to_contain_text("Released in 2 waves")
+    screenshot(page, "shopper-next-wave-countdown")
+
+    # At the wave the button opens by itself, and the shopper buys one of its units
+    expect(page.get_by_role("button", name="Buy now")).to_be_enabled(timeout=25_000)
+    expect(page.locator('[data-role="remaining"]')).to_have_text("2")
+    page.get_by_role("button", name="Buy now").click()
+    expect(page.locator('[data-role="status"]')).to_contain_text("Confirmed")
+    assert "The next wave is open: units are on offer again." in page.evaluate("window.__statuses")
+    assert Order.objects.filter(flash_sale=sale).count() == 2
+    assert check_invariants().ok

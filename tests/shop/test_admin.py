@@ -146,3 +146,40 @@ def test_a_sales_report_adds_up_and_its_page_refreshes_from_a_cheap_endpoint(cli
     sale.refresh_from_db()
     assert sale.admissions == {"accepted": 2, "sold_out": 1}  # kept when Redis forgot the sale
     assert "accepted 2, sold_out 1" in client.get(f"/admin/shop/flashsale/{sale.pk}/live/").json()["report"]
+
+
+@pytest.mark.parametrize(
+    ("waves", "error"),
+    [
+        ("{first}, 5\n{second}, 7", None),
+        ("{first}, 5\n{second}, 6", "must release the sale&#x27;s quantity (12)"),
+        ("{first}; 5", "Line 1: write a time, a comma, and the units"),
+        ("{second}, 5\n{first}, 7", "Each wave must come after the one before it"),
+    ],
+)
+def test_a_sale_added_in_the_admin_may_release_its_units_in_waves(admin_client, staff, waves, error):
+    from inventory.services import stock_receive
+
+    stock = stock_receive(stock=StockFactory(), quantity=30, actor=staff, reason="opening")
+    starts_at = timezone.localtime(timezone.now() + timedelta(hours=1)).replace(microsecond=0)
+    moments = {"first": starts_at, "second": starts_at + timedelta(minutes=10)}
+    lines = waves.format(**{name: f"{at:%Y-%m-%d %H:%M:%S}" for name, at in moments.items()})
+    response = admin_client.post(
+        reverse("admin:shop_flashsale_add"),
+        {
+            "title": "Drop in waves", "sku": stock.sku.pk, "price": "5.00", "quantity": 12, "per_user_limit": 1,
+            "stock_shards": 1, "waves": lines,
+            "starts_at_0": f"{starts_at:%Y-%m-%d}", "starts_at_1": f"{starts_at:%H:%M:%S}",
+            "ends_at_0": f"{starts_at + timedelta(hours=2):%Y-%m-%d}",
+            "ends_at_1": f"{starts_at + timedelta(hours=2):%H:%M:%S}",
+        },
+    )  # fmt: skip
+
+    if error:
+        assert response.status_code == 200
+        assert error in response.content.decode()
+        assert not FlashSale.objects.exists()
+        return
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    sale = FlashSale.objects.get()
+    assert [(wave.at, wave.units) for wave in sale.wave_list] == [(moments["first"], 5), (moments["second"], 7)]

@@ -44,11 +44,15 @@ def test_flash_sale_list_filters_by_status(api_client, demo):
 
     assert response.status_code == 200
     results = response.json()["results"]
-    assert [sale["status"] for sale in results] == ["live"]
-    sale = results[0]
-    assert set(sale) >= {"id", "sku", "product", "price", "quantity", "remaining", "starts_at", "ends_at",
-                         "per_user_limit", "status"}  # fmt: skip
-    assert sale["remaining"] == sale["quantity"]
+    assert [sale["status"] for sale in results] == ["live", "live"]  # the demo's second is in waves
+    for sale in results:
+        assert set(sale) >= {"id", "sku", "product", "price", "quantity", "remaining", "starts_at", "ends_at",
+                             "per_user_limit", "status", "version", "shards", "waves", "next_wave_at"}  # fmt: skip
+    plain, waves = sorted(results, key=lambda sale: bool(sale["waves"]))
+    assert plain["remaining"] == plain["quantity"]
+    assert [wave["units"] for wave in waves["waves"]] == [10, 10, 10]
+    assert (waves["remaining"], waves["quantity"]) == (10, 30)  # the first wave's units are on offer
+    assert waves["next_wave_at"] == waves["waves"][1]["at"]
 
 
 def test_schema_and_docs_are_served(api_client):

@@ -222,3 +222,26 @@ def test_more_units_reach_redis_once_even_if_a_repair_runs_between_the_commit_an
     assert redis_sales.sale_remaining(sale.pk) == 8  # the database's 8, not 8 and the 3 again
     assert not flash_sale_reconcile(sale=FlashSale.objects.get(pk=sale.pk)).drifted
     invariants_hold()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"quantity": 6}, "keeps its quantity"),
+        ({"ends_at": "in a minute"}, "after the sale's last wave"),
+    ],
+)
+def test_a_sale_in_waves_keeps_its_quantity_and_ends_after_its_last_wave(make_sale, staff, fields, message):
+    now = timezone.now()
+    sale = make_sale(quantity=5, waves=[(now - timedelta(seconds=30), 2), (now + timedelta(minutes=5), 3)])
+    if fields.get("ends_at") == "in a minute":
+        fields["ends_at"] = (now + timedelta(minutes=1)).isoformat()
+    before = (FlashSale.objects.get(pk=sale.pk).version, meta(sale), Stock.objects.get(sku=sale.sku).allocated)
+
+    response = edit(client_for(staff), sale, **fields)
+
+    assert (response.status_code, response.json()["code"]) == (409, "invalid_change")
+    assert message in response.json()["detail"]
+    after = (FlashSale.objects.get(pk=sale.pk).version, meta(sale), Stock.objects.get(sku=sale.sku).allocated)
+    assert after == before and not FlashSaleEdit.objects.exists()
+    invariants_hold()

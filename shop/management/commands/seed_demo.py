@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from inventory.services import stock_get_or_create, stock_receive
-from shop.models import SKU, FlashSale, Product
+from shop.models import SKU, FlashSale, Product, Wave
 from shop.services import flash_sale_create
 
 CATALOG = [
@@ -69,11 +69,17 @@ SALES = [
      "starts_in": timedelta(0), "lasts": timedelta(hours=6)},
     {"sku": "KEYB-TKL", "title": "Keyboard lightning deal", "price": "89.00", "quantity": 200, "limit": 2,
      "starts_in": timedelta(minutes=5), "lasts": timedelta(hours=2)},
+    {"sku": "KETTLE-STD", "title": "Kettle in three waves", "price": "49.00", "quantity": 30, "limit": 1,
+     "starts_in": timedelta(0), "lasts": timedelta(hours=1),
+     "waves": [(timedelta(0), 10), (timedelta(minutes=10), 10), (timedelta(minutes=20), 10)]},
 ]  # fmt: skip
 
 
 class Command(BaseCommand):
-    help = "Load the demo catalog, stock, a live and an upcoming flash sale, and the staff account `admin`."
+    help = (
+        "Load the demo catalog, stock, two live flash sales (one in waves) and an upcoming one, and the staff "
+        "account `admin`."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--admin-only", action="store_true", help="Only the staff account: an empty shop.")
@@ -130,4 +136,5 @@ class Command(BaseCommand):
             ends_at=starts_at + data["lasts"],
             per_user_limit=data["limit"],
             actor=admin,
+            waves=[Wave(starts_at + offset, units) for offset, units in data.get("waves", [])],
         )
