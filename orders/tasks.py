@@ -1,3 +1,4 @@
+import logging
 import os
 import socket
 
@@ -8,6 +9,8 @@ from redis import RedisError
 from inventory import redis_sales
 from orders import services, writer
 
+logger = logging.getLogger(__name__)
+
 
 def consumer_name() -> str:
     """This worker process's name in the writers' consumer group."""
@@ -15,7 +18,7 @@ def consumer_name() -> str:
 
 
 @shared_task(
-    autoretry_for=(OperationalError, RedisError),
+    autoretry_for=(OperationalError,),
     retry_backoff=1,
     retry_backoff_max=30,
     retry_jitter=True,
@@ -24,24 +27,39 @@ def consumer_name() -> str:
 def order_writer_drain(sale_id: int, shard: int = 0, shards: int = 1) -> bool:
     """Write a sale's reservations (of one stock shard) as orders until its stream is empty.
 
-    Retries with jittered backoff, up to about ten minutes, while PostgreSQL or Redis is
-    away; reservations stay in the stream meanwhile, and the sweep goes on after the last
-    retry, so nothing is lost. When it stops at its batch bound with work
-    left, it schedules itself again rather than running on.
+    Retries with jittered backoff, up to about ten minutes, while PostgreSQL is away;
+    reservations stay in the stream meanwhile, and the sweep goes on after the last retry, so
+    nothing is lost. While Redis is away it does not retry: Redis is often the broker too, so the
+    retry could not be sent, and a retry that fails leaves kombu's Redis transport unable to
+    settle the message, which holds the worker's prefetch slot for good (a worker that stops
+    consuming). The sweep drains the stream once Redis is back. When it stops at its batch bound
+    with work left, it schedules itself again rather than running on.
     """
-    finished = writer.order_writer_drain(sale_id=sale_id, consumer=consumer_name(), shard=shard, shards=shards)
+    try:
+        finished = writer.order_writer_drain(sale_id=sale_id, consumer=consumer_name(), shard=shard, shards=shards)
+    except RedisError:
+        logger.warning("sale %s: Redis is away; the sweep drains its reservations when it is back", sale_id)
+        return False
     if not finished:
         order_writer_drain.delay(sale_id, shard, shards)
     return finished
 
 
-@shared_task(autoretry_for=(OperationalError, RedisError), retry_backoff=1, retry_jitter=True, max_retries=3)
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=1, retry_jitter=True, max_retries=3)
 def order_writer_sweep() -> dict[str, int]:
     """Every few seconds: take over reservations dead consumers left, and drain what is new.
 
     Covers reservations whose drain task was never scheduled (broker down) or was lost with
-    its worker.
+    its worker. While Redis is away it gives up until beat's next run (see order_writer_drain).
     """
+    try:
+        return _sweep()
+    except RedisError:
+        logger.warning("the writers' sweep waits for Redis")
+        return {}
+
+
+def _sweep() -> dict[str, int]:
     consumer = consumer_name()
     reclaimed = {}
     for keys in redis_sales.sales_with_streams():
