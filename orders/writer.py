@@ -246,6 +246,11 @@ def _observe_batch(entries: list[StreamReservation], *, written: dict[str, int],
             logger.info("reservation failed: %s", reason, extra={**context, "reason": reason})
 
 
+def linger(seconds: float) -> None:
+    """The writer's wait for more reservations to gather after a short batch."""
+    time.sleep(seconds)
+
+
 def order_writer_drain(*, sale_id: int, consumer: str, shard: int = 0, shards: int = 1) -> bool:
     """Write the sale's new reservations in batches until its stream is empty.
 
@@ -275,7 +280,7 @@ def order_writer_drain(*, sale_id: int, consumer: str, shard: int = 0, shards: i
         logger.info("sale %s: wrote %s orders, %s failed, %s already written", sale_id, result.written,
                     result.failed, result.skipped)  # fmt: skip
         if len(entries) < settings.ORDER_WRITER_BATCH_SIZE:
-            time.sleep(settings.ORDER_WRITER_LINGER_MS / 1000)
+            linger(settings.ORDER_WRITER_LINGER_MS / 1000)
     return False
 
 

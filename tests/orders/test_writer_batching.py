@@ -28,7 +28,7 @@ def test_after_a_short_batch_the_writer_lingers_and_writes_what_arrived_meanwhil
                 assert purchase(client_for(UserFactory()), sale, key=f"later-{i}").status_code == 202
         lingered.append(seconds)
 
-    monkeypatch.setattr(writer.time, "sleep", ten_more_arrive)
+    monkeypatch.setattr(writer, "linger", ten_more_arrive)
     with caplog.at_level(logging.INFO, logger="orders.writer"):
         assert writer.order_writer_drain(sale_id=sale.pk, consumer="test") is True
 
