@@ -414,9 +414,12 @@ def sale_shard_states(sale_id: int, shards: int = 1) -> list[ShardState | None]:
 
 
 def sale_remaining(sale_id: int, shards: int = 1) -> int | None:
-    """Units on offer in every shard together; None when Redis has none of the sale's shards."""
-    states = [state for state in sale_shard_states(sale_id, shards) if state]
-    return sum(state.remaining for state in states) if states else None
+    """Units on offer in every shard together (one GET per shard); None when Redis has none of
+    the sale's shards."""
+    client = redis_client()
+    counts = [client.get(keys.remaining) for keys in SaleKeys.all_of(sale_id, shards)]
+    loaded = [int(count) for count in counts if count is not None]
+    return sum(loaded) if loaded else None
 
 
 def sale_is_loaded(sale_id: int, shards: int = 1) -> bool:

@@ -24,6 +24,7 @@ from shop.forms import WavesField
 from shop.models import SKU, FlashSale, FlashSaleEdit, Product, SaleDrift
 from shop.selectors import flash_sale_activity, flash_sale_report, flash_sale_stats
 from shop.services import (
+    WAVE_TERMS,
     flash_sale_cancel,
     flash_sale_create,
     flash_sale_edit,
@@ -72,13 +73,7 @@ class FlashSaleAddForm(forms.ModelForm):
         data = super().clean()
         if not self.errors:
             try:
-                flash_sale_waves_check(
-                    waves=data["waves"],
-                    starts_at=data["starts_at"],
-                    ends_at=data["ends_at"],
-                    quantity=data["quantity"],
-                    stock_shards=data["stock_shards"],
-                )
+                flash_sale_waves_check(**{term: data[term] for term in WAVE_TERMS})
             except InvalidWaves as error:
                 self.add_error("waves", str(error))
         return data

@@ -63,9 +63,11 @@ class SaleGate:
 
     def open(self, sale_id: int) -> None:
         self._flags.pop(sale_id, None)
+        self._waves.pop(sale_id, None)
 
     def clear(self) -> None:
         self._flags.clear()
+        self._waves.clear()
 
     def _ensure_listener(self) -> None:
         # Started lazily, so that each forked web worker gets its own thread.

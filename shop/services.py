@@ -89,6 +89,9 @@ def flash_sale_create(
 
 
 MAX_WAVES = 50
+# The terms of a new sale that its waves are checked against (the admin's form and the API
+# hand them over as one dict: `flash_sale_waves_check(**{term: data[term] for term in WAVE_TERMS})`).
+WAVE_TERMS = ("waves", "starts_at", "ends_at", "quantity", "stock_shards")
 
 
 def flash_sale_waves_check(

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from config.api.fields import StrictIntegerField
 from shop.exceptions import InvalidWaves
 from shop.models import MAX_STOCK_SHARDS, SKU, FlashSale, Product, Wave
-from shop.services import flash_sale_waves_check
+from shop.services import WAVE_TERMS, flash_sale_waves_check
 
 
 class SKUOutputSerializer(serializers.ModelSerializer):
@@ -99,13 +99,7 @@ class FlashSaleCreateInputSerializer(serializers.Serializer):
             raise serializers.ValidationError({"ends_at": ["Must be in the future."]})
         attrs["waves"] = [Wave(wave["at"], wave["units"]) for wave in attrs.get("waves", [])]
         try:
-            flash_sale_waves_check(
-                waves=attrs["waves"],
-                starts_at=attrs["starts_at"],
-                ends_at=attrs["ends_at"],
-                quantity=attrs["quantity"],
-                stock_shards=attrs["stock_shards"],
-            )
+            flash_sale_waves_check(**{term: attrs[term] for term in WAVE_TERMS})
         except InvalidWaves as error:
             raise serializers.ValidationError({"waves": [str(error)]}) from error
         return attrs
