@@ -28,6 +28,9 @@ from shop.services import flash_sale_create, flash_sale_preheat, flash_sale_reco
 class Stage:
     tokens_file: Path
     one_token_file: Path
+    # A crowd small enough that each web process keeps its tokens verified (VERIFIED_TOKENS), as
+    # it keeps the one token of the rate-limited phase: so that the two refusals compare alike.
+    few_tokens_file: Path
     sales: dict[str, int] = field(default_factory=dict)  # phase -> sale id
 
     def orders_of(self, phase: str) -> int:
@@ -99,14 +102,21 @@ def _drain(sale_id: int, shard: int, shards: int, consumer: str) -> None:
 
 
 def _sale(
-    product: Product, name: str, *, quantity: int, limit: int, owner: User | None = None, shards: int = 1
+    product: Product,
+    name: str,
+    *,
+    quantity: int,
+    limit: int,
+    owner: User | None = None,
+    shards: int = 1,
+    requires_pass: bool = False,
 ) -> FlashSale:
     sku = SKU.objects.create(product=product, code=f"{product.slug}-{name}".upper(), price=Decimal("10.00"))
     stock_receive(stock=stock_get_or_create(sku=sku), quantity=quantity, actor=None, reason="benchmark")
     now = timezone.now()
     sale = flash_sale_create(sku=sku, price=Decimal("5.00"), quantity=quantity, per_user_limit=limit, actor=owner,
                              starts_at=now - timedelta(seconds=1), ends_at=now + timedelta(hours=2),
-                             title=f"Benchmark {name}", stock_shards=shards)  # fmt: skip
+                             title=f"Benchmark {name}", stock_shards=shards, requires_pass=requires_pass)  # fmt: skip
     flash_sale_preheat(sale=sale)
     return sale
 
@@ -117,9 +127,14 @@ def stage(*, users: int, folder: Path, writer_reservations: int) -> Stage:
     unusable = make_password(None)
     crowd = User.objects.bulk_create([User(username=f"bench-{run}-{i}", password=unusable) for i in range(users)])
     folder.mkdir(parents=True, exist_ok=True)
-    result = Stage(tokens_file=folder / "tokens.txt", one_token_file=folder / "one-token.txt")
+    result = Stage(
+        tokens_file=folder / "tokens.txt",
+        one_token_file=folder / "one-token.txt",
+        few_tokens_file=folder / "few-tokens.txt",
+    )
     result.tokens_file.write_text("".join(f"{AccessToken.for_user(user)}\n" for user in crowd))
     result.one_token_file.write_text(f"{AccessToken.for_user(crowd[0])}\n")
+    result.few_tokens_file.write_text("".join(f"{AccessToken.for_user(user)}\n" for user in crowd[:1000]))
     product = Product.objects.create(name=f"Benchmark {run}", slug=f"bench-{run}")
     # Enough units that no storm sells out, and a limit no shopper reaches.
     result.sales["accepted"] = _sale(product, "accepted", quantity=2_000_000, limit=1_000).pk
@@ -127,6 +142,7 @@ def stage(*, users: int, folder: Path, writer_reservations: int) -> Stage:
     sold_out = _sale(product, "sold-out", quantity=1, limit=1)
     purchase_admit(sale_id=sold_out.pk, user_id=crowd[-1].pk, quantity=1, idempotency_key="the-only-unit")
     result.sales["sold_out"] = sold_out.pk
+    result.sales["pass"] = _sale(product, "pass", quantity=1_000, limit=1, requires_pass=True).pk
     for name in ("writer", "writer-2", "writer-3"):
         result.sales[name] = _sale(
             product, name, quantity=writer_reservations, limit=writer_reservations, owner=crowd[-2]

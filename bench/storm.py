@@ -13,6 +13,8 @@ Python threads) fires each phase for --duration seconds with --connections in fl
     b   purchase accepted (Redis path), three storms in a row (memory is read after each)
     c   purchase refused: the sale is sold out (the gate answers)
     e   purchase refused by the rate limiter (one shopper's token)
+    p   purchase refused: the sale requires a purchase pass and this one is forged (1,000
+        shoppers, whose tokens each process keeps verified, as it keeps e's one token)
     d   purchase on the database-only path
 
 and measures the order writer: its lag after the first storm of b, its drain rate with
@@ -49,6 +51,7 @@ PHASES = {
     "b3": "b: purchase accepted (3rd)",
     "c": "c: refused, sold out",
     "e": "e: refused, rate limited",
+    "p": "p: refused, invalid pass",
     "d": "d: purchase, database path",
 }
 
@@ -86,10 +89,10 @@ def ensure_wrk() -> str:
     raise SystemExit("wrk is needed: `apt-get install wrk` (Debian/Ubuntu)")
 
 
-def wrk(args, port: int, method: str, path: str, tokens: Path | None, run: str) -> dict:
+def wrk(args, port: int, method: str, path: str, tokens: Path | None, run: str, header: str = "") -> dict:
     argv = [args.wrk, "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
             "--timeout", "10s", "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}",
-            "--", method, path, str(tokens or "-"), run]  # fmt: skip
+            "--", method, path, str(tokens or "-"), run, header]  # fmt: skip
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     line = next(line for line in output.splitlines() if line.startswith("BENCH "))
     result = json.loads(line.removeprefix("BENCH "))
@@ -250,6 +253,7 @@ def run_phases(args, data, ports: dict[str, int], stack: Stack) -> dict:
         "b3": (ports["shop"], "POST", purchase("accepted"), data.tokens_file),
         "c": (ports["shop"], "POST", purchase("sold_out"), data.tokens_file),
         "e": (ports["shop"], "POST", purchase("accepted"), data.one_token_file),
+        "p": (ports["shop"], "POST", purchase("pass"), data.few_tokens_file),
         "d": (ports["database"], "POST", purchase("database"), data.tokens_file),
     }
     results: dict = {"phases": {}, "memory_mib": {}, "writer": {}}
@@ -262,7 +266,9 @@ def run_phases(args, data, ports: dict[str, int], stack: Stack) -> dict:
         server = next(name for name, known in ports.items() if known == port)
         profiler = profile(args, phase, stack.processes[server].pid) if phase in args.profile else None
         cpu_before = cpu_seconds(stack.processes[server].pid)
-        result = wrk(args, port, method, path, tokens, f"{run_id}-{phase}")
+        # Signed with another key: the shape of a pass, checked all the way to its signature.
+        header = f"Purchase-Pass: {data.sales['pass']}-1-{int(time.time()) + 3600}-0a1b2c3d4e5f-{'0' * 32}"
+        result = wrk(args, port, method, path, tokens, f"{run_id}-{phase}", header if phase == "p" else "")
         # The server's own CPU per request: how many a core of it serves (docs/capacity.md).
         used = cpu_seconds(stack.processes[server].pid) - cpu_before
         result["server_cpu_ms_per_request"] = round(1000 * used / max(result["requests"], 1), 3)
@@ -320,6 +326,9 @@ def report(args, results: dict) -> None:
     if {"b1", "d"} <= phases.keys():
         b, d = phases["b1"]["throughput"], phases["d"]["throughput"]
         results["ratios"] = {"b_vs_z": round(b / z, 3), "b_vs_y": round(b / y, 3), "b_vs_d": round(b / d, 2)}
+    if {"e", "p"} <= phases.keys():
+        # An invalid pass must be refused as cheaply as a rate-limited purchase (issue 13).
+        results.setdefault("ratios", {})["p_vs_e"] = round(phases["p"]["throughput"] / phases["e"]["throughput"], 3)
     if {"b1", "b3"} <= results["memory_mib"].keys():
         first, last = results["memory_mib"]["b1"], results["memory_mib"]["b3"]
         workers = [name for name in first if name.startswith("worker")]

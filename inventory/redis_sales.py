@@ -155,6 +155,7 @@ class Admission:
     replayed: bool
     quantity: int
     retry_after: float = 0.0  # seconds, when rate limited
+    refused_by: int = -1  # when rate limited: the index of the limit that refused
     next_wave_at: datetime | None = None  # when the units of a sale in waves run out before its next
 
 
@@ -192,11 +193,12 @@ def reservation_admit(
     replayed = outcome.startswith("replay:")
     return Admission(
         outcome=outcome.removeprefix("replay:"),
-        reservation_id=_text(rid),
+        reservation_id=_text(rid) if outcome != "rate_limited" else "",
         schedule_drain=bool(schedule),
         replayed=replayed,
         quantity=int(remembered),
         retry_after=int(micros) / 1e6 if outcome == "rate_limited" else 0.0,
+        refused_by=int(rid) - 1 if outcome == "rate_limited" else -1,
         next_wave_at=datetime.fromtimestamp(int(micros) / 1e6, tz=UTC) if outcome == "wave" else None,
     )
 

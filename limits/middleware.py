@@ -28,6 +28,7 @@ from limits.buckets import Decision, Limit, LocalBuckets, shared_take
 logger = logging.getLogger(__name__)
 
 PURCHASE_PATH = re.compile(r"^(/api/v1/flash-sales/\d+/purchase/|/sales/\d+/buy/)$")
+PASS_PATH = re.compile(r"^/api/v1/flash-sales/\d+/pass/$")
 LOGIN_PATHS = frozenset(
     {
         "/api/v1/auth/token/",
@@ -51,6 +52,8 @@ def route_group(request: HttpRequest) -> str | None:
     if request.method not in SAFE_METHODS:
         if PURCHASE_PATH.match(path):
             return "purchase"
+        if PASS_PATH.match(path):
+            return "pass"
         if path in LOGIN_PATHS:
             return "login"
         return "write"

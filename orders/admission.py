@@ -29,6 +29,7 @@ from orders import tasks
 from orders.exceptions import (
     AccountBlocked,
     AccountUnknown,
+    PurchasePassInvalid,
     PurchaseRefused,
     SaleLayerUnavailable,
 )
@@ -37,12 +38,13 @@ from orders.models import (
     Order,
     PurchaseRefusal,
 )
+from orders.passes import CheckedPass, purchase_pass_check, spent_passes
 from orders.reservations import reservation_id_new, reservation_id_parse
 from orders.writer import orders_insert, reservations_decide, shard_lock, shard_room_check, with_room
 from shop.exceptions import SaleNotFound
 from shop.gate import sale_gate
 from shop.models import FlashSale, FlashSaleShard
-from shop.selectors import flash_sale_stock_shards
+from shop.selectors import flash_sale_terms
 from shop.services import flash_sale_preheat, flash_sale_should_be_loaded
 
 logger = logging.getLogger(__name__)
@@ -52,19 +54,32 @@ logger = logging.getLogger(__name__)
 
 
 def purchase_admit(
-    *, sale_id: int, user_id: int, quantity: int, idempotency_key: str, limits: Sequence[Limit] = ()
+    *,
+    sale_id: int,
+    user_id: int,
+    quantity: int,
+    idempotency_key: str,
+    limits: Sequence[Limit] = (),
+    purchase_pass: str | None = None,
 ) -> str:
     """Admit a purchase attempt in Redis, in one round trip in the usual case.
 
     `limits` are the attempt's shared rate limits, taken by the admission script itself.
-    Returns the reservation id. Raises PurchaseRefused (with the reason), IdempotencyKeyReused
-    when the key came with another quantity before, RateLimited, SaleNotFound for an unknown
-    sale, and SaleLayerUnavailable when Redis cannot be reached. Every answer is counted by
-    outcome, whichever door (API or storefront) the attempt came through.
+    `purchase_pass` is the Purchase-Pass the attempt carried, checked first when the sale asks
+    for one. Returns the reservation id. Raises PurchaseRefused (with the reason),
+    PurchasePassInvalid, IdempotencyKeyReused when the key came with another quantity before,
+    RateLimited, SaleNotFound for an unknown sale, and SaleLayerUnavailable when Redis cannot be
+    reached. Every answer is counted by outcome, whichever door (API or storefront) the attempt
+    came through.
     """
     try:
         reservation_id = _purchase_admit(
-            sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key, limits=limits
+            sale_id=sale_id,
+            user_id=user_id,
+            quantity=quantity,
+            idempotency_key=idempotency_key,
+            limits=limits,
+            purchase_pass=purchase_pass,
         )
     except FlashSale.DoesNotExist as error:
         PURCHASE_OUTCOMES.labels(SaleNotFound.code).inc()
@@ -76,12 +91,24 @@ def purchase_admit(
     return reservation_id
 
 
-def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str, limits: Sequence[Limit]) -> str:
+def _purchase_admit(
+    *,
+    sale_id: int,
+    user_id: int,
+    quantity: int,
+    idempotency_key: str,
+    limits: Sequence[Limit],
+    purchase_pass: str | None,
+) -> str:
+    # Before anything else, so that a bot without a good pass costs no Redis call.
+    checked_pass = _pass_checked(sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass)
+    if checked_pass is not None:
+        limits = (*limits, checked_pass.uses)
     if settings.PURCHASE_ADMISSION == "database":
         return purchase_admit_database(
             sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key
         )
-    shards = flash_sale_stock_shards(sale_id)
+    shards = flash_sale_terms(sale_id).shards
     shard = redis_sales.home_shard(user_id, shards)
     refusal = sale_gate.refusal(sale_id)
     try:
@@ -121,6 +148,9 @@ def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_ke
     if admission.replayed and admission.quantity != quantity:
         raise IdempotencyKeyReused()
     if admission.outcome == "rate_limited":
+        if checked_pass is not None and admission.refused_by == len(limits) - 1:
+            spent_passes.add(checked_pass.nonce, checked_pass.expires)
+            raise PurchasePassInvalid()
         raise RateLimited(admission.retry_after)
     if admission.outcome == "blocked":
         raise AccountBlocked()
@@ -134,6 +164,27 @@ def _purchase_admit(*, sale_id: int, user_id: int, quantity: int, idempotency_ke
         except (KombuError, OSError):
             logger.warning("could not schedule the order writer for sale %s; the sweep will drain it", sale_id)
     return admission.reservation_id
+
+
+def _pass_checked(*, sale_id: int, user_id: int, purchase_pass: str | None) -> CheckedPass | None:
+    """The attempt's purchase pass, checked, if the sale requires one (orders/passes.py); raises
+    PurchasePassInvalid, and FlashSale.DoesNotExist for an unknown sale."""
+    if not flash_sale_terms(sale_id).requires_pass:
+        return None
+    return purchase_pass_check(purchase_pass, sale_id=sale_id, user_id=user_id)
+
+
+def purchase_pass_screen(*, sale_id: int, user_id: int, purchase_pass: str | None) -> None:
+    """For a door that turns bots away before it reads the purchase (the purchase lane): raises
+    PurchasePassInvalid, counted, for a sale that requires a pass and an invalid one; an unknown
+    sale is left to the door's own answer."""
+    try:
+        _pass_checked(sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass)
+    except FlashSale.DoesNotExist:
+        return
+    except PurchasePassInvalid:
+        PURCHASE_OUTCOMES.labels(PurchasePassInvalid.code).inc()
+        raise
 
 
 # Rounds of borrowing units from a sale's other shards before a short shard's answer is sold out.
@@ -209,7 +260,7 @@ def purchase_result(*, reservation_id: str, user: AbstractBaseUser) -> PurchaseR
     if found:
         return found
     try:
-        shards = flash_sale_stock_shards(ref.sale_id)
+        shards = flash_sale_terms(ref.sale_id).shards
         pending = redis_sales.reservation_is_pending(
             sale_id=ref.sale_id,
             reservation_id=reservation_id,
@@ -275,7 +326,7 @@ def purchase_admit_database(*, sale_id: int, user_id: int, quantity: int, idempo
     Redis's counters catch up at the next reconcile. Raises as purchase_admit does.
     """
     rid = reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key)
-    shard = redis_sales.home_shard(user_id, flash_sale_stock_shards(sale_id))
+    shard = redis_sales.home_shard(user_id, flash_sale_terms(sale_id).shards)
 
     def answer(may_borrow: bool) -> str | None:
         with transaction.atomic():

@@ -64,3 +64,37 @@ class RefundDeclined(DomainError):
     code = "refund_declined"
     status_code = 502
     default_message = "The payment provider refused the refund; nothing changed."
+
+
+class PurchasePassInvalid(DomainError):
+    code = "purchase_pass_invalid"
+    status_code = 403
+    default_message = (
+        "This sale asks for a purchase pass, and this one is missing, expired, spent or not yours. Get a new pass."
+    )
+
+
+class PassNotRequired(DomainError):
+    code = "pass_not_required"
+    status_code = 409
+    default_message = "This sale needs no purchase pass."
+
+
+class PassTooEarly(DomainError):
+    code = "too_early"
+    status_code = 409
+
+    def __init__(self, issued_from: datetime):
+        self.extra = {"issued_from": issued_from.isoformat().replace("+00:00", "Z")}
+        super().__init__(f"Passes for this sale are issued from {self.extra['issued_from']}.")
+
+
+class ChallengeFailed(DomainError):
+    """The proof of work is missing or wrong; `challenge` is a fresh one to solve."""
+
+    code = "challenge_failed"
+    status_code = 400
+
+    def __init__(self, challenge: dict):
+        self.extra = {"challenge": challenge}
+        super().__init__("Solve the challenge and send its solution as `challenge`.")

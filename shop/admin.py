@@ -67,7 +67,10 @@ class FlashSaleAddForm(forms.ModelForm):
 
     class Meta:
         model = FlashSale
-        fields = ["title", "sku", "price", "quantity", "starts_at", "ends_at", "per_user_limit", "stock_shards"]
+        fields = [
+            "title", "sku", "price", "quantity", "starts_at", "ends_at", "per_user_limit", "stock_shards",
+            "requires_pass", "pass_challenge",
+        ]  # fmt: skip
 
     def clean(self):
         data = super().clean()
@@ -152,8 +155,9 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
         "starts_at",
         "ends_at",
         "status",
+        "requires_pass",
     ]
-    list_filter = ["status", "starts_at"]
+    list_filter = ["status", "requires_pass", "starts_at"]
     list_select_related = ["sku"]
     search_fields = ["title", "sku__code", "sku__product__name"]
     autocomplete_fields = ["sku"]
@@ -161,6 +165,7 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
     actions = ["preheat", "reconcile", "cancel"]
     CREATE_FIELDS = [
         "title", "sku", "price", "quantity", "starts_at", "ends_at", "per_user_limit", "stock_shards", "waves",
+        "requires_pass", "pass_challenge",
     ]  # fmt: skip
     # What an edit may change (through flash_sale_edit, with the version the form was drawn at).
     EDITABLE = ["title", "ends_at", "quantity", "per_user_limit", "expected_version"]

@@ -97,6 +97,16 @@ class FlashSale(models.Model):
         help_text='Units released in stages: [{"at": time, "units": n}, ...] in order, inside the window, '
         "summing to the quantity. Empty: every unit at the start.",
     )
+    requires_pass = models.BooleanField(
+        default=False,
+        help_text="A purchase must carry a purchase pass, issued to a signed-in shopper shortly before the "
+        "start. Fixed when the sale is created.",
+    )
+    pass_challenge = models.BooleanField(
+        default=False,
+        help_text="A pass is issued only against a solved proof-of-work challenge (the storefront solves it "
+        "during the countdown). Fixed when the sale is created.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED, db_index=True)
     version = models.PositiveIntegerField(default=1, help_text="Bumped by every edit; an edit names the one it read.")
     admissions = models.JSONField(
@@ -120,6 +130,11 @@ class FlashSale(models.Model):
             models.CheckConstraint(
                 condition=Q(stock_shards__gte=1) & Q(stock_shards__lte=MAX_STOCK_SHARDS),
                 name="flash_sale_stock_shards_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(requires_pass=True) | Q(pass_challenge=False),
+                name="flash_sale_challenge_needs_pass",
+                violation_error_message="A proof-of-work challenge is asked for a purchase pass: require one too.",
             ),
         ]
 

@@ -2,6 +2,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 import redis
 from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
@@ -125,22 +126,30 @@ def flash_sale_state(*, sale_id: int, sale: FlashSale | None = None) -> SaleStat
     return state
 
 
-_stock_shards: dict[int, int] = {}
+class SaleTerms(NamedTuple):
+    """What admission needs to know of a sale that never changes once it is created."""
+
+    shards: int
+    requires_pass: bool
 
 
-def flash_sale_stock_shards(sale_id: int) -> int:
-    """A sale's stock shards, fixed when it was created: read once per process. Raises
+_sale_terms: dict[int, SaleTerms] = {}
+
+
+def flash_sale_terms(sale_id: int) -> SaleTerms:
+    """A sale's fixed terms, read once per process, so that a purchase needs no query. Raises
     FlashSale.DoesNotExist."""
-    shards = _stock_shards.get(sale_id)
-    if shards is None:
-        shards = _stock_shards[sale_id] = FlashSale.objects.values_list("stock_shards", flat=True).get(pk=sale_id)
-    return shards
+    terms = _sale_terms.get(sale_id)
+    if terms is None:
+        row = FlashSale.objects.values_list("stock_shards", "requires_pass").get(pk=sale_id)
+        terms = _sale_terms[sale_id] = SaleTerms(*row)
+    return terms
 
 
 def flash_sale_states_forget() -> None:
     """Forget what this process remembers of sales (tests start afresh)."""
     _sale_states.clear()
-    _stock_shards.clear()
+    _sale_terms.clear()
 
 
 def flash_sale_remaining_now(*, sale: FlashSale) -> int:

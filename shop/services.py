@@ -50,9 +50,13 @@ def flash_sale_create(
     title: str = "",
     stock_shards: int = 1,
     waves: list[tuple[datetime, int]] = (),
+    requires_pass: bool = False,
+    pass_challenge: bool = False,
 ) -> FlashSale:
     """Create a sale, its stock shards, and allocate its quantity from the SKU's stock, in one
-    transaction. `waves` release the units in stages (see `flash_sale_waves_check`).
+    transaction. `waves` release the units in stages (see `flash_sale_waves_check`); a sale that
+    `requires_pass` admits only purchases carrying a purchase pass (orders/passes.py), issued
+    against a proof of work with `pass_challenge` (which implies it).
 
     Raises InsufficientStock when the SKU has fewer available units than `quantity`,
     InvalidSaleWindow when the window is empty or already over, InvalidWaves.
@@ -74,6 +78,8 @@ def flash_sale_create(
             per_user_limit=per_user_limit,
             stock_shards=stock_shards,
             waves=[{"at": at.isoformat(), "units": units} for at, units in waves],
+            requires_pass=requires_pass or pass_challenge,
+            pass_challenge=pass_challenge,
             status=flash_sale_status_at(starts_at=starts_at, ends_at=ends_at, now=now),
             created_by=actor,
         )

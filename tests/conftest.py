@@ -83,6 +83,7 @@ def make_sale(staff, redis_client):
         lasts: float = 3600,
         shards: int = 1,
         waves: list[tuple[datetime, int]] = (),
+        **terms,
     ) -> FlashSale:
         stock = stock_receive(
             stock=StockFactory(low_stock_threshold=0), quantity=quantity * 2, actor=staff, reason="opening"
@@ -98,6 +99,7 @@ def make_sale(staff, redis_client):
             actor=staff,
             stock_shards=shards,
             waves=waves,
+            **terms,
         )
         flash_sale_preheat(sale=sale)
         return sale

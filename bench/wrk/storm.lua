@@ -1,10 +1,11 @@
 -- wrk script for the storm benchmark: GETs or purchase POSTs, answers counted by status.
 --
--- wrk -s bench/wrk/storm.lua URL -- <method> <path> [tokens file] [run id]
+-- wrk -s bench/wrk/storm.lua URL -- <method> <path> [tokens file] [run id] [header]
 --   method, path   what every request asks
 --   tokens file    one JWT a line ("-" for none); each thread walks the shoppers from its own
 --                  starting point, so each shopper is asked for rarely
 --   run id         prefix of the Idempotency-Keys, unique per phase: every request is a new one
+--   header         "Name: value" sent with every purchase, if given (a Purchase-Pass)
 -- done() prints one line: BENCH {"requests":..,"seconds":..,"p50_us":..,"statuses":{..}}
 
 local threads = {}
@@ -17,6 +18,7 @@ function setup(thread)
 end
 
 local method, path, tokens, run, sent = "GET", "/", {}, "run", 0
+local extra_name, extra_value = nil, nil
 statuses = {} -- a global: done() reads each thread's table through thread:get
 
 function init(args)
@@ -27,6 +29,9 @@ function init(args)
         end
     end
     run = args[4] or "run"
+    if args[5] and args[5] ~= "" then
+        extra_name, extra_value = args[5]:match("^([^:]+):%s*(.*)$")
+    end
     statuses = {}
 end
 
@@ -36,6 +41,9 @@ function request()
         return wrk.format("GET", path)
     end
     local headers = {["Content-Type"] = "application/json", ["Idempotency-Key"] = run .. "-" .. id .. "-" .. sent}
+    if extra_name then
+        headers[extra_name] = extra_value
+    end
     if #tokens > 0 then
         headers["Authorization"] = "Bearer " .. tokens[((id - 1) * 104729 + sent) % #tokens + 1]
     end

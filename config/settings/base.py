@@ -287,6 +287,7 @@ RATE_LIMIT_IP_RATE = env.float("RATE_LIMIT_IP_RATE", default=50.0)
 RATE_LIMIT_IP_BURST = env.int("RATE_LIMIT_IP_BURST", default=100)
 RATE_LIMIT_LOGIN_RATE = env.float("RATE_LIMIT_LOGIN_RATE", default=0.2)
 RATE_LIMIT_LOGIN_BURST = env.int("RATE_LIMIT_LOGIN_BURST", default=5)
+RATE_LIMIT_PASS_PER_MINUTE = env.int("RATE_LIMIT_PASS_PER_MINUTE", default=3)
 RATE_LIMIT_HEALTH_RATE = env.float("RATE_LIMIT_HEALTH_RATE", default=5.0)
 RATE_LIMIT_HEALTH_BURST = env.int("RATE_LIMIT_HEALTH_BURST", default=20)
 # Reads are cheap and come in bursts (pages, polling a reservation): four times the budget.
@@ -303,6 +304,8 @@ RATE_LIMITS = {
         "user": (RATE_LIMIT_USER_RATE * 4, RATE_LIMIT_USER_BURST * 4),
         "ip": (RATE_LIMIT_IP_RATE * 4, RATE_LIMIT_IP_BURST * 4),
     },
+    # Purchase passes: a few per shopper per minute, however many accounts share an address.
+    "pass": {"user": (RATE_LIMIT_PASS_PER_MINUTE / 60, RATE_LIMIT_PASS_PER_MINUTE)},
     "login": {
         "ip": (RATE_LIMIT_LOGIN_RATE * 10, RATE_LIMIT_LOGIN_BURST * 10),
         "username": (RATE_LIMIT_LOGIN_RATE, RATE_LIMIT_LOGIN_BURST),
@@ -328,6 +331,15 @@ PURCHASE_ADMISSION = env.str("PURCHASE_ADMISSION", default="redis")
 PURCHASE_LANE = env.bool("PURCHASE_LANE", default=True)
 # With Redis away, sell through PostgreSQL alone (slower, still correct) instead of a 503.
 PURCHASE_DATABASE_FALLBACK = env.bool("PURCHASE_DATABASE_FALLBACK", default=False)
+
+# Purchase passes (orders/passes.py), for sales that require one: issued from this many seconds
+# before the start, each good for this many seconds and this many purchase attempts; with the
+# sale's proof of work on, the solver tries up to this many numbers (half, on average).
+PURCHASE_PASS_LEAD = env.int("PURCHASE_PASS_LEAD", default=120)
+PURCHASE_PASS_SECONDS = env.int("PURCHASE_PASS_SECONDS", default=300)
+PURCHASE_PASS_USES = env.int("PURCHASE_PASS_USES", default=5)
+PURCHASE_PASS_CHALLENGE_MAX_NUMBER = env.int("PURCHASE_PASS_CHALLENGE_MAX_NUMBER", default=100_000)
+PURCHASE_PASS_CHALLENGE_SECONDS = env.int("PURCHASE_PASS_CHALLENGE_SECONDS", default=600)
 
 # Seconds an order waits for payment before it is cancelled and its unit released.
 ORDER_PAYMENT_TIMEOUT = env.int("ORDER_PAYMENT_TIMEOUT", default=15 * 60)

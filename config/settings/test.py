@@ -29,3 +29,5 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
 # Tests drain right after they admit; the one test of lingering sets it.
 ORDER_WRITER_LINGER_MS = 0
+# A proof of work a test (and the browser on a slow machine) solves quickly.
+PURCHASE_PASS_CHALLENGE_MAX_NUMBER = 2_000

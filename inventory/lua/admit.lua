@@ -23,7 +23,8 @@
 --         the sale's other shards and asks again
 -- ARGV[8..] two per rate limit: emission interval (microseconds), burst (see gcra.lua)
 --
--- Returns {outcome, reservation id or "", schedule_drain (0/1), remembered quantity,
+-- Returns {outcome, reservation id ("" when none; rate_limited: which limit refused, 1-based),
+-- schedule_drain (0/1), remembered quantity,
 -- microseconds: to wait (rate_limited), or since the epoch when the next wave opens (wave)}.
 -- outcome: accepted, sold_out, short, wave, limit_exceeded, not_started, ended, blocked,
 -- not_loaded, rate_limited, or replay:<first outcome> when the request was seen before (quantity tells what
@@ -46,7 +47,7 @@ for i = 11, #KEYS do
 end
 local verdict, new_tats = gcra_check(limits, ARGV, 8, now)
 if verdict[1] == 0 then
-    return {"rate_limited", "", 0, quantity, verdict[5]}
+    return {"rate_limited", tostring(verdict[2]), 0, quantity, verdict[5]}
 end
 gcra_commit(limits, new_tats, now)
 

@@ -62,6 +62,8 @@ class FlashSaleOutputSerializer(serializers.ModelSerializer):
             "shards",
             "waves",
             "next_wave_at",
+            "requires_pass",
+            "pass_challenge",
         ]
 
     def get_remaining(self, sale: FlashSale) -> int:
@@ -89,8 +91,15 @@ class FlashSaleCreateInputSerializer(serializers.Serializer):
     shards = StrictIntegerField(
         min_value=1, max_value=MAX_STOCK_SHARDS, required=False, default=1, source="stock_shards"
     )
-
     waves = WaveSerializer(many=True, required=False)
+    requires_pass = serializers.BooleanField(
+        required=False, default=False, help_text="Purchases must carry a pass from POST .../pass/."
+    )
+    pass_challenge = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="A pass is issued only against a solved proof of work (implies requires_pass).",
+    )
 
     def validate(self, attrs: dict) -> dict:
         if attrs["ends_at"] <= attrs["starts_at"]:
@@ -107,6 +116,15 @@ class FlashSaleCreateInputSerializer(serializers.Serializer):
 
 class PurchaseInputSerializer(serializers.Serializer):
     quantity = StrictIntegerField(min_value=1, max_value=settings.PURCHASE_MAX_QUANTITY)
+
+
+class PurchasePassInputSerializer(serializers.Serializer):
+    challenge = serializers.CharField(
+        required=False,
+        max_length=2048,
+        help_text="With the sale's pass_challenge: the solved challenge (ALTCHA's base64 payload). "
+        "Without it the answer is 400 challenge_failed with a `challenge` to solve.",
+    )
 
 
 class PurchaseAcceptedSerializer(serializers.Serializer):

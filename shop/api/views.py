@@ -1,6 +1,6 @@
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, permissions, status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import generics, permissions, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -9,6 +9,7 @@ from config.api.authentication import BearerTokenAuthentication
 from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotency_key, idempotent
 from config.api.permissions import anyone_reads_staff_with, staff_with
 from orders.admission import purchase_admit
+from orders.passes import purchase_pass_issue
 from shop.api.filters import FlashSaleFilter
 from shop.api.serializers import (
     FlashSaleCreateInputSerializer,
@@ -19,6 +20,7 @@ from shop.api.serializers import (
     ProductOutputSerializer,
     PurchaseAcceptedSerializer,
     PurchaseInputSerializer,
+    PurchasePassInputSerializer,
 )
 from shop.exceptions import SaleBusy
 from shop.models import FlashSale
@@ -102,6 +104,40 @@ class FlashSaleStatsApi(APIView):
         return Response(FlashSaleStatsSerializer(flash_sale_stats(sale=sale)).data)
 
 
+class FlashSalePassApi(APIView):
+    """A purchase pass for the signed-in shopper, for a sale that requires one (orders/passes.py)."""
+
+    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        request=PurchasePassInputSerializer,
+        responses={
+            200: inline_serializer(
+                "PurchasePass", {"pass": serializers.CharField(), "expires_at": serializers.DateTimeField()}
+            ),
+            400: OpenApiResponse(description="challenge_failed, with a fresh `challenge` to solve"),
+            409: OpenApiResponse(description="too_early (with issued_from), pass_not_required or ended"),
+        },
+    )
+    def post(self, request, pk: int):
+        sale = get_object_or_404(FlashSale, pk=pk)
+        serializer = PurchasePassInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = purchase_pass_issue(
+            sale=sale, user_id=request.user.pk, solution=serializer.validated_data.get("challenge")
+        )
+        return Response({"pass": issued.token, "expires_at": issued.expires_at})
+
+
+PURCHASE_PASS_HEADER = OpenApiParameter(
+    "Purchase-Pass",
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="The pass from POST .../pass/, when the sale requires_pass.",
+)
+
+
 class FlashSalePurchaseApi(APIView):
     """Admission only: Redis decides; the order is written later by the order writer.
 
@@ -115,10 +151,11 @@ class FlashSalePurchaseApi(APIView):
 
     @extend_schema(
         request=PurchaseInputSerializer,
-        parameters=[IDEMPOTENCY_KEY_HEADER],
+        parameters=[IDEMPOTENCY_KEY_HEADER, PURCHASE_PASS_HEADER],
         responses={
             202: PurchaseAcceptedSerializer,
-            409: OpenApiResponse(description="sold_out, limit_exceeded, not_started or ended"),
+            403: OpenApiResponse(description="purchase_pass_invalid or blocked"),
+            409: OpenApiResponse(description="sold_out (with next_wave_at), limit_exceeded, not_started or ended"),
         },
     )
     def post(self, request, pk: int):
@@ -131,5 +168,6 @@ class FlashSalePurchaseApi(APIView):
             quantity=serializer.validated_data["quantity"],
             idempotency_key=key,
             limits=getattr(request, "purchase_limits", ()),
+            purchase_pass=request.headers.get("Purchase-Pass"),
         )
         return Response({"reservation_id": reservation_id, "status": "pending"}, status=status.HTTP_202_ACCEPTED)

@@ -50,6 +50,10 @@
     } else if (t >= endsAt) {
       button.disabled = true;
       button.textContent = "Ended";
+    } else if (pass && !pass.token()) {
+      announceStart();
+      button.disabled = true;
+      button.textContent = "Getting your pass…";
     } else {
       announceStart();
       button.disabled = t < holdUntil;
@@ -134,6 +138,7 @@
     // A refusal is the answer remembered for this attempt; another try is another attempt.
     newAttempt();
     if (reason === "sold_out") remaining = 0;
+    if (reason === "purchase_pass_invalid" && pass) pass.renew();
     if (seconds !== undefined) {
       holdUntil = now() + seconds * 1000;
       setTimeout(setButton, seconds * 1000 + 50);
@@ -161,6 +166,7 @@
           Accept: "application/json",
           "X-CSRFToken": csrfToken(),
           "Idempotency-Key": form.elements.attempt.value,
+          ...(pass && pass.token() ? { "Purchase-Pass": pass.token() } : {}),
         },
         body: JSON.stringify({ quantity: Number(form.elements.quantity.value) }),
       });
@@ -241,6 +247,23 @@
     checkout.hidden = false;
     say(`Confirmed: it's yours! Order #${orderId} waits for your payment.`);
   }
+
+  // A sale that requires a purchase pass: the page gets one (solving the proof of work while the
+  // countdown runs) and says where it stands.
+  const passLines = {
+    solving: "Solving a quick check that keeps bots out…",
+    waiting: "Check done. Your purchase pass is issued shortly before the start.",
+    ready: "Your purchase pass is ready.",
+    renewing: "Getting a new purchase pass…",
+  };
+  const pass = page.dataset.passUrl && form
+    ? window.shopPurchasePass(page.dataset.passUrl, csrfToken, clock, (stage) => {
+        const line = $("pass");
+        line.hidden = !passLines[stage];
+        line.textContent = passLines[stage] || "";
+        setButton();
+      })
+    : null;
 
   if (form && button) form.addEventListener("submit", buy);
   tick();

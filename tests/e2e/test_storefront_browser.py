@@ -232,3 +232,25 @@ def test_a_sale_in_waves_counts_down_to_the_next_wave_and_sells_its_units_when_i
     assert "The next wave is open: units are on offer again." in page.evaluate("window.__statuses")
     assert Order.objects.filter(flash_sale=sale).count() == 2
     assert check_invariants().ok
+
+
+def test_a_sale_that_asks_for_a_pass_has_the_page_solve_its_check_and_get_the_pass_before_the_start(
+    visit, make_sale, settings
+):
+    settings.PURCHASE_PASS_LEAD = 6
+    sale = make_sale(quantity=2, limit=1, starts_in=16, pass_challenge=True)
+    page = visit("/")
+    sign_in(page, shopper(), f"/sales/{sale.pk}/")
+
+    # The check is solved during the countdown; the pass comes PURCHASE_PASS_LEAD before the start
+    line = page.locator('[data-role="pass"]')
+    expect(line).to_have_text("Check done. Your purchase pass is issued shortly before the start.", timeout=10_000)
+    expect(page.get_by_role("button", name="Starts soon")).to_be_disabled()
+    screenshot(page, "shopper-pass-check-done")
+    expect(line).to_have_text("Your purchase pass is ready.", timeout=15_000)
+
+    page.get_by_role("button", name="Buy now").click(timeout=20_000)
+    expect(page.locator('[data-role="status"]')).to_contain_text("Confirmed")
+    screenshot(page, "shopper-bought-with-a-pass")
+    assert Order.objects.filter(flash_sale=sale).count() == 1
+    assert check_invariants().ok

@@ -183,3 +183,38 @@ def test_a_sale_added_in_the_admin_may_release_its_units_in_waves(admin_client, 
     assert response.status_code == 302, response.context["adminform"].form.errors
     sale = FlashSale.objects.get()
     assert [(wave.at, wave.units) for wave in sale.wave_list] == [(moments["first"], 5), (moments["second"], 7)]
+
+
+@pytest.mark.parametrize(("requires_pass", "pass_challenge", "error"), [
+    ("on", "on", None),
+    ("on", "", None),
+    ("", "on", "A proof-of-work challenge is asked for a purchase pass: require one too."),
+])  # fmt: skip
+def test_a_sale_added_in_the_admin_may_require_a_purchase_pass(
+    admin_client, staff, requires_pass, pass_challenge, error
+):
+    from inventory.services import stock_receive
+
+    stock = stock_receive(stock=StockFactory(), quantity=30, actor=staff, reason="opening")
+    starts_at = timezone.localtime(timezone.now() + timedelta(hours=1)).replace(microsecond=0)
+    ends_at = starts_at + timedelta(hours=2)
+    response = admin_client.post(
+        reverse("admin:shop_flashsale_add"),
+        {
+            "title": "Guarded drop", "sku": stock.sku.pk, "price": "5.00", "quantity": 12, "per_user_limit": 1,
+            "stock_shards": 1, "requires_pass": requires_pass, "pass_challenge": pass_challenge,
+            "starts_at_0": f"{starts_at:%Y-%m-%d}", "starts_at_1": f"{starts_at:%H:%M:%S}",
+            "ends_at_0": f"{ends_at:%Y-%m-%d}", "ends_at_1": f"{ends_at:%H:%M:%S}",
+        },
+    )  # fmt: skip
+
+    if error:
+        assert response.status_code == 200
+        assert error in response.content.decode()
+        assert not FlashSale.objects.exists()
+        return
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    sale = FlashSale.objects.get()
+    assert (sale.requires_pass, sale.pass_challenge) == (True, bool(pass_challenge))
+    listed = admin_client.get(reverse("admin:shop_flashsale_changelist"), {"requires_pass__exact": "1"})
+    assert "Guarded drop" in listed.content.decode()

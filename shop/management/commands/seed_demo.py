@@ -68,7 +68,7 @@ SALES = [
     {"sku": "AURORA-BLK", "title": "Aurora midnight drop", "price": "99.00", "quantity": 100, "limit": 1,
      "starts_in": timedelta(0), "lasts": timedelta(hours=6)},
     {"sku": "KEYB-TKL", "title": "Keyboard lightning deal", "price": "89.00", "quantity": 200, "limit": 2,
-     "starts_in": timedelta(minutes=5), "lasts": timedelta(hours=2)},
+     "starts_in": timedelta(minutes=5), "lasts": timedelta(hours=2), "pass_challenge": True},
     {"sku": "KETTLE-STD", "title": "Kettle in three waves", "price": "49.00", "quantity": 30, "limit": 1,
      "starts_in": timedelta(0), "lasts": timedelta(hours=1),
      "waves": [(timedelta(0), 10), (timedelta(minutes=10), 10), (timedelta(minutes=20), 10)]},
@@ -77,8 +77,8 @@ SALES = [
 
 class Command(BaseCommand):
     help = (
-        "Load the demo catalog, stock, two live flash sales (one in waves) and an upcoming one, and the staff "
-        "account `admin`."
+        "Load the demo catalog, stock, two live flash sales (one in waves) and an upcoming one (behind a "
+        "purchase pass), and the staff account `admin`."
     )
 
     def add_arguments(self, parser):
@@ -137,4 +137,5 @@ class Command(BaseCommand):
             per_user_limit=data["limit"],
             actor=admin,
             waves=[Wave(starts_at + offset, units) for offset, units in data.get("waves", [])],
+            pass_challenge=data.get("pass_challenge", False),
         )
