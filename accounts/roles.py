@@ -15,7 +15,7 @@ ROLES: dict[str, list[str]] = {
         "shop.view_product",
         "shop.view_sku",
     ],
-    # Creates, edits, preheats and cancels sales; sees and cancels orders; sees stock, moves none.
+    # Creates, edits, preheats and cancels sales; blocks buyers; sees and cancels orders; sees stock, moves none.
     "sales manager": [
         "shop.view_flashsale",
         "shop.add_flashsale",
@@ -27,8 +27,11 @@ ROLES: dict[str, list[str]] = {
         "orders.view_order",
         "orders.change_order",
         "orders.view_failedreservation",
+        "orders.view_purchaseblock",
+        "orders.add_purchaseblock",
+        "orders.change_purchaseblock",
     ],
-    # Sees, cancels and refunds orders and looks up shoppers; no stock, no sales.
+    # Sees, cancels and refunds orders, looks up shoppers and blocks them from buying; no stock, no sales.
     "support": [
         "orders.view_order",
         "orders.change_order",
@@ -37,6 +40,9 @@ ROLES: dict[str, list[str]] = {
         "orders.view_paymentattempt",
         "orders.view_failedreservation",
         "accounts.view_user",
+        "orders.view_purchaseblock",
+        "orders.add_purchaseblock",
+        "orders.change_purchaseblock",
     ],
 }
 

@@ -1,8 +1,18 @@
+from django import forms
 from django.contrib import admin
+from django.utils import timezone
 
 from config.admin import BelongsToPageInline, CsvExportMixin, ReadOnlyAdminMixin, apply_to_each, confirm_then_apply
-from orders.models import FailedReservation, Order, OrderTransition, PaymentAttempt, Refund
-from orders.services import order_cancel, order_fulfil, order_refund
+from orders.exceptions import InvalidBlock
+from orders.models import FailedReservation, Order, OrderTransition, PaymentAttempt, PurchaseBlock, Refund
+from orders.services import (
+    order_cancel,
+    order_fulfil,
+    order_refund,
+    purchase_block_create,
+    purchase_block_lift,
+    purchase_block_terms_check,
+)
 
 
 class OrderTransitionInline(BelongsToPageInline, admin.TabularInline):
@@ -124,3 +134,91 @@ class PaymentAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "created_at"]
     list_select_related = ["order"]
     search_fields = ["idempotency_key", "reference", "=order__id"]
+
+
+class PurchaseBlockForm(forms.ModelForm):
+    class Meta:
+        model = PurchaseBlock
+        fields = ["account", "network", "flash_sale", "reason", "expires_at"]
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            try:
+                data["network"] = purchase_block_terms_check(
+                    **{term: data.get(term) or "" for term in ("network", "reason")},
+                    account=data.get("account"),
+                    expires_at=data.get("expires_at"),
+                )
+            except InvalidBlock as error:
+                self.add_error(None, str(error))
+        return data
+
+
+class InForceFilter(admin.SimpleListFilter):
+    title = "in force"
+    parameter_name = "in_force"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "In force"), ("no", "Expired or lifted")]
+
+    def queryset(self, request, queryset):
+        in_force = PurchaseBlock.objects.in_force(timezone.now()).values("pk")
+        if self.value() == "yes":
+            return queryset.filter(pk__in=in_force)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=in_force)
+        return queryset
+
+
+@admin.register(PurchaseBlock)
+class PurchaseBlockAdmin(admin.ModelAdmin):
+    """Blocks are added and lifted, never edited or deleted: the list is the record of who was
+    kept from buying, where, why and by whom."""
+
+    form = PurchaseBlockForm
+    list_display = [
+        "__str__", "account", "network", "flash_sale", "reason", "expires_at", "in_force", "created_by", "created_at",
+        "lifted_at",
+    ]  # fmt: skip
+    list_filter = [InForceFilter, "flash_sale", "created_at"]
+    list_select_related = ["account", "flash_sale", "created_by"]
+    search_fields = ["account__username", "account__email", "network", "reason"]
+    autocomplete_fields = ["account", "flash_sale"]
+    date_hierarchy = "created_at"
+    actions = ["lift"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return [*self.form.Meta.fields, "created_by", "created_at", "lifted_at", "lifted_by"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        no_saving = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **no_saving})
+
+    @admin.display(boolean=True, description="in force")
+    def in_force(self, block: PurchaseBlock) -> bool:
+        return block.lifted_at is None and (block.expires_at is None or block.expires_at > timezone.now())
+
+    def save_model(self, request, obj, form, change):
+        created = purchase_block_create(actor=request.user, **{f: form.cleaned_data[f] for f in form.Meta.fields})
+        obj.pk = created.pk
+
+    @admin.action(description="Lift selected blocks", permissions=["change"])
+    def lift(self, request, queryset):
+        return confirm_then_apply(
+            self,
+            request,
+            queryset,
+            list(queryset.in_force(timezone.now()).select_related("account", "flash_sale")),
+            action="lift",
+            title="Lift purchase blocks",
+            question="Lift these blocks? Their shoppers and addresses may buy again within seconds.",
+            describe=str,
+            service=lambda block: purchase_block_lift(block=block, actor=request.user),
+            done="Lifted",
+        )

@@ -26,9 +26,11 @@ from inventory.redis_sales import StreamReservation
 from limits.breaker import redis_breaker
 from limits.buckets import Limit
 from orders import tasks
+from orders.blocks import block_list
 from orders.exceptions import (
     AccountBlocked,
     AccountUnknown,
+    PurchaseBlocked,
     PurchasePassInvalid,
     PurchaseRefused,
     SaleLayerUnavailable,
@@ -61,16 +63,18 @@ def purchase_admit(
     idempotency_key: str,
     limits: Sequence[Limit] = (),
     purchase_pass: str | None = None,
+    address: str | None = None,
 ) -> str:
     """Admit a purchase attempt in Redis, in one round trip in the usual case.
 
     `limits` are the attempt's shared rate limits, taken by the admission script itself.
     `purchase_pass` is the Purchase-Pass the attempt carried, checked first when the sale asks
-    for one. Returns the reservation id. Raises PurchaseRefused (with the reason),
-    PurchasePassInvalid, IdempotencyKeyReused when the key came with another quantity before,
-    RateLimited, SaleNotFound for an unknown sale, and SaleLayerUnavailable when Redis cannot be
-    reached. Every answer is counted by outcome, whichever door (API or storefront) the attempt
-    came through.
+    for one; `address` is the client's, for blocks of networks. Returns the reservation id.
+    Raises PurchaseRefused (with the reason), PurchaseBlocked, PurchasePassInvalid,
+    IdempotencyKeyReused when the key came with another quantity before, RateLimited,
+    SaleNotFound for an unknown sale, and SaleLayerUnavailable when Redis cannot be reached.
+    Every answer is counted by outcome, whichever door (API or storefront) the attempt came
+    through.
     """
     try:
         reservation_id = _purchase_admit(
@@ -80,6 +84,7 @@ def purchase_admit(
             idempotency_key=idempotency_key,
             limits=limits,
             purchase_pass=purchase_pass,
+            address=address,
         )
     except FlashSale.DoesNotExist as error:
         PURCHASE_OUTCOMES.labels(SaleNotFound.code).inc()
@@ -99,7 +104,10 @@ def _purchase_admit(
     idempotency_key: str,
     limits: Sequence[Limit],
     purchase_pass: str | None,
+    address: str | None,
 ) -> str:
+    if block_list.blocks(sale_id=sale_id, user_id=user_id, address=address):
+        raise PurchaseBlocked()
     # Before anything else, so that a bot without a good pass costs no Redis call.
     checked_pass = _pass_checked(sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass)
     if checked_pass is not None:

@@ -54,6 +54,16 @@ class AccountBlocked(DomainError):
     default_message = "This account may not buy: it has been deactivated."
 
 
+class PurchaseBlocked(AccountBlocked):
+    default_message = "This account or address may not buy in this sale. Please contact support."
+
+
+class InvalidBlock(DomainError):
+    code = "invalid"
+    status_code = 400
+    default_message = "Block an account or a network (an address or a CIDR range), with a reason."
+
+
 class InvalidReason(DomainError):
     code = "invalid"
     status_code = 400

@@ -184,3 +184,57 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return f"Refund of {self.order}"
+
+
+class PurchaseBlockQuerySet(models.QuerySet):
+    def in_force(self, now):
+        return self.filter(lifted_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+class PurchaseBlock(models.Model):
+    """Staff keep an account, or every address of a network, from buying in one sale or in all.
+
+    Each web process holds the blocks in force in memory (orders/blocks.py), so a blocked
+    purchase is refused without a query. A block is never edited or deleted: it ends at its
+    expiry, or when staff lift it, and stays as the record of what was done and why.
+    """
+
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="purchase_blocks"
+    )
+    network = models.CharField(
+        max_length=43, blank=True, help_text="An address or a range in CIDR form, e.g. 203.0.113.0/24 or 2001:db8::/48."
+    )
+    flash_sale = models.ForeignKey(
+        "shop.FlashSale",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="purchase_blocks",
+        help_text="Empty: every sale.",
+    )
+    reason = models.TextField(help_text="Why: kept with the block, for whoever reads it later.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: until lifted.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    objects = PurchaseBlockQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(account__isnull=False) & Q(network="")) | (Q(account__isnull=True) & ~Q(network="")),
+                name="purchase_block_account_or_network",
+                violation_error_message="Block either an account or a network, not both.",
+            ),
+            models.CheckConstraint(condition=~Q(reason=""), name="purchase_block_has_reason"),
+        ]
+
+    def __str__(self) -> str:
+        who = f"account {self.account}" if self.account_id else f"network {self.network}"
+        return f"{who} from {self.flash_sale or 'every sale'}"

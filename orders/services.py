@@ -1,7 +1,8 @@
 import contextlib
+import ipaddress
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis
 from django.contrib.auth.models import AbstractBaseUser
@@ -11,7 +12,9 @@ from django.utils import timezone
 
 from inventory import redis_sales
 from inventory.services import stock_release, stock_return, stock_sell
+from orders.blocks import block_list, purchase_blocks_publish
 from orders.exceptions import (
+    InvalidBlock,
     InvalidReason,
     InvalidTransition,
     PaymentDeclined,
@@ -22,6 +25,7 @@ from orders.models import (
     Order,
     OrderTransition,
     PaymentAttempt,
+    PurchaseBlock,
     Refund,
 )
 from orders.payments import payment_provider
@@ -253,3 +257,66 @@ def _release_to_sale(*, sale: FlashSale, user_id: int, quantity: int) -> None:
         )
     except redis.RedisError:
         logger.exception("could not return %s units of sale %s to Redis; reconciliation will", quantity, sale.pk)
+
+
+# --- Purchase blocks ---------------------------------------------------------------------------
+
+
+def purchase_block_terms_check(
+    *, account: AbstractBaseUser | None, network: str, reason: str, expires_at: datetime | None
+) -> str:
+    """The network in its normal form ("" for an account's block). Raises InvalidBlock: not
+    exactly one of account and network, a network that is no address or range, no reason, an
+    expiry in the past."""
+    network = network.strip()
+    if (account is None) == (not network):
+        raise InvalidBlock("Block either an account or a network, one of the two.")
+    if not reason.strip():
+        raise InvalidBlock("Say why: a reason is required.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise InvalidBlock("The expiry must be in the future (or empty: until lifted).")
+    if not network:
+        return ""
+    try:
+        return str(ipaddress.ip_network(network, strict=False))
+    except ValueError as error:
+        raise InvalidBlock(f"{network!r} is not an address or a network in CIDR form.") from error
+
+
+def purchase_block_create(
+    *,
+    actor: AbstractBaseUser | None,
+    reason: str,
+    account: AbstractBaseUser | None = None,
+    network: str = "",
+    flash_sale: FlashSale | None = None,
+    expires_at: datetime | None = None,
+) -> PurchaseBlock:
+    """Keep an account, or the addresses of a network, from buying in one sale (or in all, with
+    no `flash_sale`) until `expires_at` (or until lifted). Every web process refuses it within
+    PURCHASE_BLOCKS_REFRESH_SECONDS. Raises InvalidBlock (see `purchase_block_terms_check`)."""
+    network = purchase_block_terms_check(account=account, network=network, reason=reason, expires_at=expires_at)
+    with transaction.atomic():
+        block = PurchaseBlock.objects.create(
+            account=account, network=network, flash_sale=flash_sale, reason=reason.strip(), expires_at=expires_at,
+            created_by=actor,
+        )  # fmt: skip
+        transaction.on_commit(_purchase_blocks_changed)
+    return block
+
+
+def purchase_block_lift(*, block: PurchaseBlock, actor: AbstractBaseUser | None) -> bool:
+    """End a block before its expiry; it stays on record. Returns whether it was in force."""
+    now = timezone.now()
+    with transaction.atomic():
+        lifted = PurchaseBlock.objects.in_force(now).filter(pk=block.pk).update(lifted_at=now, lifted_by=actor)
+        transaction.on_commit(_purchase_blocks_changed)
+    return bool(lifted)
+
+
+def _purchase_blocks_changed() -> None:
+    try:
+        purchase_blocks_publish()
+    except redis.RedisError:
+        logger.warning("could not publish the purchase blocks; beat publishes them within a minute")
+    block_list.forget()

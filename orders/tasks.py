@@ -7,7 +7,7 @@ from django.db import OperationalError
 from redis import RedisError
 
 from inventory import redis_sales
-from orders import services, writer
+from orders import blocks, services, writer
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +80,10 @@ def orders_expire_unpaid() -> int:
 def payments_complete_stale(older_than_seconds: float = 60) -> int:
     """Complete payments whose request died between the charge and its record."""
     return services.payments_complete_stale(older_than_seconds=older_than_seconds)
+
+
+@shared_task
+def purchase_blocks_publish() -> int:
+    """Publish the purchase blocks in force to the web processes (orders/blocks.py): expired
+    ones drop out, and Redis gets them back after it lost them."""
+    return blocks.purchase_blocks_publish()

@@ -9,7 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from config.exceptions import DomainError, RateLimited
-from limits.middleware import too_many_requests_page
+from limits.middleware import client_ip, too_many_requests_page
 from orders.admission import purchase_admit
 from orders.outcomes import PURCHASE_SENTENCES, purchase_sentence
 from shop.forms import BuyForm
@@ -62,6 +62,7 @@ def sale_buy(request, pk: int):
             quantity=form.cleaned_data["quantity"],
             idempotency_key=form.cleaned_data["attempt"],
             limits=getattr(request, "purchase_limits", ()),
+            address=client_ip(request),
         )
     except RateLimited as error:
         return too_many_requests_page(request, max(1, math.ceil(error.retry_after)))

@@ -9,8 +9,11 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from config.celery import app as celery_app
 from config.health import check_broker
+from inventory import redis_sales
 from inventory.services import stock_receive
 from limits.breaker import redis_breaker
+from orders.blocks import block_list
+from orders.passes import spent_passes
 from shop.gate import sale_gate
 from shop.models import FlashSale
 from shop.selectors import flash_sale_states_forget
@@ -23,6 +26,8 @@ def fresh_process_state():
     """Each test starts with no sale remembered as sold out or in any state, a closed breaker
     and no cached broker health in this process."""
     sale_gate.clear()
+    block_list.forget()
+    spent_passes.clear()
     flash_sale_states_forget()
     redis_breaker.reset()
     check_broker.forget()
@@ -123,3 +128,19 @@ def bearer_client(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
     return client
+
+
+@pytest.fixture
+def admissions(monkeypatch) -> list:
+    """The admission script's calls from this process (each sale's meta key), counted on their
+    way to Redis."""
+    calls = []
+    run = redis_sales._run
+
+    def counted(name, keys, args):
+        if name == "admit":
+            calls.append(keys[0])
+        return run(name, keys, args)
+
+    monkeypatch.setattr(redis_sales, "_run", counted)
+    return calls

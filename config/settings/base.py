@@ -182,6 +182,7 @@ CELERY_BEAT_SCHEDULE = {
     "orders-expire-unpaid": {"task": "orders.tasks.orders_expire_unpaid", "schedule": 10.0},
     "payments-complete-stale": {"task": "orders.tasks.payments_complete_stale", "schedule": 30.0},
     "flash-sales-reconcile": {"task": "shop.tasks.flash_sales_reconcile", "schedule": 60.0},
+    "purchase-blocks-publish": {"task": "orders.tasks.purchase_blocks_publish", "schedule": 60.0},
 }
 
 # --- Auth and passwords --------------------------------------------------------------------
@@ -340,6 +341,9 @@ PURCHASE_PASS_SECONDS = env.int("PURCHASE_PASS_SECONDS", default=300)
 PURCHASE_PASS_USES = env.int("PURCHASE_PASS_USES", default=5)
 PURCHASE_PASS_CHALLENGE_MAX_NUMBER = env.int("PURCHASE_PASS_CHALLENGE_MAX_NUMBER", default=100_000)
 PURCHASE_PASS_CHALLENGE_SECONDS = env.int("PURCHASE_PASS_CHALLENGE_SECONDS", default=600)
+
+# A new or lifted purchase block (orders/blocks.py) holds in every web process within this time.
+PURCHASE_BLOCKS_REFRESH_SECONDS = env.float("PURCHASE_BLOCKS_REFRESH_SECONDS", default=2.0)
 
 # Seconds an order waits for payment before it is cancelled and its unit released.
 ORDER_PAYMENT_TIMEOUT = env.int("ORDER_PAYMENT_TIMEOUT", default=15 * 60)

@@ -27,6 +27,7 @@ from config.api.authentication import bearer_token
 from config.api.errors import DEPENDENCY_ERRORS, DependencyUnavailable, domain_error_response, json_error
 from config.api.idempotency import idempotency_key
 from config.exceptions import DomainError
+from limits.middleware import client_ip
 from orders.admission import purchase_admit, purchase_pass_screen
 from orders.exceptions import PurchasePassInvalid
 from shop.api.serializers import PurchaseInputSerializer
@@ -141,6 +142,7 @@ def purchase(request: HttpRequest, pk: int) -> HttpResponse:
             idempotency_key=key,
             limits=getattr(request, "purchase_limits", ()),
             purchase_pass=request.META.get("HTTP_PURCHASE_PASS"),
+            address=client_ip(request),
         )
     except DomainError as error:
         return domain_error_response(error)

@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 from config.api.authentication import BearerTokenAuthentication
 from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotency_key, idempotent
 from config.api.permissions import anyone_reads_staff_with, staff_with
+from limits.middleware import client_ip
 from orders.admission import purchase_admit
 from orders.passes import purchase_pass_issue
 from shop.api.filters import FlashSaleFilter
@@ -169,5 +170,6 @@ class FlashSalePurchaseApi(APIView):
             idempotency_key=key,
             limits=getattr(request, "purchase_limits", ()),
             purchase_pass=request.headers.get("Purchase-Pass"),
+            address=client_ip(request),
         )
         return Response({"reservation_id": reservation_id, "status": "pending"}, status=status.HTTP_202_ACCEPTED)

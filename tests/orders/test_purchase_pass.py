@@ -12,35 +12,13 @@ from django.utils import timezone
 from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.passes import _signature, spent_passes
+from orders.passes import _signature
 from shop.services import flash_sale_cancel
 from tests.concurrency import storm
 from tests.conftest import bearer_client, client_for, purchase
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def no_spent_passes():
-    spent_passes.clear()
-    yield
-    spent_passes.clear()
-
-
-@pytest.fixture
-def admissions(monkeypatch) -> list:
-    """The admission script's calls from this process, counted on their way to Redis."""
-    calls = []
-    run = redis_sales._run
-
-    def counted(name, keys, args):
-        if name == "admit":
-            calls.append(keys[0])
-        return run(name, keys, args)
-
-    monkeypatch.setattr(redis_sales, "_run", counted)
-    return calls
 
 
 def pass_for(client, sale) -> str:

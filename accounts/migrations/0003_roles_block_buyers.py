@@ -1,0 +1,17 @@
+"""Sales managers and support block buyers (orders.PurchaseBlock): the roles again, with it."""
+
+from importlib import import_module
+
+from django.db import migrations
+
+# The same step as the first roles migration: permissions made now, then each role's group set.
+create_roles = import_module("accounts.migrations.0002_roles").create_roles
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("accounts", "0002_roles"),
+        ("orders", "0007_purchase_blocks"),
+    ]
+
+    operations = [migrations.RunPython(create_roles, migrations.RunPython.noop)]
