@@ -30,6 +30,7 @@ ROLES: dict[str, list[str]] = {
         "orders.view_purchaseblock",
         "orders.add_purchaseblock",
         "orders.change_purchaseblock",
+        "orders.view_waitingroomdraw",
     ],
     # Sees, cancels and refunds orders, looks up shoppers and blocks them from buying; no stock, no sales.
     "support": [

@@ -125,6 +125,11 @@ class SaleKeys:
     def stats(self) -> str:
         return self._key("stats")
 
+    @property
+    def queue(self) -> list[str]:
+        """The waiting room's keys (kept in the sale's first shard): see queue_join.lua."""
+        return [self._key(f"queue:{part}") for part in ("draw", "arrivals", "late", "count")]
+
     def idempotency(self, user_id: int, key: str) -> str:
         return self._key(f"idem:{user_id}:{hashlib.sha256(key.encode()).hexdigest()[:32]}")
 
@@ -435,8 +440,27 @@ def sale_forget(sale_id: int, shards: int = 1) -> None:
     for keys in SaleKeys.all_of(sale_id, shards):
         client.delete(
             keys.meta, keys.remaining, keys.buyers, keys.drain, keys.stream, keys.pending, keys.admitted,
-            keys.blocked, keys.stats,
+            keys.blocked, keys.stats, *keys.queue,
         )  # fmt: skip
+
+
+# --- Waiting room ------------------------------------------------------------------------------
+
+
+def queue_join(*, sale_id: int, shards: int, user_id: int, draw_number: int, starts_at: datetime) -> tuple[int, int]:
+    """Join the sale's waiting room, or read one's place again: (place, 0 before the start; the
+    arrival number)."""
+    place, arrival = _run("queue_join", SaleKeys(sale_id, 0, shards).queue, [user_id, draw_number, _micros(starts_at)])
+    return int(place), int(arrival)
+
+
+def queue_entrants(*, sale_id: int, shards: int) -> tuple[list[int], list[int]]:
+    """The early arrivals of a sale's waiting room: (in the order they came, in the order drawn)."""
+    draw, arrivals, _, _ = SaleKeys(sale_id, 0, shards).queue
+    client = redis_client()
+    drawn = [int(user) for user in client.zrange(draw, 0, -1)]
+    came = {int(user): int(number) for user, number in client.hgetall(arrivals).items()}
+    return sorted(drawn, key=came.__getitem__), drawn
 
 
 def sale_shift_units(*, sale_id: int, shard: int, shards: int, units: int) -> int:

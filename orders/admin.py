@@ -4,7 +4,15 @@ from django.utils import timezone
 
 from config.admin import BelongsToPageInline, CsvExportMixin, ReadOnlyAdminMixin, apply_to_each, confirm_then_apply
 from orders.exceptions import InvalidBlock
-from orders.models import FailedReservation, Order, OrderTransition, PaymentAttempt, PurchaseBlock, Refund
+from orders.models import (
+    FailedReservation,
+    Order,
+    OrderTransition,
+    PaymentAttempt,
+    PurchaseBlock,
+    Refund,
+    WaitingRoomDraw,
+)
 from orders.services import (
     order_cancel,
     order_fulfil,
@@ -13,6 +21,7 @@ from orders.services import (
     purchase_block_lift,
     purchase_block_terms_check,
 )
+from orders.waiting_room import waiting_room_draw_holds
 
 
 class OrderTransitionInline(BelongsToPageInline, admin.TabularInline):
@@ -222,3 +231,22 @@ class PurchaseBlockAdmin(admin.ModelAdmin):
             service=lambda block: purchase_block_lift(block=block, actor=request.user),
             done="Lifted",
         )
+
+
+@admin.register(WaitingRoomDraw)
+class WaitingRoomDrawAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The draws of waiting rooms, as recorded at each sale's start, and whether each holds: the
+    order recomputed from the seed and the early arrivals is the order recorded."""
+
+    list_display = ["flash_sale", "entrant_count", "holds", "recorded_at"]
+    list_filter = ["recorded_at", "flash_sale"]
+    list_select_related = ["flash_sale"]
+    search_fields = ["flash_sale__title", "=flash_sale__id"]
+
+    @admin.display(description="early arrivals")
+    def entrant_count(self, draw: WaitingRoomDraw) -> int:
+        return len(draw.entrants)
+
+    @admin.display(boolean=True, description="order recomputes from the seed")
+    def holds(self, draw: WaitingRoomDraw) -> bool:
+        return waiting_room_draw_holds(draw)

@@ -30,6 +30,7 @@ from orders.blocks import block_list
 from orders.exceptions import (
     AccountBlocked,
     AccountUnknown,
+    NotYourTurn,
     PurchaseBlocked,
     PurchasePassInvalid,
     PurchaseRefused,
@@ -42,6 +43,7 @@ from orders.models import (
 )
 from orders.passes import CheckedPass, purchase_pass_check, spent_passes
 from orders.reservations import reservation_id_new, reservation_id_parse
+from orders.waiting_room import queue_turn_check
 from orders.writer import orders_insert, reservations_decide, shard_lock, shard_room_check, with_room
 from shop.exceptions import SaleNotFound
 from shop.gate import sale_gate
@@ -63,14 +65,16 @@ def purchase_admit(
     idempotency_key: str,
     limits: Sequence[Limit] = (),
     purchase_pass: str | None = None,
+    queue_ticket: str | None = None,
     address: str | None = None,
 ) -> str:
     """Admit a purchase attempt in Redis, in one round trip in the usual case.
 
     `limits` are the attempt's shared rate limits, taken by the admission script itself.
     `purchase_pass` is the Purchase-Pass the attempt carried, checked first when the sale asks
-    for one; `address` is the client's, for blocks of networks. Returns the reservation id.
-    Raises PurchaseRefused (with the reason), PurchaseBlocked, PurchasePassInvalid,
+    for one, and `queue_ticket` the Queue-Ticket, whose turn must have come in a sale with a
+    waiting room; `address` is the client's, for blocks of networks. Returns the reservation id.
+    Raises PurchaseRefused (with the reason), PurchaseBlocked, PurchasePassInvalid, NotYourTurn,
     IdempotencyKeyReused when the key came with another quantity before, RateLimited,
     SaleNotFound for an unknown sale, and SaleLayerUnavailable when Redis cannot be reached.
     Every answer is counted by outcome, whichever door (API or storefront) the attempt came
@@ -84,6 +88,7 @@ def purchase_admit(
             idempotency_key=idempotency_key,
             limits=limits,
             purchase_pass=purchase_pass,
+            queue_ticket=queue_ticket,
             address=address,
         )
     except FlashSale.DoesNotExist as error:
@@ -104,12 +109,13 @@ def _purchase_admit(
     idempotency_key: str,
     limits: Sequence[Limit],
     purchase_pass: str | None,
+    queue_ticket: str | None,
     address: str | None,
 ) -> str:
     if block_list.blocks(sale_id=sale_id, user_id=user_id, address=address):
         raise PurchaseBlocked()
-    # Before anything else, so that a bot without a good pass costs no Redis call.
-    checked_pass = _pass_checked(sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass)
+    # Before anything else, so that a bot without a good pass, or early, costs no Redis call.
+    checked_pass = _screened(sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass, queue_ticket=queue_ticket)
     if checked_pass is not None:
         limits = (*limits, checked_pass.uses)
     if settings.PURCHASE_ADMISSION == "database":
@@ -174,24 +180,28 @@ def _purchase_admit(
     return admission.reservation_id
 
 
-def _pass_checked(*, sale_id: int, user_id: int, purchase_pass: str | None) -> CheckedPass | None:
-    """The attempt's purchase pass, checked, if the sale requires one (orders/passes.py); raises
-    PurchasePassInvalid, and FlashSale.DoesNotExist for an unknown sale."""
-    if not flash_sale_terms(sale_id).requires_pass:
-        return None
-    return purchase_pass_check(purchase_pass, sale_id=sale_id, user_id=user_id)
+def _screened(*, sale_id: int, user_id: int, purchase_pass: str | None, queue_ticket: str | None) -> CheckedPass | None:
+    """What a purchase must show before Redis is asked: the sale's purchase pass, if it requires
+    one (orders/passes.py), which is returned checked, and the waiting room's turn, if it has one
+    (orders/waiting_room.py). Raises PurchasePassInvalid, NotYourTurn, and FlashSale.DoesNotExist
+    for an unknown sale."""
+    checked_pass = None
+    if flash_sale_terms(sale_id).requires_pass:
+        checked_pass = purchase_pass_check(purchase_pass, sale_id=sale_id, user_id=user_id)
+    queue_turn_check(sale_id=sale_id, user_id=user_id, ticket=queue_ticket)
+    return checked_pass
 
 
-def purchase_pass_screen(*, sale_id: int, user_id: int, purchase_pass: str | None) -> None:
-    """For a door that turns bots away before it reads the purchase (the purchase lane): raises
-    PurchasePassInvalid, counted, for a sale that requires a pass and an invalid one; an unknown
-    sale is left to the door's own answer."""
+def purchase_screen(*, sale_id: int, user_id: int, purchase_pass: str | None, queue_ticket: str | None) -> None:
+    """For a door that turns bots and early comers away before it reads the purchase (the
+    purchase lane): raises PurchasePassInvalid or NotYourTurn, counted; an unknown sale is left
+    to the door's own answer."""
     try:
-        _pass_checked(sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass)
+        _screened(sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass, queue_ticket=queue_ticket)
     except FlashSale.DoesNotExist:
         return
-    except PurchasePassInvalid:
-        PURCHASE_OUTCOMES.labels(PurchasePassInvalid.code).inc()
+    except (PurchasePassInvalid, NotYourTurn) as error:
+        PURCHASE_OUTCOMES.labels(error.code).inc()
         raise
 
 

@@ -90,13 +90,15 @@ class PassNotRequired(DomainError):
     default_message = "This sale needs no purchase pass."
 
 
-class PassTooEarly(DomainError):
+class TooEarly(DomainError):
+    """Asked before it is given: `name` (issued_from, opens_at) in the answer says from when."""
+
     code = "too_early"
     status_code = 409
 
-    def __init__(self, issued_from: datetime):
-        self.extra = {"issued_from": issued_from.isoformat().replace("+00:00", "Z")}
-        super().__init__(f"Passes for this sale are issued from {self.extra['issued_from']}.")
+    def __init__(self, what: str, name: str, moment: datetime):
+        self.extra = {name: moment.isoformat().replace("+00:00", "Z")}
+        super().__init__(f"{what} from {self.extra[name]}.")
 
 
 class ChallengeFailed(DomainError):
@@ -108,3 +110,25 @@ class ChallengeFailed(DomainError):
     def __init__(self, challenge: dict):
         self.extra = {"challenge": challenge}
         super().__init__("Solve the challenge and send its solution as `challenge`.")
+
+
+class NotYourTurn(DomainError):
+    """The waiting room lets this shopper through later (`position` in line), or the purchase
+    carried no ticket of this sale's waiting room (no position)."""
+
+    code = "not_your_turn"
+    status_code = 409
+
+    def __init__(self, position: int | None = None, wait_seconds: int | None = None):
+        if position is None:
+            super().__init__("This sale has a waiting room: join it (POST .../queue/) and send its Queue-Ticket.")
+            self.extra = {"position": None}
+            return
+        super().__init__(f"Not your turn yet: you are number {position} in line.")
+        self.extra = {"position": position, "estimated_wait_seconds": wait_seconds}
+
+
+class NoWaitingRoom(DomainError):
+    code = "no_waiting_room"
+    status_code = 409
+    default_message = "This sale has no waiting room: buy when it starts."

@@ -238,3 +238,21 @@ class PurchaseBlock(models.Model):
     def __str__(self) -> str:
         who = f"account {self.account}" if self.account_id else f"network {self.network}"
         return f"{who} from {self.flash_sale or 'every sale'}"
+
+
+class WaitingRoomDraw(models.Model):
+    """The record of a waiting room's draw, made just after its sale started: who came before the
+    start (in the order they came), the seed, and the order drawn, which anyone can recompute
+    from the other two (orders/waiting_room.py). Never changed."""
+
+    flash_sale = models.OneToOneField("shop.FlashSale", on_delete=models.PROTECT, related_name="waiting_room_draw")
+    seed = models.CharField(max_length=64)
+    entrants = models.JSONField(default=list, help_text="User ids of the early arrivals, in the order they came.")
+    order = models.JSONField(default=list, help_text="The same user ids in the order drawn: first let through first.")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-recorded_at"]
+
+    def __str__(self) -> str:
+        return f"Draw of {self.flash_sale}: {len(self.order)} early arrivals"

@@ -9,6 +9,7 @@ PURCHASE_SENTENCES = {
     "sale_closed": "The sale closed before your purchase was written down. Nothing was charged.",
     "lost": "Your place in line was lost in a fault on our side. Nothing was charged; please try again.",
     "blocked": "This account may not buy in this sale. Please contact support.",
+    "not_your_turn": "Not your turn yet: the waiting room lets shoppers through in their order. Please wait.",
     "purchase_pass_invalid": "Your purchase pass ran out or expired. A new one is on its way: please try again.",
     "account_inactive": "This account was deactivated. Nothing was charged.",
     "unknown_user": "This account no longer exists. Nothing was charged.",

@@ -11,9 +11,6 @@ With `pass_challenge`, a pass is issued only against a solved ALTCHA proof of wo
 shopper and the sale: the storefront solves it in the browser while the countdown runs.
 """
 
-import functools
-import hashlib
-import hmac
 import secrets
 import threading
 import time
@@ -23,10 +20,11 @@ from datetime import UTC, datetime, timedelta
 import altcha
 from django.conf import settings
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.crypto import salted_hmac
 
 from limits.buckets import Limit
-from orders.exceptions import ChallengeFailed, PassNotRequired, PassTooEarly, PurchasePassInvalid, PurchaseRefused
+from orders.exceptions import ChallengeFailed, PassNotRequired, PurchasePassInvalid, PurchaseRefused, TooEarly
+from orders.signing import signature, signature_matches
 from shop.models import FlashSale
 
 SALT = "orders.purchase-pass"
@@ -37,16 +35,6 @@ CHALLENGE_SALT = "orders.pass-challenge"
 class PurchasePass:
     token: str
     expires_at: datetime
-
-
-@functools.cache
-def _signing_key(secret: str) -> bytes:
-    # salted_hmac's key, derived once per secret: a pass is checked on every purchase attempt.
-    return hashlib.sha256((SALT + secret).encode()).digest()
-
-
-def _signature(body: str) -> str:
-    return hmac.new(_signing_key(settings.SECRET_KEY), body.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _challenge_key() -> str:
@@ -83,7 +71,7 @@ def _challenge_solved(*, sale: FlashSale, user_id: int, solution) -> bool:
 def purchase_pass_issue(*, sale: FlashSale, user_id: int, solution=None) -> PurchasePass:
     """A pass for this shopper and sale. Raises PassNotRequired, PurchaseRefused("ended"),
     ChallengeFailed (with a fresh challenge) when the sale asks for a proof of work and `solution`
-    does not solve one, and PassTooEarly before PURCHASE_PASS_LEAD seconds ahead of the start."""
+    does not solve one, and TooEarly before PURCHASE_PASS_LEAD seconds ahead of the start."""
     if not sale.requires_pass:
         raise PassNotRequired()
     now = timezone.now()
@@ -94,10 +82,10 @@ def purchase_pass_issue(*, sale: FlashSale, user_id: int, solution=None) -> Purc
         raise ChallengeFailed(purchase_pass_challenge(sale=sale, user_id=user_id))
     issued_from = sale.starts_at - timedelta(seconds=settings.PURCHASE_PASS_LEAD)
     if now < issued_from:
-        raise PassTooEarly(issued_from)
+        raise TooEarly("Passes for this sale are issued", "issued_from", issued_from)
     expires = min(int(now.timestamp()) + settings.PURCHASE_PASS_SECONDS, int(sale.ends_at.timestamp()) + 1)
     body = f"{sale.pk}-{user_id}-{expires}-{secrets.token_hex(6)}"
-    return PurchasePass(token=f"{body}-{_signature(body)}", expires_at=datetime.fromtimestamp(expires, tz=UTC))
+    return PurchasePass(token=f"{body}-{signature(SALT, body)}", expires_at=datetime.fromtimestamp(expires, tz=UTC))
 
 
 class SpentPasses:
@@ -144,8 +132,8 @@ def purchase_pass_check(token: str | None, *, sale_id: int, user_id: int) -> Che
     parts = token.split("-") if token and len(token) <= 96 else ()
     if len(parts) != 5 or not all(part.isascii() and part.isalnum() for part in parts):
         raise PurchasePassInvalid()
-    sale, user, expires, nonce, signature = parts
-    if not constant_time_compare(signature, _signature("-".join(parts[:4]))):
+    sale, user, expires, nonce, given = parts
+    if not signature_matches(SALT, "-".join(parts[:4]), given):
         raise PurchasePassInvalid()
     if sale != str(sale_id) or user != str(user_id) or int(expires) <= time.time() or nonce in spent_passes:
         raise PurchasePassInvalid()

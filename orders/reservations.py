@@ -9,19 +9,16 @@ and for whom, even after Redis has lost every trace of it.
 import hashlib
 from dataclasses import dataclass
 
-from django.utils.crypto import constant_time_compare, salted_hmac
+from orders.signing import signature, signature_matches
 
 SALT = "orders.reservation"
-
-
-def _signature(body: str) -> str:
-    return salted_hmac(SALT, body, algorithm="sha256").hexdigest()[:24]
+SIGNATURE_LENGTH = 24
 
 
 def reservation_id_new(*, sale_id: int, user_id: int, idempotency_key: str) -> str:
     token = hashlib.sha256(f"{sale_id}:{user_id}:{idempotency_key}".encode()).hexdigest()[:16]
     body = f"{sale_id}-{user_id}-{token}"
-    return f"{body}-{_signature(body)}"
+    return f"{body}-{signature(SALT, body, SIGNATURE_LENGTH)}"
 
 
 @dataclass(frozen=True)
@@ -35,7 +32,7 @@ def reservation_id_parse(reservation_id: str) -> ReservationRef | None:
     parts = reservation_id.split("-")
     if len(parts) != 4 or not all(part.isalnum() and part.isascii() for part in parts):
         return None
-    body, signature = "-".join(parts[:3]), parts[3]
-    if not constant_time_compare(signature, _signature(body)) or not (parts[0].isdigit() and parts[1].isdigit()):
+    body, given = "-".join(parts[:3]), parts[3]
+    if not signature_matches(SALT, body, given, SIGNATURE_LENGTH) or not (parts[0].isdigit() and parts[1].isdigit()):
         return None
     return ReservationRef(sale_id=int(parts[0]), user_id=int(parts[1]))

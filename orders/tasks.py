@@ -7,7 +7,7 @@ from django.db import OperationalError
 from redis import RedisError
 
 from inventory import redis_sales
-from orders import blocks, services, writer
+from orders import blocks, services, waiting_room, writer
 
 logger = logging.getLogger(__name__)
 
@@ -87,3 +87,9 @@ def purchase_blocks_publish() -> int:
     """Publish the purchase blocks in force to the web processes (orders/blocks.py): expired
     ones drop out, and Redis gets them back after it lost them."""
     return blocks.purchase_blocks_publish()
+
+
+@shared_task
+def waiting_rooms_record() -> int:
+    """Record the draws of the waiting rooms whose sales just started."""
+    return waiting_room.waiting_rooms_record()

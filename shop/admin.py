@@ -1,3 +1,5 @@
+import hashlib
+
 import redis
 from django import forms
 from django.conf import settings
@@ -7,8 +9,9 @@ from django.db import models
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
-from django.urls import path
-from django.utils.html import format_html_join
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from config.admin import (
     BelongsToPageInline,
@@ -19,17 +22,19 @@ from config.admin import (
 )
 from inventory import redis_sales
 from inventory.services import stock_get_or_create
-from shop.exceptions import InvalidWaves, SaleBusy
+from shop.exceptions import InvalidWaitingRoom, InvalidWaves, SaleBusy
 from shop.forms import WavesField
 from shop.models import SKU, FlashSale, FlashSaleEdit, Product, SaleDrift
 from shop.selectors import flash_sale_activity, flash_sale_report, flash_sale_stats
 from shop.services import (
+    WAITING_ROOM_TERMS,
     WAVE_TERMS,
     flash_sale_cancel,
     flash_sale_create,
     flash_sale_edit,
     flash_sale_preheat,
     flash_sale_reconcile,
+    flash_sale_waiting_room_check,
     flash_sale_waves_check,
 )
 
@@ -69,8 +74,17 @@ class FlashSaleAddForm(forms.ModelForm):
         model = FlashSale
         fields = [
             "title", "sku", "price", "quantity", "starts_at", "ends_at", "per_user_limit", "stock_shards",
-            "requires_pass", "pass_challenge",
+            "requires_pass", "pass_challenge", "waiting_room_opens_at", "let_through_per_second",
         ]  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Asked of a sale with a waiting room only; the model's default otherwise.
+        self.fields["let_through_per_second"].required = False
+
+    def clean_let_through_per_second(self) -> int:
+        chosen = self.cleaned_data["let_through_per_second"]
+        return FlashSale._meta.get_field("let_through_per_second").default if chosen is None else chosen
 
     def clean(self):
         data = super().clean()
@@ -79,6 +93,10 @@ class FlashSaleAddForm(forms.ModelForm):
                 flash_sale_waves_check(**{term: data[term] for term in WAVE_TERMS})
             except InvalidWaves as error:
                 self.add_error("waves", str(error))
+            try:
+                flash_sale_waiting_room_check(**{term: data[term] for term in WAITING_ROOM_TERMS})
+            except InvalidWaitingRoom as error:
+                self.add_error("waiting_room_opens_at", str(error))
         return data
 
 
@@ -165,7 +183,7 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
     actions = ["preheat", "reconcile", "cancel"]
     CREATE_FIELDS = [
         "title", "sku", "price", "quantity", "starts_at", "ends_at", "per_user_limit", "stock_shards", "waves",
-        "requires_pass", "pass_challenge",
+        "requires_pass", "pass_challenge", "waiting_room_opens_at", "let_through_per_second",
     ]  # fmt: skip
     # What an edit may change (through flash_sale_edit, with the version the form was drawn at).
     EDITABLE = ["title", "ends_at", "quantity", "per_user_limit", "expected_version"]
@@ -184,7 +202,7 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
         if obj is None:
             return self.CREATE_FIELDS
         return [*self.CREATE_FIELDS, "expected_version", "units_sold", "status", "version", "created_by",
-                "live_numbers", "activity", "report"]  # fmt: skip
+                "draw_audit", "live_numbers", "activity", "report"]  # fmt: skip
 
     def get_readonly_fields(self, request, obj=None):
         # The price, the SKU and the start are fixed once units are allocated and shoppers saw them.
@@ -230,6 +248,20 @@ class FlashSaleAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
         )
 
     @admin.display(description="report")
+    @admin.display(description="waiting room draw")
+    def draw_audit(self, sale: FlashSale) -> str:
+        """The seed stays secret until the start: before it, only its SHA-256 is shown, so that
+        the draw can be checked against what was committed to."""
+        if sale.waiting_room_opens_at is None:
+            return "No waiting room."
+        commitment = hashlib.sha256(sale.waiting_room_seed.encode()).hexdigest()
+        if timezone.now() < sale.starts_at:
+            return f"Drawn at the start. SHA-256 of the seed: {commitment}"
+        return format_html(
+            "Seed {} (SHA-256 {}). <a href=\"{}?flash_sale__id__exact={}\">The record of the draw</a>.",
+            sale.waiting_room_seed, commitment, reverse("admin:orders_waitingroomdraw_changelist"), sale.pk,
+        )  # fmt: skip
+
     def report(self, sale: FlashSale):
         try:
             report = flash_sale_report(sale=sale)

@@ -41,3 +41,9 @@ class InvalidWaves(DomainError):
     code = "invalid"
     status_code = 400
     default_message = "The waves must be in order, inside the sale's window, and sum to its quantity."
+
+
+class InvalidWaitingRoom(DomainError):
+    code = "invalid"
+    status_code = 400
+    default_message = "The waiting room must open before the sale starts, and let some shoppers through each second."

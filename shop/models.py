@@ -107,6 +107,23 @@ class FlashSale(models.Model):
         help_text="A pass is issued only against a solved proof-of-work challenge (the storefront solves it "
         "during the countdown). Fixed when the sale is created.",
     )
+    waiting_room_opens_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Shoppers who come from then until the start wait in line and are drawn in a random order at "
+        "the start; later ones queue behind them. Empty: no waiting room. Fixed when the sale is created.",
+    )
+    let_through_per_second = models.PositiveIntegerField(
+        default=100,
+        validators=[MinValueValidator(1)],
+        help_text="Shoppers of the waiting room let through to the purchase each second, in their order.",
+    )
+    waiting_room_seed = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="The secret that orders the waiting room's draw; shown once the sale started, for audit.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED, db_index=True)
     version = models.PositiveIntegerField(default=1, help_text="Bumped by every edit; an edit names the one it read.")
     admissions = models.JSONField(
@@ -136,6 +153,12 @@ class FlashSale(models.Model):
                 name="flash_sale_challenge_needs_pass",
                 violation_error_message="A proof-of-work challenge is asked for a purchase pass: require one too.",
             ),
+            models.CheckConstraint(
+                condition=Q(waiting_room_opens_at__isnull=True) | Q(waiting_room_opens_at__lt=models.F("starts_at")),
+                name="flash_sale_waiting_room_opens_before_start",
+                violation_error_message="The waiting room opens before the sale starts.",
+            ),
+            models.CheckConstraint(condition=Q(let_through_per_second__gt=0), name="flash_sale_lets_some_through"),
         ]
 
     def __str__(self) -> str:

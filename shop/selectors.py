@@ -131,8 +131,16 @@ class SaleTerms(NamedTuple):
 
     shards: int
     requires_pass: bool
+    starts_at: datetime
+    waiting_room_opens_at: datetime | None
+    let_through_per_second: int
+    waiting_room_seed: str
 
 
+TERMS = [
+    "stock_shards", "requires_pass", "starts_at", "waiting_room_opens_at", "let_through_per_second",
+    "waiting_room_seed",
+]  # fmt: skip
 _sale_terms: dict[int, SaleTerms] = {}
 
 
@@ -141,7 +149,7 @@ def flash_sale_terms(sale_id: int) -> SaleTerms:
     FlashSale.DoesNotExist."""
     terms = _sale_terms.get(sale_id)
     if terms is None:
-        row = FlashSale.objects.values_list("stock_shards", "requires_pass").get(pk=sale_id)
+        row = FlashSale.objects.values_list(*TERMS).get(pk=sale_id)
         terms = _sale_terms[sale_id] = SaleTerms(*row)
     return terms
 

@@ -1,5 +1,6 @@
 import itertools
 import logging
+import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from orders.selectors import order_units_by_user, reservation_units_by_id, reser
 from shop.exceptions import (
     InvalidSaleChange,
     InvalidSaleWindow,
+    InvalidWaitingRoom,
     InvalidWaves,
     SaleNotCancellable,
     SaleVersionConflict,
@@ -52,20 +54,27 @@ def flash_sale_create(
     waves: list[tuple[datetime, int]] = (),
     requires_pass: bool = False,
     pass_challenge: bool = False,
+    waiting_room_opens_at: datetime | None = None,
+    let_through_per_second: int = 100,
 ) -> FlashSale:
     """Create a sale, its stock shards, and allocate its quantity from the SKU's stock, in one
     transaction. `waves` release the units in stages (see `flash_sale_waves_check`); a sale that
     `requires_pass` admits only purchases carrying a purchase pass (orders/passes.py), issued
-    against a proof of work with `pass_challenge` (which implies it).
+    against a proof of work with `pass_challenge` (which implies it); with
+    `waiting_room_opens_at`, shoppers wait in line and are let through `let_through_per_second`
+    (orders/waiting_room.py), in an order drawn with a secret seed made here.
 
     Raises InsufficientStock when the SKU has fewer available units than `quantity`,
-    InvalidSaleWindow when the window is empty or already over, InvalidWaves.
+    InvalidSaleWindow when the window is empty or already over, InvalidWaves, InvalidWaitingRoom.
     """
     now = timezone.now()
     if ends_at <= starts_at or ends_at <= now:
         raise InvalidSaleWindow()
     flash_sale_waves_check(
         waves=waves, starts_at=starts_at, ends_at=ends_at, quantity=quantity, stock_shards=stock_shards
+    )
+    flash_sale_waiting_room_check(
+        waiting_room_opens_at=waiting_room_opens_at, starts_at=starts_at, let_through_per_second=let_through_per_second
     )
     with transaction.atomic():
         sale = FlashSale.objects.create(
@@ -80,6 +89,9 @@ def flash_sale_create(
             waves=[{"at": at.isoformat(), "units": units} for at, units in waves],
             requires_pass=requires_pass or pass_challenge,
             pass_challenge=pass_challenge,
+            waiting_room_opens_at=waiting_room_opens_at,
+            let_through_per_second=let_through_per_second,
+            waiting_room_seed=secrets.token_hex(32) if waiting_room_opens_at else "",
             status=flash_sale_status_at(starts_at=starts_at, ends_at=ends_at, now=now),
             created_by=actor,
         )
@@ -98,6 +110,21 @@ MAX_WAVES = 50
 # The terms of a new sale that its waves are checked against (the admin's form and the API
 # hand them over as one dict: `flash_sale_waves_check(**{term: data[term] for term in WAVE_TERMS})`).
 WAVE_TERMS = ("waves", "starts_at", "ends_at", "quantity", "stock_shards")
+
+
+WAITING_ROOM_TERMS = ("waiting_room_opens_at", "starts_at", "let_through_per_second")
+
+
+def flash_sale_waiting_room_check(
+    *, waiting_room_opens_at: datetime | None, starts_at: datetime, let_through_per_second: int
+) -> None:
+    """A waiting room opens before the start and lets through between one shopper a second and
+    what the shop serves (WAITING_ROOM_MAX_LET_THROUGH). Raises InvalidWaitingRoom."""
+    most = settings.WAITING_ROOM_MAX_LET_THROUGH
+    if not 1 <= let_through_per_second <= most:
+        raise InvalidWaitingRoom(f"Let between 1 and {most} shoppers through a second.")
+    if waiting_room_opens_at is not None and waiting_room_opens_at >= starts_at:
+        raise InvalidWaitingRoom("The waiting room must open before the sale starts.")
 
 
 def flash_sale_waves_check(

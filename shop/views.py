@@ -1,5 +1,6 @@
 import math
 
+import redis
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
@@ -12,6 +13,7 @@ from config.exceptions import DomainError, RateLimited
 from limits.middleware import client_ip, too_many_requests_page
 from orders.admission import purchase_admit
 from orders.outcomes import PURCHASE_SENTENCES, purchase_sentence
+from orders.waiting_room import waiting_room_join
 from shop.forms import BuyForm
 from shop.models import FlashSale
 from shop.selectors import flash_sale_list, flash_sale_list_on_offer, flash_sale_state, product_list_active
@@ -56,9 +58,14 @@ def sale_buy(request, pk: int):
         messages.error(request, " ".join(message for errors in form.errors.values() for message in errors))
         return redirect("shop:sale", pk=sale.pk)
     try:
+        # Without the page's script no ticket comes with the form: the shopper's place is theirs anyway.
+        ticket = (
+            waiting_room_join(sale_id=sale.pk, user_id=request.user.pk).ticket if sale.waiting_room_opens_at else None
+        )
         reservation_id = purchase_admit(
             sale_id=sale.pk,
             user_id=request.user.pk,
+            queue_ticket=ticket,
             quantity=form.cleaned_data["quantity"],
             idempotency_key=form.cleaned_data["attempt"],
             limits=getattr(request, "purchase_limits", ()),
@@ -68,5 +75,8 @@ def sale_buy(request, pk: int):
         return too_many_requests_page(request, max(1, math.ceil(error.retry_after)))
     except DomainError as error:
         messages.error(request, purchase_sentence(error.code) if error.code in PURCHASE_SENTENCES else str(error))
+        return redirect("shop:sale", pk=sale.pk)
+    except redis.RedisError:  # The waiting room could not be asked.
+        messages.error(request, purchase_sentence("unavailable"))
         return redirect("shop:sale", pk=sale.pk)
     return redirect("orders:purchase", reservation_id=reservation_id)

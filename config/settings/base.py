@@ -183,6 +183,7 @@ CELERY_BEAT_SCHEDULE = {
     "payments-complete-stale": {"task": "orders.tasks.payments_complete_stale", "schedule": 30.0},
     "flash-sales-reconcile": {"task": "shop.tasks.flash_sales_reconcile", "schedule": 60.0},
     "purchase-blocks-publish": {"task": "orders.tasks.purchase_blocks_publish", "schedule": 60.0},
+    "waiting-rooms-record": {"task": "orders.tasks.waiting_rooms_record", "schedule": 5.0},
 }
 
 # --- Auth and passwords --------------------------------------------------------------------
@@ -341,6 +342,10 @@ PURCHASE_PASS_SECONDS = env.int("PURCHASE_PASS_SECONDS", default=300)
 PURCHASE_PASS_USES = env.int("PURCHASE_PASS_USES", default=5)
 PURCHASE_PASS_CHALLENGE_MAX_NUMBER = env.int("PURCHASE_PASS_CHALLENGE_MAX_NUMBER", default=100_000)
 PURCHASE_PASS_CHALLENGE_SECONDS = env.int("PURCHASE_PASS_CHALLENGE_SECONDS", default=600)
+
+# Waiting rooms (orders/waiting_room.py): the most shoppers a second staff may let through, what
+# the shop serves (`make bench`: accepted purchases a second, with room for retries).
+WAITING_ROOM_MAX_LET_THROUGH = env.int("WAITING_ROOM_MAX_LET_THROUGH", default=2000)
 
 # A new or lifted purchase block (orders/blocks.py) holds in every web process within this time.
 PURCHASE_BLOCKS_REFRESH_SECONDS = env.float("PURCHASE_BLOCKS_REFRESH_SECONDS", default=2.0)

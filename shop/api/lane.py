@@ -28,8 +28,8 @@ from config.api.errors import DEPENDENCY_ERRORS, DependencyUnavailable, domain_e
 from config.api.idempotency import idempotency_key
 from config.exceptions import DomainError
 from limits.middleware import client_ip
-from orders.admission import purchase_admit, purchase_pass_screen
-from orders.exceptions import PurchasePassInvalid
+from orders.admission import purchase_admit, purchase_screen
+from orders.exceptions import NotYourTurn, PurchasePassInvalid
 from shop.api.serializers import PurchaseInputSerializer
 from shop.api.views import FlashSalePurchaseApi
 
@@ -38,7 +38,7 @@ MIDDLEWARE = [
     "shop.api.lane.LaneMetricsMiddleware",
     "config.middleware.RequestIdMiddleware",
     "limits.middleware.RateLimitMiddleware",
-    "shop.api.lane.PurchasePassMiddleware",
+    "shop.api.lane.PurchaseScreenMiddleware",
 ]
 VIEW_NAME = "flash-sale-purchase"  # The full stack's name for the same endpoint.
 full_view = FlashSalePurchaseApi.as_view()
@@ -72,11 +72,11 @@ class LaneMetricsMiddleware:
 PASS_INVALID_BODY = domain_error_response(PurchasePassInvalid()).content
 
 
-class PurchasePassMiddleware:
-    """A purchase whose sale requires a pass and that carries no valid one is refused here, as
-    the rate limiter refuses: before the body is read or the URL resolved, so that a bot's
-    thousandth try costs what a rate-limited one does (`make bench`, phase p against e).
-    `purchase_admit` checks the pass again, for every door."""
+class PurchaseScreenMiddleware:
+    """A purchase without a valid pass for a sale that requires one, or before its turn in the
+    sale's waiting room, is refused here, as the rate limiter refuses: before the body is read or
+    the URL resolved, so that a bot's thousandth try costs what a rate-limited one does (`make
+    bench`, phase p against e). `purchase_admit` checks both again, for every door."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -85,13 +85,16 @@ class PurchasePassMiddleware:
         token = bearer_token(request)
         if token is not None and "user_id" in token:
             try:
-                purchase_pass_screen(
+                purchase_screen(
                     sale_id=int(PATH.match(request.path_info)[1]),
                     user_id=int(token["user_id"]),
                     purchase_pass=request.META.get("HTTP_PURCHASE_PASS"),
+                    queue_ticket=request.META.get("HTTP_QUEUE_TICKET"),
                 )
             except PurchasePassInvalid:
                 return HttpResponse(PASS_INVALID_BODY, content_type="application/json", status=403)
+            except NotYourTurn as error:
+                return domain_error_response(error)
         return self.get_response(request)
 
 
@@ -142,6 +145,7 @@ def purchase(request: HttpRequest, pk: int) -> HttpResponse:
             idempotency_key=key,
             limits=getattr(request, "purchase_limits", ()),
             purchase_pass=request.META.get("HTTP_PURCHASE_PASS"),
+            queue_ticket=request.META.get("HTTP_QUEUE_TICKET"),
             address=client_ip(request),
         )
     except DomainError as error:

@@ -6,9 +6,9 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from config.api.fields import StrictIntegerField
-from shop.exceptions import InvalidWaves
+from shop.exceptions import InvalidWaitingRoom, InvalidWaves
 from shop.models import MAX_STOCK_SHARDS, SKU, FlashSale, Product, Wave
-from shop.services import WAVE_TERMS, flash_sale_waves_check
+from shop.services import WAITING_ROOM_TERMS, WAVE_TERMS, flash_sale_waiting_room_check, flash_sale_waves_check
 
 
 class SKUOutputSerializer(serializers.ModelSerializer):
@@ -64,6 +64,8 @@ class FlashSaleOutputSerializer(serializers.ModelSerializer):
             "next_wave_at",
             "requires_pass",
             "pass_challenge",
+            "waiting_room_opens_at",
+            "let_through_per_second",
         ]
 
     def get_remaining(self, sale: FlashSale) -> int:
@@ -95,6 +97,16 @@ class FlashSaleCreateInputSerializer(serializers.Serializer):
     requires_pass = serializers.BooleanField(
         required=False, default=False, help_text="Purchases must carry a pass from POST .../pass/."
     )
+    waiting_room_opens_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Shoppers who come from then wait in line (POST .../queue/) and are drawn in a random order "
+        "at the start.",
+    )
+    let_through_per_second = StrictIntegerField(
+        min_value=1, max_value=settings.WAITING_ROOM_MAX_LET_THROUGH, required=False, default=100
+    )
     pass_challenge = serializers.BooleanField(
         required=False,
         default=False,
@@ -111,6 +123,10 @@ class FlashSaleCreateInputSerializer(serializers.Serializer):
             flash_sale_waves_check(**{term: attrs[term] for term in WAVE_TERMS})
         except InvalidWaves as error:
             raise serializers.ValidationError({"waves": [str(error)]}) from error
+        try:
+            flash_sale_waiting_room_check(**{term: attrs[term] for term in WAITING_ROOM_TERMS})
+        except InvalidWaitingRoom as error:
+            raise serializers.ValidationError({"waiting_room_opens_at": [str(error)]}) from error
         return attrs
 
 
@@ -125,6 +141,14 @@ class PurchasePassInputSerializer(serializers.Serializer):
         help_text="With the sale's pass_challenge: the solved challenge (ALTCHA's base64 payload). "
         "Without it the answer is 400 challenge_failed with a `challenge` to solve.",
     )
+
+
+class QueuePlaceSerializer(serializers.Serializer):
+    ticket = serializers.CharField(help_text="Send it as the Queue-Ticket header of the purchase.")
+    position = serializers.IntegerField(
+        allow_null=True, help_text="Place in line; null before the start, when the early arrivals are drawn."
+    )
+    estimated_wait_seconds = serializers.IntegerField()
 
 
 class PurchaseAcceptedSerializer(serializers.Serializer):

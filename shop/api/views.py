@@ -11,6 +11,7 @@ from config.api.permissions import anyone_reads_staff_with, staff_with
 from limits.middleware import client_ip
 from orders.admission import purchase_admit
 from orders.passes import purchase_pass_issue
+from orders.waiting_room import waiting_room_join
 from shop.api.filters import FlashSaleFilter
 from shop.api.serializers import (
     FlashSaleCreateInputSerializer,
@@ -22,8 +23,9 @@ from shop.api.serializers import (
     PurchaseAcceptedSerializer,
     PurchaseInputSerializer,
     PurchasePassInputSerializer,
+    QueuePlaceSerializer,
 )
-from shop.exceptions import SaleBusy
+from shop.exceptions import SaleBusy, SaleNotFound
 from shop.models import FlashSale
 from shop.selectors import flash_sale_list, flash_sale_stats, product_list_active
 from shop.services import flash_sale_create, flash_sale_edit, flash_sale_preheat
@@ -105,11 +107,16 @@ class FlashSaleStatsApi(APIView):
         return Response(FlashSaleStatsSerializer(flash_sale_stats(sale=sale)).data)
 
 
-class FlashSalePassApi(APIView):
-    """A purchase pass for the signed-in shopper, for a sale that requires one (orders/passes.py)."""
+class ShopperApi(APIView):
+    """A signed-in shopper's step toward a purchase: the shopper comes from the token alone (or
+    the storefront's session), not from a database read."""
 
     authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
     permission_classes = [permissions.IsAuthenticated]
+
+
+class FlashSalePassApi(ShopperApi):
+    """A purchase pass for the signed-in shopper, for a sale that requires one (orders/passes.py)."""
 
     @extend_schema(
         request=PurchasePassInputSerializer,
@@ -131,6 +138,30 @@ class FlashSalePassApi(APIView):
         return Response({"pass": issued.token, "expires_at": issued.expires_at})
 
 
+class FlashSaleQueueApi(ShopperApi):
+    """The sale's waiting room: join it, or learn one's place again (orders/waiting_room.py)."""
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: QueuePlaceSerializer,
+            409: OpenApiResponse(description="too_early (with opens_at) or no_waiting_room"),
+        },
+    )
+    def post(self, request, pk: int):
+        try:
+            place = waiting_room_join(sale_id=pk, user_id=request.user.pk)
+        except FlashSale.DoesNotExist as error:
+            raise SaleNotFound() from error
+        return Response(QueuePlaceSerializer(place).data)
+
+
+QUEUE_TICKET_HEADER = OpenApiParameter(
+    "Queue-Ticket",
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="The ticket from POST .../queue/, when the sale has a waiting room.",
+)
 PURCHASE_PASS_HEADER = OpenApiParameter(
     "Purchase-Pass",
     location=OpenApiParameter.HEADER,
@@ -139,24 +170,23 @@ PURCHASE_PASS_HEADER = OpenApiParameter(
 )
 
 
-class FlashSalePurchaseApi(APIView):
-    """Admission only: Redis decides; the order is written later by the order writer.
+class FlashSalePurchaseApi(ShopperApi):
+    """Admission only: Redis decides; the order is written later by the order writer. The user
+    comes from the token alone, so that purchases keep being admitted into Redis while
+    PostgreSQL restarts."""
 
-    The user comes from the token alone, not from a database read, so that purchases keep
-    being admitted into Redis while PostgreSQL restarts.
-    """
-
-    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
-    permission_classes = [permissions.IsAuthenticated]
     admit = staticmethod(purchase_admit)
 
     @extend_schema(
         request=PurchaseInputSerializer,
-        parameters=[IDEMPOTENCY_KEY_HEADER, PURCHASE_PASS_HEADER],
+        parameters=[IDEMPOTENCY_KEY_HEADER, PURCHASE_PASS_HEADER, QUEUE_TICKET_HEADER],
         responses={
             202: PurchaseAcceptedSerializer,
             403: OpenApiResponse(description="purchase_pass_invalid or blocked"),
-            409: OpenApiResponse(description="sold_out (with next_wave_at), limit_exceeded, not_started or ended"),
+            409: OpenApiResponse(
+                description="sold_out (with next_wave_at), limit_exceeded, not_started, ended, or not_your_turn "
+                "(with position and estimated_wait_seconds)"
+            ),
         },
     )
     def post(self, request, pk: int):
@@ -170,6 +200,7 @@ class FlashSalePurchaseApi(APIView):
             idempotency_key=key,
             limits=getattr(request, "purchase_limits", ()),
             purchase_pass=request.headers.get("Purchase-Pass"),
+            queue_ticket=request.headers.get("Queue-Ticket"),
             address=client_ip(request),
         )
         return Response({"reservation_id": reservation_id, "status": "pending"}, status=status.HTTP_202_ACCEPTED)

@@ -50,6 +50,10 @@
     } else if (t >= endsAt) {
       button.disabled = true;
       button.textContent = "Ended";
+    } else if (room && !(room.turnAt() !== null && t >= room.turnAt())) {
+      announceStart();
+      button.disabled = true;
+      button.textContent = "Waiting for your turn";
     } else if (pass && !pass.token()) {
       announceStart();
       button.disabled = true;
@@ -87,6 +91,7 @@
       else countdown.textContent = "This sale has ended.";
     }
     if (t >= startsAt) announceStart();
+    if (room) showPlace(t);
     setButton();
   }
 
@@ -167,6 +172,7 @@
           "X-CSRFToken": csrfToken(),
           "Idempotency-Key": form.elements.attempt.value,
           ...(pass && pass.token() ? { "Purchase-Pass": pass.token() } : {}),
+          ...(room && room.ticket() ? { "Queue-Ticket": room.ticket() } : {}),
         },
         body: JSON.stringify({ quantity: Number(form.elements.quantity.value) }),
       });
@@ -188,6 +194,10 @@
     } else if (response.status === 400 && body.code !== "idempotency_key_reused") {
       refused("invalid");
       say(body.detail || sentence("invalid"));
+    } else if (body.code === "not_your_turn" && room) {
+      buying = false;
+      room.notYourTurn(body);
+      setButton();
     } else if (body.next_wave_at) {
       // Every unit released so far is sold; more come with the next wave.
       nextWaveAt = Date.parse(body.next_wave_at);
@@ -261,6 +271,31 @@
         const line = $("pass");
         line.hidden = !passLines[stage];
         line.textContent = passLines[stage] || "";
+        setButton();
+      })
+    : null;
+
+  // A sale with a waiting room: the page joins it, shows the place in line and the wait, and
+  // opens the button at the shopper's turn.
+  let roomStage = null;
+  function showPlace(t) {
+    const line = $("queue");
+    if (roomStage === null && t < room.opensAt) {
+      line.textContent = `The waiting room opens in ${clock.duration(room.opensAt - t)}. At the start everyone in it gets a place in a random order, so coming earlier gives no edge.`;
+    } else if (roomStage === "waiting") {
+      line.textContent = `You are in the waiting room. At the start, in ${clock.duration(startsAt - t)}, everyone here gets a place in a random order: coming earlier gives no edge.`;
+    } else if (roomStage === "placed" && t < room.turnAt()) {
+      line.textContent = `You are number ${room.position().toLocaleString("en")} in line. Estimated wait: ${clock.duration(room.turnAt() - t)}.`;
+    } else if (roomStage === "placed") {
+      line.textContent = `It's your turn (you were number ${room.position().toLocaleString("en")} in line).`;
+    }
+  }
+  const room = page.dataset.queueUrl && form
+    ? window.shopWaitingRoom(page, csrfToken, clock, (stage) => {
+        const wasWaiting = roomStage !== "placed";
+        roomStage = stage;
+        showPlace(now());
+        if (stage === "placed" && wasWaiting) say(`Your place in line: number ${room.position().toLocaleString("en")}.`);
         setButton();
       })
     : null;

@@ -4,9 +4,11 @@ idempotency store and the cache."""
 
 import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 from redis.crc import key_slot
 
 from config import redis as shop_redis
@@ -62,6 +64,13 @@ def test_a_storm_on_the_cluster_sells_exactly_the_quantity_with_every_script_on_
     with redis_sales.sale_lock(sale.pk, "test") as lock:
         assert lock.extend()
     assert shared_take([Limit("write:user:1", rate=1.0, burst=1)]).allowed
+    # A waiting room's line, in a sale of three stock shards: its keys in the first shard's slot.
+    queued = make_sale(quantity=3, shards=3, starts_in=-1, waiting_room_opens_at=timezone.now() - timedelta(minutes=1))
+    place = clients[1].post(f"/api/v1/flash-sales/{queued.pk}/queue/").json()
+    assert place["position"] == 1
+    ticket = {"HTTP_QUEUE_TICKET": place["ticket"], "HTTP_IDEMPOTENCY_KEY": "queued"}
+    bought = clients[1].post(f"/api/v1/flash-sales/{queued.pk}/purchase/", {"quantity": 1}, format="json", **ticket)
+    assert bought.status_code == 202
     report = check_invariants()
     assert report.ok, report.violations
     # Every script got keys of one slot in every call (a cluster refuses others), and every

@@ -13,6 +13,7 @@ from accounts.models import User
 from orders.admission import purchase_admit
 from orders.invariants import check_invariants
 from orders.models import Order
+from orders.waiting_room import draw_number, waiting_room_join
 from tests.e2e.conftest import PASSWORD, screenshot, sign_in
 from tests.factories import UserFactory
 
@@ -252,5 +253,34 @@ def test_a_sale_that_asks_for_a_pass_has_the_page_solve_its_check_and_get_the_pa
     page.get_by_role("button", name="Buy now").click(timeout=20_000)
     expect(page.locator('[data-role="status"]')).to_contain_text("Confirmed")
     screenshot(page, "shopper-bought-with-a-pass")
+    assert Order.objects.filter(flash_sale=sale).count() == 1
+    assert check_invariants().ok
+
+
+def test_a_sale_with_a_waiting_room_shows_the_place_and_the_wait_and_opens_the_button_at_the_turn(visit, make_sale):
+    sale = make_sale(quantity=5, limit=1, starts_in=12, waiting_room_opens_at=timezone.now(), let_through_per_second=1)
+    me = shopper()
+    # Early arrivals whom the draw puts ahead of ours (known from the seed), so that our turn
+    # comes five seconds after the start, whenever the page learns its place.
+    mine, ahead = draw_number(sale.waiting_room_seed, me.pk), 0
+    while ahead < 5:
+        user = UserFactory()
+        waiting_room_join(sale_id=sale.pk, user_id=user.pk)
+        ahead += draw_number(sale.waiting_room_seed, user.pk) < mine
+    page = visit("/")
+    sign_in(page, me, f"/sales/{sale.pk}/")
+
+    line = page.locator('[data-role="queue"]')
+    expect(line).to_contain_text("You are in the waiting room.")
+    expect(page.get_by_role("button", name="Starts soon")).to_be_disabled()
+    screenshot(page, "shopper-waiting-room-before-the-start")
+
+    expect(line).to_contain_text("You are number 6 in line. Estimated wait:", timeout=20_000)
+    expect(page.get_by_role("button", name="Waiting for your turn")).to_be_disabled()
+    screenshot(page, "shopper-waiting-room-place-in-line")
+    # Place 6 goes five seconds after the start, at one a second.
+    page.get_by_role("button", name="Buy now").click(timeout=15_000)
+    expect(page.locator('[data-role="status"]')).to_contain_text("Confirmed")
+    expect(line).to_contain_text("It's your turn")
     assert Order.objects.filter(flash_sale=sale).count() == 1
     assert check_invariants().ok

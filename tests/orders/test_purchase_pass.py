@@ -12,7 +12,8 @@ from django.utils import timezone
 from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.passes import _signature
+from orders.passes import SALT
+from orders.signing import signature
 from shop.services import flash_sale_cancel
 from tests.concurrency import storm
 from tests.conftest import bearer_client, client_for, purchase
@@ -35,7 +36,7 @@ def purchase_with(client, sale, purchase_pass: str | None, key: str):
 
 
 def signed(body: str) -> str:
-    return f"{body}-{_signature(body)}"
+    return f"{body}-{signature(SALT, body)}"
 
 
 def test_a_pass_buys_for_its_shopper_and_is_shown_on_the_sale(make_sale, user):

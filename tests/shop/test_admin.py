@@ -1,9 +1,10 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from inventory.services import stock_receive
 from orders.models import Order
 from orders.services import order_pay, order_refund
 from orders.writer import order_writer_drain
@@ -19,6 +20,22 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def admin_client(client):
     client.force_login(StaffFactory(is_superuser=True))
     return client
+
+
+def add_sale(client, staff, title: str, starts_at=None, **fields):
+    """Post the admin's add form of a sale of 12 units an hour from now (unless `starts_at`), two
+    hours long; `fields` add to the form (dates as datetimes) or replace its values."""
+    stock = stock_receive(stock=StockFactory(), quantity=30, actor=staff, reason="opening")
+    starts_at = starts_at or timezone.localtime(timezone.now() + timedelta(hours=1)).replace(microsecond=0)
+    form = {
+        "title": title, "sku": stock.sku.pk, "price": "5.00", "quantity": 12, "per_user_limit": 1,
+        "stock_shards": 1, "starts_at": starts_at, "ends_at": starts_at + timedelta(hours=2), **fields,
+    }  # fmt: skip
+    for name, value in list(form.items()):
+        if isinstance(value, datetime):
+            form |= {f"{name}_0": f"{value:%Y-%m-%d}", f"{name}_1": f"{value:%H:%M:%S}"}
+            del form[name]
+    return client.post(reverse("admin:shop_flashsale_add"), form)
 
 
 def test_a_sale_added_in_the_admin_allocates_its_units(admin_client, staff, redis_client):
@@ -158,22 +175,10 @@ def test_a_sales_report_adds_up_and_its_page_refreshes_from_a_cheap_endpoint(cli
     ],
 )
 def test_a_sale_added_in_the_admin_may_release_its_units_in_waves(admin_client, staff, waves, error):
-    from inventory.services import stock_receive
-
-    stock = stock_receive(stock=StockFactory(), quantity=30, actor=staff, reason="opening")
     starts_at = timezone.localtime(timezone.now() + timedelta(hours=1)).replace(microsecond=0)
     moments = {"first": starts_at, "second": starts_at + timedelta(minutes=10)}
     lines = waves.format(**{name: f"{at:%Y-%m-%d %H:%M:%S}" for name, at in moments.items()})
-    response = admin_client.post(
-        reverse("admin:shop_flashsale_add"),
-        {
-            "title": "Drop in waves", "sku": stock.sku.pk, "price": "5.00", "quantity": 12, "per_user_limit": 1,
-            "stock_shards": 1, "waves": lines,
-            "starts_at_0": f"{starts_at:%Y-%m-%d}", "starts_at_1": f"{starts_at:%H:%M:%S}",
-            "ends_at_0": f"{starts_at + timedelta(hours=2):%Y-%m-%d}",
-            "ends_at_1": f"{starts_at + timedelta(hours=2):%H:%M:%S}",
-        },
-    )  # fmt: skip
+    response = add_sale(admin_client, staff, "Drop in waves", starts_at, waves=lines)
 
     if error:
         assert response.status_code == 200
@@ -193,20 +198,7 @@ def test_a_sale_added_in_the_admin_may_release_its_units_in_waves(admin_client, 
 def test_a_sale_added_in_the_admin_may_require_a_purchase_pass(
     admin_client, staff, requires_pass, pass_challenge, error
 ):
-    from inventory.services import stock_receive
-
-    stock = stock_receive(stock=StockFactory(), quantity=30, actor=staff, reason="opening")
-    starts_at = timezone.localtime(timezone.now() + timedelta(hours=1)).replace(microsecond=0)
-    ends_at = starts_at + timedelta(hours=2)
-    response = admin_client.post(
-        reverse("admin:shop_flashsale_add"),
-        {
-            "title": "Guarded drop", "sku": stock.sku.pk, "price": "5.00", "quantity": 12, "per_user_limit": 1,
-            "stock_shards": 1, "requires_pass": requires_pass, "pass_challenge": pass_challenge,
-            "starts_at_0": f"{starts_at:%Y-%m-%d}", "starts_at_1": f"{starts_at:%H:%M:%S}",
-            "ends_at_0": f"{ends_at:%Y-%m-%d}", "ends_at_1": f"{ends_at:%H:%M:%S}",
-        },
-    )  # fmt: skip
+    response = add_sale(admin_client, staff, "Guarded drop", requires_pass=requires_pass, pass_challenge=pass_challenge)
 
     if error:
         assert response.status_code == 200
@@ -218,3 +210,28 @@ def test_a_sale_added_in_the_admin_may_require_a_purchase_pass(
     assert (sale.requires_pass, sale.pass_challenge) == (True, bool(pass_challenge))
     listed = admin_client.get(reverse("admin:shop_flashsale_changelist"), {"requires_pass__exact": "1"})
     assert "Guarded drop" in listed.content.decode()
+
+
+def test_a_sale_with_a_waiting_room_shows_its_seed_only_once_it_started(admin_client, staff, make_sale):
+    from orders.waiting_room import waiting_room_join, waiting_rooms_record
+
+    starts_at = timezone.localtime(timezone.now() + timedelta(hours=1)).replace(microsecond=0)
+    opens_at = starts_at - timedelta(minutes=10)
+    late = add_sale(admin_client, staff, "Queued drop", starts_at, waiting_room_opens_at=starts_at)
+    assert "The waiting room must open before the sale starts." in late.content.decode()
+    response = add_sale(
+        admin_client, staff, "Queued drop", starts_at, waiting_room_opens_at=opens_at, let_through_per_second=50
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    sale = FlashSale.objects.get()
+    assert (sale.waiting_room_opens_at, sale.let_through_per_second, len(sale.waiting_room_seed)) == (opens_at, 50, 64)
+    page = admin_client.get(reverse("admin:shop_flashsale_change", args=[sale.pk])).content.decode()
+    assert "SHA-256 of the seed" in page and sale.waiting_room_seed not in page
+
+    started = make_sale(quantity=5, starts_in=-3, waiting_room_opens_at=timezone.now() - timedelta(minutes=1))
+    waiting_room_join(sale_id=started.pk, user_id=staff.pk)
+    assert waiting_rooms_record() == 1
+    page = admin_client.get(reverse("admin:shop_flashsale_change", args=[started.pk])).content.decode()
+    assert started.waiting_room_seed in page and "The record of the draw" in page
+    draws = admin_client.get(reverse("admin:orders_waitingroomdraw_changelist")).content.decode()
+    assert str(started) in draws and 'alt="True"' in draws

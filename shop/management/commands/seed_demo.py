@@ -69,6 +69,9 @@ SALES = [
      "starts_in": timedelta(0), "lasts": timedelta(hours=6)},
     {"sku": "KEYB-TKL", "title": "Keyboard lightning deal", "price": "89.00", "quantity": 200, "limit": 2,
      "starts_in": timedelta(minutes=5), "lasts": timedelta(hours=2), "pass_challenge": True},
+    {"sku": "AURORA-SLV", "title": "Aurora silver, waiting room", "price": "109.00", "quantity": 50, "limit": 1,
+     "starts_in": timedelta(minutes=15), "lasts": timedelta(hours=2), "waiting_room_opens_in": timedelta(0),
+     "let_through_per_second": 5},
     {"sku": "KETTLE-STD", "title": "Kettle in three waves", "price": "49.00", "quantity": 30, "limit": 1,
      "starts_in": timedelta(0), "lasts": timedelta(hours=1),
      "waves": [(timedelta(0), 10), (timedelta(minutes=10), 10), (timedelta(minutes=20), 10)]},
@@ -77,8 +80,8 @@ SALES = [
 
 class Command(BaseCommand):
     help = (
-        "Load the demo catalog, stock, two live flash sales (one in waves) and an upcoming one (behind a "
-        "purchase pass), and the staff account `admin`."
+        "Load the demo catalog, stock, two live flash sales (one in waves), two upcoming ones (one "
+        "behind a purchase pass, one with a waiting room), and the staff account `admin`."
     )
 
     def add_arguments(self, parser):
@@ -138,4 +141,6 @@ class Command(BaseCommand):
             actor=admin,
             waves=[Wave(starts_at + offset, units) for offset, units in data.get("waves", [])],
             pass_challenge=data.get("pass_challenge", False),
+            waiting_room_opens_at=now + data["waiting_room_opens_in"] if "waiting_room_opens_in" in data else None,
+            let_through_per_second=data.get("let_through_per_second", 100),
         )

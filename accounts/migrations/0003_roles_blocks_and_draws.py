@@ -1,4 +1,5 @@
-"""Sales managers and support block buyers (orders.PurchaseBlock): the roles again, with it."""
+"""Sales managers and support block buyers (orders.PurchaseBlock) and read the waiting rooms' draws:
+the roles again, with those permissions."""
 
 from importlib import import_module
 
@@ -11,7 +12,7 @@ create_roles = import_module("accounts.migrations.0002_roles").create_roles
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_roles"),
-        ("orders", "0007_purchase_blocks"),
+        ("orders", "0008_waiting_room"),
     ]
 
     operations = [migrations.RunPython(create_roles, migrations.RunPython.noop)]

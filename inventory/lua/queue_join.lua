@@ -1,0 +1,39 @@
+-- A shopper joins a sale's waiting room, or asks for their place again, atomically.
+--
+-- KEYS[1] fs:{id}:queue:draw      sorted set: the early arrivals, scored by their draw number
+-- KEYS[2] fs:{id}:queue:arrivals  hash: user id -> arrival number (early and late alike)
+-- KEYS[3] fs:{id}:queue:late      hash: user id -> place among those who came after the start
+-- KEYS[4] fs:{id}:queue:count     hash: "arrivals", "late" -> how many so far
+-- ARGV[1] user id
+-- ARGV[2] the user's draw number (below 2^52: a double holds it exactly)
+-- ARGV[3] the sale's start, microseconds since the epoch
+--
+-- Returns {place in line (0 before the start: the draw has not happened), arrival number}.
+-- Early or late is decided by Redis TIME, once, at the first arrival: coming back changes
+-- nothing. After the start the early arrivals' order is their draw numbers' (the set's rank), and
+-- the late ones follow in the order they came.
+assert(#KEYS == 4 and #ARGV == 3, "queue_join.lua takes 4 keys and 3 arguments")
+
+local user = ARGV[1]
+local time = redis.call("TIME")
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local started = now >= tonumber(ARGV[3])
+
+local arrival = redis.call("HGET", KEYS[2], user)
+if not arrival then
+    arrival = redis.call("HINCRBY", KEYS[4], "arrivals", 1)
+    redis.call("HSET", KEYS[2], user, arrival)
+    if started then
+        redis.call("HSET", KEYS[3], user, redis.call("HINCRBY", KEYS[4], "late", 1))
+    else
+        redis.call("ZADD", KEYS[1], ARGV[2], user)
+    end
+end
+if not started then
+    return {0, tonumber(arrival)}
+end
+local rank = redis.call("ZRANK", KEYS[1], user)
+if rank then
+    return {rank + 1, tonumber(arrival)}
+end
+return {redis.call("ZCARD", KEYS[1]) + tonumber(redis.call("HGET", KEYS[3], user)), tonumber(arrival)}

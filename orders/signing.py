@@ -1,0 +1,23 @@
+"""Short tokens the shop hands out and recognises without a query (reservation ids, purchase
+passes, queue tickets): an HMAC-SHA256 of the token's body under SECRET_KEY, with a salt per kind
+of token, as Django's salted_hmac makes it, its key derived once per process."""
+
+import functools
+import hashlib
+import hmac
+
+from django.conf import settings
+from django.utils.crypto import constant_time_compare
+
+
+@functools.cache
+def _key(salt: str, secret: str) -> bytes:
+    return hashlib.sha256((salt + secret).encode()).digest()
+
+
+def signature(salt: str, body: str, length: int = 32) -> str:
+    return hmac.new(_key(salt, settings.SECRET_KEY), body.encode(), hashlib.sha256).hexdigest()[:length]
+
+
+def signature_matches(salt: str, body: str, given: str, length: int = 32) -> bool:
+    return constant_time_compare(given, signature(salt, body, length))
