@@ -19,6 +19,7 @@ from orders.admission import purchase_admit
 from orders.invariants import check_invariants
 from orders.models import Order
 from orders.reservations import reservation_id_new
+from orders.waiting_room import waiting_room_join
 from orders.writer import order_writer_drain
 from shop.models import SKU, FlashSale, Product
 from shop.services import flash_sale_create, flash_sale_preheat, flash_sale_reconcile
@@ -31,6 +32,8 @@ class Stage:
     # A crowd small enough that each web process keeps its tokens verified (VERIFIED_TOKENS), as
     # it keeps the one token of the rate-limited phase: so that the two refusals compare alike.
     few_tokens_file: Path
+    # The same shoppers, each with their ticket of a waiting room that lets one through a second.
+    queued_tokens_file: Path
     sales: dict[str, int] = field(default_factory=dict)  # phase -> sale id
 
     def orders_of(self, phase: str) -> int:
@@ -110,13 +113,18 @@ def _sale(
     owner: User | None = None,
     shards: int = 1,
     requires_pass: bool = False,
+    waiting_room: bool = False,
 ) -> FlashSale:
     sku = SKU.objects.create(product=product, code=f"{product.slug}-{name}".upper(), price=Decimal("10.00"))
     stock_receive(stock=stock_get_or_create(sku=sku), quantity=quantity, actor=None, reason="benchmark")
     now = timezone.now()
     sale = flash_sale_create(sku=sku, price=Decimal("5.00"), quantity=quantity, per_user_limit=limit, actor=owner,
                              starts_at=now - timedelta(seconds=1), ends_at=now + timedelta(hours=2),
-                             title=f"Benchmark {name}", stock_shards=shards, requires_pass=requires_pass)  # fmt: skip
+                             title=f"Benchmark {name}", stock_shards=shards, requires_pass=requires_pass,
+                             # A waiting room that lets one through a second: its line is joined
+                             # after the start, so place p's turn comes p - 1 seconds in.
+                             waiting_room_opens_at=now - timedelta(seconds=2) if waiting_room else None,
+                             let_through_per_second=1)  # fmt: skip
     flash_sale_preheat(sale=sale)
     return sale
 
@@ -131,6 +139,7 @@ def stage(*, users: int, folder: Path, writer_reservations: int) -> Stage:
         tokens_file=folder / "tokens.txt",
         one_token_file=folder / "one-token.txt",
         few_tokens_file=folder / "few-tokens.txt",
+        queued_tokens_file=folder / "queued-tokens.txt",
     )
     result.tokens_file.write_text("".join(f"{AccessToken.for_user(user)}\n" for user in crowd))
     result.one_token_file.write_text(f"{AccessToken.for_user(crowd[0])}\n")
@@ -143,6 +152,19 @@ def stage(*, users: int, folder: Path, writer_reservations: int) -> Stage:
     purchase_admit(sale_id=sold_out.pk, user_id=crowd[-1].pk, quantity=1, idempotency_key="the-only-unit")
     result.sales["sold_out"] = sold_out.pk
     result.sales["pass"] = _sale(product, "pass", quantity=1_000, limit=1, requires_pass=True).pk
+    queued = _sale(product, "queued", quantity=1_000, limit=1, waiting_room=True)
+    result.sales["queued"] = queued.pk
+    # Ahead of the crowd, a line longer than the whole benchmark lasts in seconds: no shopper's
+    # turn comes, every try is refused by the turn check (ids of no account: the line takes any).
+    for phantom in range(10**9, 10**9 + 3600):
+        waiting_room_join(sale_id=queued.pk, user_id=phantom)
+    tickets = [waiting_room_join(sale_id=queued.pk, user_id=user.pk).ticket for user in crowd[:1000]]
+    result.queued_tokens_file.write_text(
+        "".join(
+            f"{AccessToken.for_user(user)}\tQueue-Ticket: {ticket}\n"
+            for user, ticket in zip(crowd[:1000], tickets, strict=True)
+        )
+    )
     for name in ("writer", "writer-2", "writer-3"):
         result.sales[name] = _sale(
             product, name, quantity=writer_reservations, limit=writer_reservations, owner=crowd[-2]

@@ -15,6 +15,8 @@ Python threads) fires each phase for --duration seconds with --connections in fl
     e   purchase refused by the rate limiter (one shopper's token)
     p   purchase refused: the sale requires a purchase pass and this one is forged (1,000
         shoppers, whose tokens each process keeps verified, as it keeps e's one token)
+    q   purchase refused: not the shopper's turn in the sale's waiting room (the same 1,000,
+        each with their own ticket)
     d   purchase on the database-only path
 
 and measures the order writer: its lag after the first storm of b, its drain rate with
@@ -52,6 +54,7 @@ PHASES = {
     "c": "c: refused, sold out",
     "e": "e: refused, rate limited",
     "p": "p: refused, invalid pass",
+    "q": "q: refused, not your turn",
     "d": "d: purchase, database path",
 }
 
@@ -254,6 +257,7 @@ def run_phases(args, data, ports: dict[str, int], stack: Stack) -> dict:
         "c": (ports["shop"], "POST", purchase("sold_out"), data.tokens_file),
         "e": (ports["shop"], "POST", purchase("accepted"), data.one_token_file),
         "p": (ports["shop"], "POST", purchase("pass"), data.few_tokens_file),
+        "q": (ports["shop"], "POST", purchase("queued"), data.queued_tokens_file),
         "d": (ports["database"], "POST", purchase("database"), data.tokens_file),
     }
     results: dict = {"phases": {}, "memory_mib": {}, "writer": {}}
@@ -329,6 +333,9 @@ def report(args, results: dict) -> None:
     if {"e", "p"} <= phases.keys():
         # An invalid pass must be refused as cheaply as a rate-limited purchase (issue 13).
         results.setdefault("ratios", {})["p_vs_e"] = round(phases["p"]["throughput"] / phases["e"]["throughput"], 3)
+    if {"e", "q"} <= phases.keys():
+        # So must a purchase before its turn in a waiting room.
+        results.setdefault("ratios", {})["q_vs_e"] = round(phases["q"]["throughput"] / phases["e"]["throughput"], 3)
     if {"b1", "b3"} <= results["memory_mib"].keys():
         first, last = results["memory_mib"]["b1"], results["memory_mib"]["b3"]
         workers = [name for name in first if name.startswith("worker")]

@@ -2,7 +2,8 @@
 --
 -- wrk -s bench/wrk/storm.lua URL -- <method> <path> [tokens file] [run id] [header]
 --   method, path   what every request asks
---   tokens file    one JWT a line ("-" for none); each thread walks the shoppers from its own
+--   tokens file    one JWT a line ("-" for none), optionally followed by a tab and a header of that
+--                  shopper's ("Queue-Ticket: ..."); each thread walks the shoppers from its own
 --                  starting point, so each shopper is asked for rarely
 --   run id         prefix of the Idempotency-Keys, unique per phase: every request is a new one
 --   header         "Name: value" sent with every purchase, if given (a Purchase-Pass)
@@ -25,7 +26,8 @@ function init(args)
     method, path = args[1] or "GET", args[2] or "/"
     if args[3] and args[3] ~= "-" then
         for line in io.lines(args[3]) do
-            tokens[#tokens + 1] = line
+            local token, name, value = line:match("^([^\t]+)\t([^:]+):%s*(.*)$")
+            tokens[#tokens + 1] = token and {token, name, value} or {line}
         end
     end
     run = args[4] or "run"
@@ -45,7 +47,11 @@ function request()
         headers[extra_name] = extra_value
     end
     if #tokens > 0 then
-        headers["Authorization"] = "Bearer " .. tokens[((id - 1) * 104729 + sent) % #tokens + 1]
+        local shopper = tokens[((id - 1) * 104729 + sent) % #tokens + 1]
+        headers["Authorization"] = "Bearer " .. shopper[1]
+        if shopper[2] then
+            headers[shopper[2]] = shopper[3]
+        end
     end
     return wrk.format(method, path, headers, '{"quantity": 1}')
 end
