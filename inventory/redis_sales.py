@@ -408,16 +408,29 @@ def sale_reconcile_counters(
 class ShardState:
     remaining: int
     allotment: int
+    on_offer: int  # remaining, less the units of the shard's waves still to come
 
 
 def sale_shard_states(sale_id: int, shards: int = 1) -> list[ShardState | None]:
-    """Each shard's remaining units and allotment, None for a shard Redis has not loaded; one
-    round trip per shard (the shards of a sale live on different primaries)."""
+    """Each shard's remaining units, allotment and units on offer now (by Redis TIME), None for
+    a shard Redis has not loaded; a round trip per shard (the shards of a sale live on different
+    primaries)."""
     client, states = redis_client(), []
+    seconds, micros = client.time()
+    now = seconds * 1_000_000 + micros
     for keys in SaleKeys.all_of(sale_id, shards):
-        remaining, allotment = client.get(keys.remaining), client.hget(keys.meta, "allotment")
-        states.append(None if remaining is None else ShardState(int(remaining), int(allotment or 0)))
+        remaining, (allotment, waves) = client.get(keys.remaining), client.hmget(keys.meta, "allotment", "waves")
+        if remaining is None:
+            states.append(None)
+            continue
+        held_back = sum(int(units) for opens, units in _waves(waves) if now < int(opens))
+        states.append(ShardState(int(remaining), int(allotment or 0), int(remaining) - held_back))
     return states
+
+
+def _waves(text: bytes | None) -> list[tuple[str, str]]:
+    """A shard's waves as load_sale.lua stores them: [(opens at, units), ...]."""
+    return [tuple(wave.split(":")) for wave in _text(text).split(",")] if text else []
 
 
 def sale_remaining(sale_id: int, shards: int = 1) -> int | None:
@@ -476,9 +489,9 @@ MOVE_LOCK_TTL_MS = 2_000
 
 
 def _donor(states: list[ShardState | None], shard: int) -> int | None:
-    """The shard with the most units left, other than `shard`, if any has one."""
+    """The shard with the most units on offer, other than `shard`, if any has one."""
     most, donor = max(
-        ((state.remaining, index) for index, state in enumerate(states) if state and index != shard), default=(0, None)
+        ((state.on_offer, index) for index, state in enumerate(states) if state and index != shard), default=(0, None)
     )
     return donor if most > 0 else None
 
@@ -486,8 +499,9 @@ def _donor(states: list[ShardState | None], shard: int) -> int | None:
 def sale_borrow(*, sale_id: int, shard: int, shards: int, units: int) -> int | None:
     """Move units from the sale's other shards to `shard`, which has fewer than `units` left:
     from the shard with the most left, half the difference between the two (at least `units`),
-    so that a sale's shards run dry together and few moves are made. Returns the units `shard`
-    has left now (fewer than `units`: the other shards have none to give), or None when the
+    so that a sale's shards run dry together and few moves are made. Only units on offer move:
+    those of waves still to come stay in their shard until they open. Returns the units `shard`
+    has on offer now (fewer than `units`: the other shards have none to give), or None when the
     move lock could not be had in time.
 
     Moves of one sale are serialised by a short lock, which reconciliation takes too: a taken
@@ -499,20 +513,20 @@ def sale_borrow(*, sale_id: int, shard: int, shards: int, units: int) -> int | N
     # here, instead of queueing for the lock one by one.
     looked = sale_shard_states(sale_id, shards)
     if looked[shard] is None or _donor(looked, shard) is None:
-        return looked[shard].remaining if looked[shard] else 0
+        return looked[shard].on_offer if looked[shard] else 0
     with sale_lock(sale_id, "rebalance", ttl_ms=MOVE_LOCK_TTL_MS, wait_ms=200) as lock:
         if lock is None:
             return None
         states = sale_shard_states(sale_id, shards)
         own, donor = states[shard], _donor(states, shard)
-        if own is None or own.remaining >= units or donor is None:
-            return own.remaining if own else 0
-        most = states[donor].remaining
-        want = max(units - own.remaining, (most - own.remaining + 1) // 2)
+        if own is None or own.on_offer >= units or donor is None:
+            return own.on_offer if own else 0
+        most = states[donor].on_offer
+        want = max(units - own.on_offer, (most - own.on_offer + 1) // 2)
         taken = -sale_shift_units(sale_id=sale_id, shard=donor, shards=shards, units=-want)
         if taken:
-            return sale_shift_units(sale_id=sale_id, shard=shard, shards=shards, units=taken) + own.remaining
-        return own.remaining
+            return sale_shift_units(sale_id=sale_id, shard=shard, shards=shards, units=taken) + own.on_offer
+        return own.on_offer
 
 
 def sale_edit(

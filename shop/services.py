@@ -25,7 +25,7 @@ from shop.exceptions import (
     SaleVersionConflict,
 )
 from shop.gate import sale_gate_reopen
-from shop.models import SKU, FlashSale, FlashSaleEdit, FlashSaleShard, SaleDrift
+from shop.models import SKU, FlashSale, FlashSaleEdit, FlashSaleShard, SaleDrift, Wave
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +70,7 @@ def flash_sale_create(
     now = timezone.now()
     if ends_at <= starts_at or ends_at <= now:
         raise InvalidSaleWindow()
-    flash_sale_waves_check(
-        waves=waves, starts_at=starts_at, ends_at=ends_at, quantity=quantity, stock_shards=stock_shards
-    )
+    flash_sale_waves_check(waves=waves, starts_at=starts_at, ends_at=ends_at, quantity=quantity)
     flash_sale_waiting_room_check(
         waiting_room_opens_at=waiting_room_opens_at, starts_at=starts_at, let_through_per_second=let_through_per_second
     )
@@ -109,7 +107,7 @@ def flash_sale_create(
 MAX_WAVES = 50
 # The terms of a new sale that its waves are checked against (the admin's form and the API
 # hand them over as one dict: `flash_sale_waves_check(**{term: data[term] for term in WAVE_TERMS})`).
-WAVE_TERMS = ("waves", "starts_at", "ends_at", "quantity", "stock_shards")
+WAVE_TERMS = ("waves", "starts_at", "ends_at", "quantity")
 
 
 WAITING_ROOM_TERMS = ("waiting_room_opens_at", "starts_at", "let_through_per_second")
@@ -128,14 +126,12 @@ def flash_sale_waiting_room_check(
 
 
 def flash_sale_waves_check(
-    *, waves: list[tuple[datetime, int]], starts_at: datetime, ends_at: datetime, quantity: int, stock_shards: int
+    *, waves: list[tuple[datetime, int]], starts_at: datetime, ends_at: datetime, quantity: int
 ) -> None:
     """Waves are (time, units) in strictly increasing time, each inside the window, each of a
     positive number of units, together the quantity. Raises InvalidWaves saying which rule."""
     if not waves:
         return
-    if stock_shards > 1:
-        raise InvalidWaves("A sale split into stock shards cannot release its units in waves yet.")
     if len(waves) > MAX_WAVES:
         raise InvalidWaves(f"At most {MAX_WAVES} waves.")
     times = [at for at, _ in waves]
@@ -151,6 +147,18 @@ def flash_sale_waves_check(
 
 def _even_shares(units: int, shards: int) -> list[int]:
     return [units // shards + (index < units % shards) for index in range(shards)]
+
+
+def flash_sale_shard_waves(*, sale: FlashSale, shard: int) -> list[Wave]:
+    """The waves of one stock shard: of the units released by each wave's time, the shard's even
+    share (as its allotment is the even share of the quantity), so that the shards' waves add up
+    to the sale's at every moment, and a shard never holds back more than it was allotted. A
+    wave that gives a shard nothing stays in its list: each shard knows when the next one opens."""
+    released, shares = 0, [0]
+    for wave in sale.wave_list:
+        released += wave.units
+        shares.append(_even_shares(released, sale.stock_shards)[shard])
+    return [Wave(wave.at, shares[i + 1] - shares[i]) for i, wave in enumerate(sale.wave_list)]
 
 
 def flash_sale_shards_create(*, sale: FlashSale) -> None:
@@ -252,16 +260,18 @@ def flash_sale_preheat(*, sale: FlashSale) -> int | None:
                 "per_user_limit": locked.per_user_limit,
                 "status": locked.status,
                 "shards": locked.stock_shards,
-                "waves": locked.wave_list,
             }
+            waves = {shard: flash_sale_shard_waves(sale=locked, shard=shard) for shard in range(locked.stock_shards)}
             remaining = {
-                shard: redis_sales.sale_load(**terms, shard=shard, counters=None)
+                shard: redis_sales.sale_load(**terms, shard=shard, counters=None, waves=waves[shard])
                 for shard in range(locked.stock_shards)
             }
             missing = [shard for shard, left in remaining.items() if left is None]
             if missing:
                 for shard, counters in _sale_counters(locked, missing=missing).items():
-                    remaining[shard] = redis_sales.sale_load(**terms, shard=shard, counters=counters)
+                    remaining[shard] = redis_sales.sale_load(
+                        **terms, shard=shard, counters=counters, waves=waves[shard]
+                    )
     sale_gate_reopen(sale.pk)
     return sum(remaining.values())
 

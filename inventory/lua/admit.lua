@@ -115,13 +115,13 @@ for opens, units in string.gmatch(meta[5] or "", "(%d+):(%d+)") do
         end
     end
 end
-if next_wave > 0 and remaining - held_back < quantity then
-    count("sold_out")
-    return {"wave", "", 0, quantity, next_wave}
-end
-if remaining < quantity then
+if remaining - held_back < quantity then
     if ARGV[7] == "0" then
         return {"short", "", 0, quantity, 0}
+    end
+    if next_wave > 0 then
+        count("sold_out")
+        return {"wave", "", 0, quantity, next_wave}
     end
     return answer("sold_out", "", 0)
 end

@@ -1,11 +1,13 @@
 -- Move units into or out of one stock shard of a sale: its offer and its allotment together.
 --
--- KEYS[1] fs:{id}:meta       hash: ..., allotment (units of the sale this shard may sell)
+-- KEYS[1] fs:{id}:meta       hash: ..., allotment (units of the sale this shard may sell),
+--                            waves (the shard's own: see load_sale.lua)
 -- KEYS[2] fs:{id}:remaining
 -- ARGV[1] units to add; negative: units to take, or as many as are left if fewer
 --
 -- Returns the units moved (negative when taken), 0 when the shard is not loaded. Taking never
--- goes below zero left, so what a shard has admitted stays covered by its allotment.
+-- goes below zero left, so what a shard has admitted stays covered by its allotment, nor takes
+-- units of the shard's waves still to come by Redis TIME: they open where they were put.
 assert(#KEYS == 2, "shift_units.lua takes 2 keys")
 assert(#ARGV == 1, "shift_units.lua takes 1 argument")
 
@@ -14,7 +16,15 @@ if redis.call("EXISTS", KEYS[2]) == 0 then
 end
 local units = tonumber(ARGV[1])
 if units < 0 then
-    units = -math.min(-units, math.max(tonumber(redis.call("GET", KEYS[2])), 0))
+    local time = redis.call("TIME")
+    local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+    local held_back = 0
+    for opens, wave_units in string.gmatch(redis.call("HGET", KEYS[1], "waves") or "", "(%d+):(%d+)") do
+        if now < tonumber(opens) then
+            held_back = held_back + tonumber(wave_units)
+        end
+    end
+    units = -math.min(-units, math.max(tonumber(redis.call("GET", KEYS[2])) - held_back, 0))
 end
 if units ~= 0 then
     redis.call("INCRBY", KEYS[2], units)

@@ -11,6 +11,7 @@ from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from shop.models import FlashSale
+from shop.services import flash_sale_shard_waves
 from tests.concurrency import storm
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory
@@ -105,3 +106,46 @@ def test_waves_out_of_order_outside_the_window_or_not_summing_to_the_quantity_ar
     assert response.status_code == 400, response.json()
     assert message in str(response.json()["errors"]["waves"])
     assert not FlashSale.objects.exists()
+
+
+def shoppers_at_home_in(shard: int, shards: int, count: int) -> list:
+    """Shoppers whose home is one stock shard: any unit of another shard they buy is borrowed."""
+    found = []
+    while len(found) < count:
+        user = UserFactory()
+        if redis_sales.home_shard(user.pk, shards) == shard:
+            found.append(user)
+    return found
+
+
+def test_a_sale_in_stock_shards_releases_each_wave_across_its_shards_and_moves_only_released_units(make_sale):
+    now = timezone.now()
+    second_wave = (now + timedelta(seconds=8)).replace(microsecond=0)
+    sale = make_sale(quantity=20, limit=1, shards=3, waves=[(now - timedelta(seconds=30), 8), (second_wave, 12)])
+    # Each shard's waves: its even share of what is released by each time (8: 3/3/2; 20: 7/7/6).
+    assert [[wave.units for wave in flash_sale_shard_waves(sale=sale, shard=s)] for s in range(3)] == [
+        [3, 4],
+        [3, 4],
+        [2, 4],
+    ]
+    crowd = shoppers_at_home_in(0, 3, 40)  # all of them in shard 0: everything else must be borrowed
+    clients = [client_for(user) for user in crowd]
+
+    before = storm(list(range(20)), lambda i: purchase(clients[i], sale, key="k"), threads=10)
+
+    assert redis_now() < second_wave
+    assert sum(response.status_code == 202 for _, response in before) == 8
+    assert {response.json()["code"] for _, response in before if response.status_code != 202} == {"sold_out"}
+    states = redis_sales.sale_shard_states(sale.pk, 3)
+    assert [state.on_offer for state in states] == [0, 0, 0]
+    assert [state.remaining for state in states] == [4, 4, 4]  # the next wave's units, where they were put
+
+    while redis_now() < second_wave:
+        time.sleep(0.05)
+    after = storm(list(range(20, 40)), lambda i: purchase(clients[i], sale, key="k"), threads=10)
+
+    assert sum(response.status_code == 202 for _, response in after) == 12
+    assert Order.objects.filter(flash_sale=sale).count() == 20
+    assert not FailedReservation.objects.exists()
+    report = check_invariants()
+    assert report.ok, report.violations

@@ -47,7 +47,9 @@ def test_flash_sale_list_filters_by_status(api_client, demo):
     assert [sale["status"] for sale in results] == ["live", "live"]  # the demo's second is in waves
     for sale in results:
         assert set(sale) >= {"id", "sku", "product", "price", "quantity", "remaining", "starts_at", "ends_at",
-                             "per_user_limit", "status", "version", "shards", "waves", "next_wave_at"}  # fmt: skip
+                             "per_user_limit", "status", "version", "shards", "waves", "next_wave_at",
+                             "requires_pass", "pass_challenge", "waiting_room_opens_at",
+                             "let_through_per_second"}  # fmt: skip
     plain, waves = sorted(results, key=lambda sale: bool(sale["waves"]))
     assert plain["remaining"] == plain["quantity"]
     assert [wave["units"] for wave in waves["waves"]] == [10, 10, 10]
