@@ -38,6 +38,18 @@ def add_sale(client, staff, title: str, starts_at=None, **fields):
     return client.post(reverse("admin:shop_flashsale_add"), form)
 
 
+def added(response, error: str | None) -> FlashSale | None:
+    """The sale the add form made; or, when the form was to say `error`, None once it said it
+    and made nothing."""
+    if error:
+        assert response.status_code == 200
+        assert error in response.content.decode()
+        assert not FlashSale.objects.exists()
+        return None
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    return FlashSale.objects.get()
+
+
 def test_a_sale_added_in_the_admin_allocates_its_units(admin_client, staff, redis_client):
     from inventory.services import stock_receive
 
@@ -180,13 +192,9 @@ def test_a_sale_added_in_the_admin_may_release_its_units_in_waves(admin_client, 
     lines = waves.format(**{name: f"{at:%Y-%m-%d %H:%M:%S}" for name, at in moments.items()})
     response = add_sale(admin_client, staff, "Drop in waves", starts_at, waves=lines)
 
+    sale = added(response, error)
     if error:
-        assert response.status_code == 200
-        assert error in response.content.decode()
-        assert not FlashSale.objects.exists()
         return
-    assert response.status_code == 302, response.context["adminform"].form.errors
-    sale = FlashSale.objects.get()
     assert [(wave.at, wave.units) for wave in sale.wave_list] == [(moments["first"], 5), (moments["second"], 7)]
 
 
@@ -200,13 +208,9 @@ def test_a_sale_added_in_the_admin_may_require_a_purchase_pass(
 ):
     response = add_sale(admin_client, staff, "Guarded drop", requires_pass=requires_pass, pass_challenge=pass_challenge)
 
+    sale = added(response, error)
     if error:
-        assert response.status_code == 200
-        assert error in response.content.decode()
-        assert not FlashSale.objects.exists()
         return
-    assert response.status_code == 302, response.context["adminform"].form.errors
-    sale = FlashSale.objects.get()
     assert (sale.requires_pass, sale.pass_challenge) == (True, bool(pass_challenge))
     listed = admin_client.get(reverse("admin:shop_flashsale_changelist"), {"requires_pass__exact": "1"})
     assert "Guarded drop" in listed.content.decode()
