@@ -3,9 +3,12 @@ three primaries, the sale sells out completely whichever shards its shoppers com
 per-user limit and idempotency stay exact, the writers of the shards write in parallel (each
 shard's own database row), and reconciliation repairs what a mover or a failover lost."""
 
+import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from redis.crc import key_slot
 
 from config import redis as shop_redis
@@ -167,5 +170,30 @@ def test_a_shard_lost_in_a_failover_is_rebuilt_with_what_the_others_do_not_hold(
     write_everything(sale)
     assert Order.objects.filter(flash_sale=sale).count() == 30
     assert sum(remaining_by_shard(sale)) == 0
+    report = check_invariants()
+    assert report.ok, report.violations
+
+
+def test_a_sale_in_waves_over_three_primaries_opens_each_wave_by_redis_time_and_moves_only_released_units(
+    on_cluster, make_sale, script_keys
+):
+    now = timezone.now()
+    wave = (now + timedelta(seconds=6)).replace(microsecond=0)
+    sale = make_sale(quantity=18, limit=1, shards=SHARDS, waves=[(now - timedelta(seconds=30), 6), (wave, 12)])
+    clients = [client_for(user) for user in shoppers_of(0, 30)]  # all at home in shard 0
+
+    before = storm(list(range(15)), lambda i: purchase(clients[i], sale, key="k"), threads=10)
+
+    assert sum(response.status_code == 202 for _, response in before) == 6  # 2 + 2 + 2, borrowed
+    assert remaining_by_shard(sale) == [4, 4, 4]  # the second wave's units, on their primaries
+    while time.time() < wave.timestamp() + 0.2:
+        time.sleep(0.05)
+    after = storm(list(range(15, 30)), lambda i: purchase(clients[i], sale, key="k"), threads=10)
+
+    assert sum(response.status_code == 202 for _, response in after) == 12
+    assert remaining_by_shard(sale) == [0, 0, 0]
+    assert "shift_units" in script_keys
+    write_everything(sale)
+    assert Order.objects.filter(flash_sale=sale).count() == 18
     report = check_invariants()
     assert report.ok, report.violations
