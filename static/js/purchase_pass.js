@@ -33,15 +33,9 @@ window.shopPurchasePass = function (url, csrfToken, clock, onChange) {
 
   async function ask() {
     let response;
-    let body = {};
+    let body;
     try {
-      response = await fetch(url, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
-        body: JSON.stringify(solution ? { challenge: solution } : {}),
-      });
-      body = await response.json();
+      ({ response, body } = await window.shopPost(url, csrfToken(), solution ? { challenge: solution } : {}));
     } catch (error) {
       later(2000);
       return;

@@ -162,29 +162,21 @@
     button.disabled = true;
     say("Sending your purchase…");
     let response;
+    let body;
     try {
-      response = await fetch(page.dataset.purchaseUrl, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: {
-          "Content-Type": "application/json",
-          Accept: "application/json",
-          "X-CSRFToken": csrfToken(),
+      ({ response, body } = await window.shopPost(
+        page.dataset.purchaseUrl,
+        csrfToken(),
+        { quantity: Number(form.elements.quantity.value) },
+        {
           "Idempotency-Key": form.elements.attempt.value,
           ...(pass && pass.token() ? { "Purchase-Pass": pass.token() } : {}),
           ...(room && room.ticket() ? { "Queue-Ticket": room.ticket() } : {}),
         },
-        body: JSON.stringify({ quantity: Number(form.elements.quantity.value) }),
-      });
+      ));
     } catch (error) {
       refused("unavailable");
       return;
-    }
-    let body = {};
-    try {
-      body = await response.json();
-    } catch (error) {
-      // An answer without JSON is judged by its status alone.
     }
     if (response.status === 202) {
       say("In line: your unit is reserved and being written down…");

@@ -32,14 +32,9 @@ window.shopWaitingRoom = function (page, csrfToken, clock, onChange) {
 
   async function ask() {
     let response;
-    let body = {};
+    let body;
     try {
-      response = await fetch(url, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
-      });
-      body = await response.json();
+      ({ response, body } = await window.shopPost(url, csrfToken(), {}));
     } catch (error) {
       later(2000);
       return;
