@@ -57,6 +57,14 @@ logger = logging.getLogger(__name__)
 # --- Admission ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Screened:
+    """A purchase attempt that showed what its sale asks before Redis is asked; its purchase
+    pass, checked (None when the sale asks for none)."""
+
+    checked_pass: CheckedPass | None
+
+
 def purchase_admit(
     *,
     sale_id: int,
@@ -67,13 +75,15 @@ def purchase_admit(
     purchase_pass: str | None = None,
     queue_ticket: str | None = None,
     address: str | None = None,
+    screened: Screened | None = None,
 ) -> str:
     """Admit a purchase attempt in Redis, in one round trip in the usual case.
 
     `limits` are the attempt's shared rate limits, taken by the admission script itself.
     `purchase_pass` is the Purchase-Pass the attempt carried, checked first when the sale asks
     for one, and `queue_ticket` the Queue-Ticket, whose turn must have come in a sale with a
-    waiting room; `address` is the client's, for blocks of networks. Returns the reservation id.
+    waiting room, unless a door `screened` them already (`purchase_screen`); `address` is the
+    client's, for blocks of networks. Returns the reservation id.
     Raises PurchaseRefused (with the reason), PurchaseBlocked, PurchasePassInvalid, NotYourTurn,
     IdempotencyKeyReused when the key came with another quantity before, RateLimited,
     SaleNotFound for an unknown sale, and SaleLayerUnavailable when Redis cannot be reached.
@@ -90,6 +100,7 @@ def purchase_admit(
             purchase_pass=purchase_pass,
             queue_ticket=queue_ticket,
             address=address,
+            screened=screened,
         )
     except FlashSale.DoesNotExist as error:
         PURCHASE_OUTCOMES.labels(SaleNotFound.code).inc()
@@ -111,11 +122,14 @@ def _purchase_admit(
     purchase_pass: str | None,
     queue_ticket: str | None,
     address: str | None,
+    screened: Screened | None,
 ) -> str:
     if block_list.blocks(sale_id=sale_id, user_id=user_id, address=address):
         raise PurchaseBlocked()
     # Before anything else, so that a bot without a good pass, or early, costs no Redis call.
-    checked_pass = _screened(sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass, queue_ticket=queue_ticket)
+    if screened is None:
+        screened = _screen(sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass, queue_ticket=queue_ticket)
+    checked_pass = screened.checked_pass
     if checked_pass is not None:
         limits = (*limits, checked_pass.uses)
     if settings.PURCHASE_ADMISSION == "database":
@@ -180,26 +194,28 @@ def _purchase_admit(
     return admission.reservation_id
 
 
-def _screened(*, sale_id: int, user_id: int, purchase_pass: str | None, queue_ticket: str | None) -> CheckedPass | None:
-    """What a purchase must show before Redis is asked: the sale's purchase pass, if it requires
-    one (orders/passes.py), which is returned checked, and the waiting room's turn, if it has one
-    (orders/waiting_room.py). Raises PurchasePassInvalid, NotYourTurn, and FlashSale.DoesNotExist
-    for an unknown sale."""
+def _screen(*, sale_id: int, user_id: int, purchase_pass: str | None, queue_ticket: str | None) -> Screened:
+    """The sale's purchase pass, if it requires one (orders/passes.py), and the waiting room's
+    turn, if it has one (orders/waiting_room.py). Raises PurchasePassInvalid, NotYourTurn, and
+    FlashSale.DoesNotExist for an unknown sale."""
+    terms = flash_sale_terms(sale_id)
     checked_pass = None
-    if flash_sale_terms(sale_id).requires_pass:
+    if terms.requires_pass:
         checked_pass = purchase_pass_check(purchase_pass, sale_id=sale_id, user_id=user_id)
-    queue_turn_check(sale_id=sale_id, user_id=user_id, ticket=queue_ticket)
-    return checked_pass
+    queue_turn_check(terms, sale_id=sale_id, user_id=user_id, ticket=queue_ticket)
+    return Screened(checked_pass)
 
 
-def purchase_screen(*, sale_id: int, user_id: int, purchase_pass: str | None, queue_ticket: str | None) -> None:
+def purchase_screen(
+    *, sale_id: int, user_id: int, purchase_pass: str | None, queue_ticket: str | None
+) -> Screened | None:
     """For a door that turns bots and early comers away before it reads the purchase (the
-    purchase lane): raises PurchasePassInvalid or NotYourTurn, counted; an unknown sale is left
-    to the door's own answer."""
+    purchase lane), and hands what it screened to `purchase_admit`: raises PurchasePassInvalid
+    or NotYourTurn, counted; None for an unknown sale, left to the door's own answer."""
     try:
-        _screened(sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass, queue_ticket=queue_ticket)
+        return _screen(sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass, queue_ticket=queue_ticket)
     except FlashSale.DoesNotExist:
-        return
+        return None
     except (PurchasePassInvalid, NotYourTurn) as error:
         PURCHASE_OUTCOMES.labels(error.code).inc()
         raise

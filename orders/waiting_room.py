@@ -86,11 +86,10 @@ def waiting_room_join(*, sale_id: int, user_id: int) -> Place:
     return Place(position, _ticket(sale_id, user_id, position), _wait(terms, position, now))
 
 
-def queue_turn_check(*, sale_id: int, user_id: int, ticket: str | None) -> None:
-    """For a sale with a waiting room: the purchase's Queue-Ticket must be this shopper's, and
-    their turn come. Raises NotYourTurn (with the place and the wait when it is known). A ticket
-    given before the start says no place; its place is read once from Redis."""
-    terms = flash_sale_terms(sale_id)
+def queue_turn_check(terms: SaleTerms, *, sale_id: int, user_id: int, ticket: str | None) -> None:
+    """For a sale (of these terms) with a waiting room: the purchase's Queue-Ticket must be this
+    shopper's, and their turn come. Raises NotYourTurn (with the place and the wait when it is
+    known). A ticket given before the start says no place; its place is read once from Redis."""
     if terms.waiting_room_opens_at is None:
         return
     parts = ticket.split("-") if ticket and len(ticket) <= 64 else ()

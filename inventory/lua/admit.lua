@@ -34,6 +34,7 @@
 -- unit, no unit taken without a reservation. A reservation id is admitted at most once, even
 -- after its Idempotency-Key expired: the repeat gets the first answer, not a second unit.
 --!include limits/lua/gcra.lua
+--!include inventory/lua/waves.lua
 assert(#KEYS >= 10, "admit.lua takes 10 keys and its rate limits' keys")
 assert(#ARGV == 7 + 2 * (#KEYS - 10), "admit.lua takes 7 arguments and 2 per rate limit")
 
@@ -106,15 +107,7 @@ local remaining = tonumber(redis.call("GET", KEYS[2]) or "0")
 -- Units of waves still to come stay in `remaining` but are not on offer: their wave opens by
 -- this script's clock (Redis TIME), so no task opens it and no web server's clock opens it early.
 -- Such a refusal is counted as sold out but not remembered: the same request may buy then.
-local held_back, next_wave = 0, 0
-for opens, units in string.gmatch(meta[5] or "", "(%d+):(%d+)") do
-    if now < tonumber(opens) then
-        held_back = held_back + tonumber(units)
-        if next_wave == 0 then
-            next_wave = tonumber(opens)
-        end
-    end
-end
+local held_back, next_wave = waves_ahead(meta[5], now)
 if remaining - held_back < quantity then
     if ARGV[7] == "0" then
         return {"short", "", 0, quantity, 0}

@@ -8,6 +8,7 @@
 -- Returns the units moved (negative when taken), 0 when the shard is not loaded. Taking never
 -- goes below zero left, so what a shard has admitted stays covered by its allotment, nor takes
 -- units of the shard's waves still to come by Redis TIME: they open where they were put.
+--!include inventory/lua/waves.lua
 assert(#KEYS == 2, "shift_units.lua takes 2 keys")
 assert(#ARGV == 1, "shift_units.lua takes 1 argument")
 
@@ -18,12 +19,7 @@ local units = tonumber(ARGV[1])
 if units < 0 then
     local time = redis.call("TIME")
     local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-    local held_back = 0
-    for opens, wave_units in string.gmatch(redis.call("HGET", KEYS[1], "waves") or "", "(%d+):(%d+)") do
-        if now < tonumber(opens) then
-            held_back = held_back + tonumber(wave_units)
-        end
-    end
+    local held_back = waves_ahead(redis.call("HGET", KEYS[1], "waves"), now)
     units = -math.min(-units, math.max(tonumber(redis.call("GET", KEYS[2])) - held_back, 0))
 end
 if units ~= 0 then

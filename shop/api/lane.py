@@ -76,7 +76,8 @@ class PurchaseScreenMiddleware:
     """A purchase without a valid pass for a sale that requires one, or before its turn in the
     sale's waiting room, is refused here, as the rate limiter refuses: before the body is read or
     the URL resolved, so that a bot's thousandth try costs what a rate-limited one does (`make
-    bench`, phase p against e). `purchase_admit` checks both again, for every door."""
+    bench`, phase p against e). What passed is handed to `purchase_admit` on the request (as the
+    rate limiter hands over its limits), which screens only what no door screened."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -85,7 +86,7 @@ class PurchaseScreenMiddleware:
         token = bearer_token(request)
         if token is not None and "user_id" in token:
             try:
-                purchase_screen(
+                request.purchase_screened = purchase_screen(
                     sale_id=int(PATH.match(request.path_info)[1]),
                     user_id=int(token["user_id"]),
                     purchase_pass=request.META.get("HTTP_PURCHASE_PASS"),
@@ -147,6 +148,7 @@ def purchase(request: HttpRequest, pk: int) -> HttpResponse:
             purchase_pass=request.META.get("HTTP_PURCHASE_PASS"),
             queue_ticket=request.META.get("HTTP_QUEUE_TICKET"),
             address=client_ip(request),
+            screened=getattr(request, "purchase_screened", None),
         )
     except DomainError as error:
         return domain_error_response(error)
