@@ -113,6 +113,7 @@ def load_sale(sale_id: int, shards: int) -> None:
             counters=redis_sales.SaleCounters(
                 remaining=10**9, allotment=10**9, held_by_user={}, admitted={}, blocked_users=[], version=1
             ),
+            version=1,
             shard=shard,
             shards=shards,
         )

@@ -66,6 +66,10 @@ def shard_tag(sale_id: int, shard: int, shards: int) -> str:
     return f"{sale_id}:{shard}/{shards}:{n}"
 
 
+class SaleNotLoaded(Exception):
+    """Redis does not hold the sale: ask the database."""
+
+
 @dataclass(frozen=True)
 class SaleKeys:
     """The keys of one stock shard of a sale (of its only shard, by default)."""
@@ -141,6 +145,12 @@ class SaleKeys:
         return self._key(f"rl:{limit.key}")
 
 
+def redis_now() -> datetime:
+    """Redis's clock: the one clock that admission, waves and windows go by."""
+    seconds, micros = redis_client().time()
+    return datetime.fromtimestamp(seconds + micros / 1e6, tz=UTC)
+
+
 def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
@@ -154,13 +164,12 @@ def _text(value) -> str:
 
 @dataclass(frozen=True)
 class Admission:
-    outcome: str  # accepted, sold_out, limit_exceeded, not_started, ended, blocked, not_loaded
+    outcome: str  # accepted, sold_out, limit_exceeded, not_started, ended, blocked, not_loaded, pass_spent ...
     reservation_id: str
     schedule_drain: bool
     replayed: bool
     quantity: int
     retry_after: float = 0.0  # seconds, when rate limited
-    refused_by: int = -1  # when rate limited: the index of the limit that refused
     next_wave_at: datetime | None = None  # when the units of a sale in waves run out before its next
 
 
@@ -173,14 +182,15 @@ def reservation_admit(
     idempotency_key: str,
     request_id: str = "-",
     limits: Sequence[Limit] = (),
+    pass_uses: Limit | None = None,
     shard: int = 0,
     shards: int = 1,
     short_is_final: bool = True,
 ) -> Admission:
-    """One round trip: the purchase's rate limits, window, limit, remaining, idempotency,
-    decrement and hand-off, in the shopper's home shard. Without `short_is_final`, a shard with
-    too few units left answers `short`, remembered nowhere, so that the caller can borrow units
-    from the sale's other shards and ask again."""
+    """One round trip: the purchase's rate limits, idempotency, its pass's uses, window, limit,
+    remaining, decrement and hand-off, in the shopper's home shard. Without `short_is_final`, a
+    shard with too few units left answers `short`, remembered nowhere, so that the caller can
+    borrow units from the sale's other shards and ask again."""
     keys, args = admission_call(
         sale_id=sale_id,
         user_id=user_id,
@@ -189,6 +199,7 @@ def reservation_admit(
         idempotency_key=idempotency_key,
         request_id=request_id,
         limits=limits,
+        pass_uses=pass_uses,
         shard=shard,
         shards=shards,
         short_is_final=short_is_final,
@@ -203,7 +214,6 @@ def reservation_admit(
         replayed=replayed,
         quantity=int(remembered),
         retry_after=int(micros) / 1e6 if outcome == "rate_limited" else 0.0,
-        refused_by=int(rid) - 1 if outcome == "rate_limited" else -1,
         next_wave_at=datetime.fromtimestamp(int(micros) / 1e6, tz=UTC) if outcome == "wave" else None,
     )
 
@@ -217,6 +227,7 @@ def admission_call(
     idempotency_key: str,
     request_id: str,
     limits: Sequence[Limit],
+    pass_uses: Limit | None = None,
     shard: int = 0,
     shards: int = 1,
     short_is_final: bool = True,
@@ -237,6 +248,7 @@ def admission_call(
             keys.stats,
             keys.blocked,
             *(keys.rate_limit(limit) for limit in limits),
+            *([keys.rate_limit(pass_uses)] if pass_uses else []),
         ],
         [
             user_id,
@@ -246,7 +258,8 @@ def admission_call(
             settings.ORDER_WRITER_DRAIN_FLAG_MS,
             request_id,
             int(short_is_final),
-            *gcra_arguments(limits),
+            len(limits),
+            *gcra_arguments([*limits, *([pass_uses] if pass_uses else [])]),
         ],
     )
 
@@ -291,6 +304,7 @@ class SaleCounters:
     blocked_users: list[int]
     version: int  # the sale's version these counters reflect (see edit_sale.lua)
     allotment: int  # the units of the sale this shard may sell: its remaining and what it sold
+    fence: int = 0  # the token of the move lock they were computed under (see shard_fence.lua)
 
     def as_json(self) -> str:
         return json.dumps(
@@ -301,6 +315,7 @@ class SaleCounters:
                 "admitted": self.admitted,
                 "blocked": [str(user) for user in self.blocked_users],
                 "version": self.version,
+                "fence": self.fence,
             }
         )
 
@@ -313,13 +328,15 @@ def sale_load(
     per_user_limit: int,
     status: str,
     counters: SaleCounters | None,
+    version: int,
     shard: int = 0,
     shards: int = 1,
     waves: Sequence[tuple[datetime, int]] = (),
 ) -> int | None:
-    """Refresh a shard's terms (its window, limit, status and waves), loading its counters if
-    Redis has none (a closed sale stays closed). Returns the remaining units, or None when the
-    shard is not loaded and no `counters` were given: read them and call again."""
+    """Refresh a shard's terms (its window, limit, status and waves, of the sale's `version`),
+    loading its counters if Redis has none (a closed sale stays closed). Returns the remaining
+    units, or None when the shard is not loaded and no `counters` were given: read them and
+    call again."""
     keys = SaleKeys(sale_id, shard, shards)
     _, remaining = _run(
         "load_sale",
@@ -332,6 +349,7 @@ def sale_load(
             WRITER_GROUP,
             counters.as_json() if counters else "",
             ",".join(f"{_micros(at)}:{units}" for at, units in waves),
+            version,
         ],
     )
     return None if int(remaining) < 0 else int(remaining)
@@ -342,6 +360,16 @@ def sale_release_units(*, sale_id: int, user_id: int, quantity: int, shard: int 
     remaining, or -1 if not loaded."""
     keys = SaleKeys(sale_id, shard, shards)
     return int(_run("release", [keys.meta, keys.remaining, keys.buyers], [user_id, quantity]))
+
+
+def sale_taken_by_database(
+    *, sale_id: int, user_id: int, quantity: int, reservation_id: str, shard: int = 0, shards: int = 1
+) -> bool:
+    """Take off the offer, and onto the user's tally, the units of an order the database path
+    wrote (see taken_by_database.lua). Returns whether Redis counted them now."""
+    keys = SaleKeys(sale_id, shard, shards)
+    args = [user_id, quantity, reservation_id]
+    return bool(_run("taken_by_database", [keys.remaining, keys.buyers, keys.admitted], args))
 
 
 @dataclass(frozen=True)
@@ -368,6 +396,18 @@ class Reconciliation:
             buyers_repaired=sum(part.buyers_repaired for part in parts),
             terms_repaired=any(part.terms_repaired for part in parts),
         )
+
+
+def units_in_flight(entries: list["StreamReservation"], settled: dict[str, GiveBack]) -> int:
+    """Units a shard's stream holds for reservations on their way to the database: all of an
+    unsettled one's, what Redis has yet to give back of a settled one's. reconcile.lua counts
+    them the same way, atomically with its repair."""
+    unsettled = GiveBack(units=True, tally=True)
+    return sum(
+        entry.quantity * settled.get(entry.reservation_id, unsettled).units
+        - settled.get(entry.reservation_id, unsettled).less
+        for entry in entries
+    )
 
 
 def sale_reconcile_counters(
@@ -409,23 +449,55 @@ class ShardState:
     remaining: int
     allotment: int
     on_offer: int  # remaining, less the units of the shard's waves still to come
+    held_back: int  # the units of the shard's waves still to come, by Redis TIME
 
 
-def sale_shard_states(sale_id: int, shards: int = 1) -> list[ShardState | None]:
+def sale_shard_states(sale_id: int, shards: int = 1, fence: int | None = None) -> list[ShardState | None]:
     """Each shard's remaining units, allotment and units on offer now (by Redis TIME), None for
     a shard Redis has not loaded; a round trip per shard (the shards of a sale live on different
-    primaries)."""
+    primaries). With `fence`, the token of the caller's move lock, each shard's fence is raised
+    to it as it is read (shard_fence.lua), so no stale mover changes it afterwards."""
     client, states = redis_client(), []
     seconds, micros = client.time()
     now = seconds * 1_000_000 + micros
     for keys in SaleKeys.all_of(sale_id, shards):
-        remaining, (allotment, waves) = client.get(keys.remaining), client.hmget(keys.meta, "allotment", "waves")
+        if fence is None:
+            remaining, (allotment, waves) = client.get(keys.remaining), client.hmget(keys.meta, "allotment", "waves")
+        else:
+            remaining, allotment, waves = _run("shard_fence", [keys.meta, keys.remaining], [fence]) or (None,) * 3
         if remaining is None:
             states.append(None)
             continue
         held_back = sum(int(units) for opens, units in _waves(waves) if now < int(opens))
-        states.append(ShardState(int(remaining), int(allotment or 0), int(remaining) - held_back))
+        states.append(ShardState(int(remaining), int(allotment or 0), int(remaining) - held_back, held_back))
     return states
+
+
+@dataclass(frozen=True)
+class ShardTerms:
+    """The terms a shard's admissions go by: per-user limit, end (microseconds since the epoch),
+    the accounts refused."""
+
+    limit: int | None
+    ends_at: int | None
+    blocked: frozenset[int]
+
+    @classmethod
+    def of(cls, *, limit: int, ends_at: datetime, blocked: set[int]) -> "ShardTerms":
+        return cls(limit, _micros(ends_at), frozenset(blocked))
+
+    def as_dict(self) -> dict:
+        return {"limit": self.limit, "ends_at": self.ends_at, "blocked": sorted(self.blocked)}
+
+
+def sale_shard_terms(sale_id: int, shard: int = 0, shards: int = 1) -> ShardTerms:
+    keys = SaleKeys(sale_id, shard, shards)
+    limit, ends_at = redis_client().hmget(keys.meta, "limit", "ends_at")
+    return ShardTerms(
+        int(limit) if limit is not None else None,
+        int(ends_at) if ends_at is not None else None,
+        frozenset(int(user) for user in redis_client().smembers(keys.blocked)),
+    )
 
 
 def _waves(text: bytes | None) -> list[tuple[str, str]]:
@@ -455,16 +527,28 @@ def sale_forget(sale_id: int, shards: int = 1) -> None:
             keys.meta, keys.remaining, keys.buyers, keys.drain, keys.stream, keys.pending, keys.admitted,
             keys.blocked, keys.stats, *keys.queue,
         )  # fmt: skip
+    client.delete(SaleKeys(sale_id).lock("rebalance:fence"))
 
 
 # --- Waiting room ------------------------------------------------------------------------------
 
 
-def queue_join(*, sale_id: int, shards: int, user_id: int, draw_number: int, starts_at: datetime) -> tuple[int, int]:
+# How long a sale's waiting room is kept after the sale's end, at most (see queue_join.lua).
+QUEUE_KEPT_AFTER_END_MS = 86_400_000
+
+
+def queue_join(
+    *, sale_id: int, shards: int, user_id: int, draw_number: int, starts_at: datetime, ends_at: datetime | None = None
+) -> tuple[int, int] | None:
     """Join the sale's waiting room, or read one's place again: (place, 0 before the start; the
-    arrival number)."""
-    place, arrival = _run("queue_join", SaleKeys(sale_id, 0, shards).queue, [user_id, draw_number, _micros(starts_at)])
-    return int(place), int(arrival)
+    arrival number); None when the sale is closed or over. Raises SaleNotLoaded when the sale
+    is not in Redis and no `ends_at` (the database's) was given."""
+    keys = SaleKeys(sale_id, 0, shards)
+    args = [user_id, draw_number, _micros(starts_at), _micros(ends_at) if ends_at else "", QUEUE_KEPT_AFTER_END_MS]
+    place, arrival = _run("queue_join", [*keys.queue, keys.meta], args)
+    if int(place) == -2:
+        raise SaleNotLoaded()
+    return None if int(place) < 0 else (int(place), int(arrival))
 
 
 def queue_entrants(*, sale_id: int, shards: int) -> tuple[list[int], list[int]]:
@@ -476,16 +560,26 @@ def queue_entrants(*, sale_id: int, shards: int) -> tuple[list[int], list[int]]:
     return sorted(drawn, key=came.__getitem__), drawn
 
 
-def sale_shift_units(*, sale_id: int, shard: int, shards: int, units: int) -> int:
+def sale_shift_units(*, sale_id: int, shard: int, shards: int, units: int, fence: int) -> int | None:
     """Add `units` to a shard's offer and allotment, or with a negative `units` take up to as
-    many as it has left. Returns the units moved (negative when taken); 0 when not loaded."""
+    many as it has left, under the move lock whose fencing token is `fence`. Returns the units
+    moved (negative when taken; 0 when not loaded), or None when the shard refused the token as
+    stale (see shift_units.lua)."""
     keys = SaleKeys(sale_id, shard, shards)
-    return int(_run("shift_units", [keys.meta, keys.remaining], [units]))
+    moved, fenced = _run("shift_units", [keys.meta, keys.remaining], [units, fence])
+    return None if fenced else int(moved)
 
 
 # How long a mover may hold a sale's move lock: a few round trips, and the lock outlives a mover
 # that died (or lost its Redis node) holding it by this long at most.
 MOVE_LOCK_TTL_MS = 2_000
+# How long reconciliation and a rebuild wait for the move lock: the longest a dead mover's lives.
+MOVE_LOCK_WAIT_MS = MOVE_LOCK_TTL_MS + 500
+
+
+def sale_move_lock(sale_id: int, *, wait_ms: int) -> "contextlib.AbstractContextManager[RedisLock | None]":
+    """The lock under which units move between a sale's stock shards, fenced (see sale_borrow)."""
+    return sale_lock(sale_id, "rebalance", ttl_ms=MOVE_LOCK_TTL_MS, wait_ms=wait_ms, fenced=True)
 
 
 def _donor(states: list[ShardState | None], shard: int) -> int | None:
@@ -502,19 +596,21 @@ def sale_borrow(*, sale_id: int, shard: int, shards: int, units: int) -> int | N
     so that a sale's shards run dry together and few moves are made. Only units on offer move:
     those of waves still to come stay in their shard until they open. Returns the units `shard`
     has on offer now (fewer than `units`: the other shards have none to give), or None when the
-    move lock could not be had in time.
+    move lock could not be had in time, or was lost before the move was done.
 
-    Moves of one sale are serialised by a short lock, which reconciliation takes too: a taken
-    unit is given within the same lock, and a mover that dies between the two leaves the sale's
-    allotments short, which the next reconciliation gives back to shard 0. A mover that cannot
-    get the lock at once waits a moment: another is moving units, most likely here.
+    Moves of one sale are serialised by a short lock, which reconciliation and the rebuild of a
+    lost shard take too, and fenced by its token: a taken unit is given within the same lock, and
+    a mover that dies or stalls between the two gives nothing once another has taken the lock
+    (its take stands), which leaves the sale's allotments short; the next reconciliation gives
+    the units back to shard 0. A mover that cannot get the lock at once waits a moment: another
+    is moving units, most likely here.
     """
     # A look first, without the lock: once a sale is sold out, the crowd's last attempts learn it
     # here, instead of queueing for the lock one by one.
     looked = sale_shard_states(sale_id, shards)
-    if looked[shard] is None or _donor(looked, shard) is None:
+    if looked[shard] is None or looked[shard].on_offer >= units or _donor(looked, shard) is None:
         return looked[shard].on_offer if looked[shard] else 0
-    with sale_lock(sale_id, "rebalance", ttl_ms=MOVE_LOCK_TTL_MS, wait_ms=200) as lock:
+    with sale_move_lock(sale_id, wait_ms=200) as lock:
         if lock is None:
             return None
         states = sale_shard_states(sale_id, shards)
@@ -523,29 +619,32 @@ def sale_borrow(*, sale_id: int, shard: int, shards: int, units: int) -> int | N
             return own.on_offer if own else 0
         most = states[donor].on_offer
         want = max(units - own.on_offer, (most - own.on_offer + 1) // 2)
-        taken = -sale_shift_units(sale_id=sale_id, shard=donor, shards=shards, units=-want)
-        if taken:
-            return sale_shift_units(sale_id=sale_id, shard=shard, shards=shards, units=taken) + own.on_offer
-        return own.on_offer
+        move = {"sale_id": sale_id, "shards": shards, "fence": lock.fence}
+        taken = sale_shift_units(**move, shard=donor, units=-want)
+        if not taken:
+            return None if taken is None else own.on_offer
+        given = sale_shift_units(**move, shard=shard, units=-taken)
+        return None if given is None else given + own.on_offer
 
 
 def sale_edit(
     *,
     sale_id: int,
+    step: str,
     ends_at: datetime,
     per_user_limit: int,
     delta: int,
-    committed_version: int | None = None,
+    version: int,
     shard: int = 0,
     shards: int = 1,
 ) -> int:
-    """Apply new terms to a loaded sale, `delta` units more (or fewer) on offer, atomically with
-    admissions; after the edit's commit, with the version it made, at most once for that version.
+    """One step of an edit of a loaded sale's terms in one shard, atomically with admissions:
+    `check`, `narrow` or `restore` before the edit's commit, `widen` after it (see edit_sale.lua),
+    with `delta` units more (or fewer) on offer and the sale's `version` the terms are of.
     Returns 1 (applied), 0 (not loaded), 2 (Redis reflects the version already), -1 (too few
-    left to take off), -2 (a shopper holds more than the new limit); see edit_sale.lua. One shard
-    at a time; the units of a sale of several shards come and go through shard 0."""
+    left to take off), -2 (a shopper holds more than the new limit)."""
     keys = SaleKeys(sale_id, shard, shards)
-    args = [_micros(ends_at), per_user_limit, delta, "" if committed_version is None else committed_version]
+    args = [_micros(ends_at), per_user_limit, delta, step, version]
     return int(_run("edit_sale", [keys.meta, keys.remaining, keys.buyers], args))
 
 
@@ -566,6 +665,16 @@ def sales_block_user(*, sales: dict[int, int], user_id: int, blocked: bool) -> N
         else:
             pipe.srem(key, user_id)
     pipe.execute()
+
+
+def reservations_still_pending(
+    *, sale_id: int, reservation_ids: list[str], shard: int = 0, shards: int = 1
+) -> set[str]:
+    """Those of the reservation ids Redis still holds as waiting for the writer (one HMGET)."""
+    if not reservation_ids:
+        return set()
+    flags = redis_client().hmget(SaleKeys(sale_id, shard, shards).pending, reservation_ids)
+    return {rid for rid, flag in zip(reservation_ids, flags, strict=True) if flag is not None}
 
 
 def reservation_is_pending(*, sale_id: int, reservation_id: str, shard: int = 0, shards: int = 1) -> bool:
@@ -674,14 +783,21 @@ def sales_with_streams() -> list[SaleKeys]:
 
 
 class RedisLock:
-    """`SET key token NX PX ttl`; released or extended only by its owner."""
+    """`SET key token NX PX ttl`; released or extended only by its owner. With a `fence_key`, the
+    holder also gets a fencing token (`fence`) that only grows from holder to holder
+    (lock_acquire_fenced.lua): a lock's expiry alone fences nothing, a token does."""
 
-    def __init__(self, key: str, ttl_ms: int):
+    def __init__(self, key: str, ttl_ms: int, fence_key: str | None = None):
         self.key, self.ttl_ms, self.token = key, ttl_ms, secrets.token_hex(16)
+        self.fence_key, self.fence = fence_key, 0
         self.acquired = False
 
     def acquire(self) -> bool:
-        self.acquired = bool(redis_client().set(self.key, self.token, nx=True, px=self.ttl_ms))
+        if self.fence_key is None:
+            self.acquired = bool(redis_client().set(self.key, self.token, nx=True, px=self.ttl_ms))
+        else:
+            self.fence = int(_run("lock_acquire_fenced", [self.key, self.fence_key], [self.token, self.ttl_ms]))
+            self.acquired = self.fence > 0
         return self.acquired
 
     def extend(self) -> bool:
@@ -694,10 +810,14 @@ class RedisLock:
 
 
 @contextlib.contextmanager
-def sale_lock(sale_id: int, job: str, ttl_ms: int = 30_000, wait_ms: int = 0) -> Iterator[RedisLock | None]:
+def sale_lock(
+    sale_id: int, job: str, ttl_ms: int = 30_000, wait_ms: int = 0, fenced: bool = False
+) -> Iterator[RedisLock | None]:
     """Yield the lock for this sale's job, or None if someone else holds it: skip, don't wait
-    (or not more than `wait_ms`, for a job that holds it for moments only)."""
-    lock = RedisLock(SaleKeys(sale_id).lock(job), ttl_ms)
+    (or not more than `wait_ms`, for a job that holds it for moments only). `fenced`: the lock
+    carries a fencing token (see RedisLock)."""
+    keys = SaleKeys(sale_id)
+    lock = RedisLock(keys.lock(job), ttl_ms, fence_key=keys.lock(f"{job}:fence") if fenced else None)
     deadline = time.monotonic() + wait_ms / 1000
     while not lock.acquire():
         if time.monotonic() >= deadline:

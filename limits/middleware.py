@@ -10,7 +10,6 @@ Redis is unreachable the per-process bucket decides alone.
 import contextlib
 import hashlib
 import ipaddress
-import json
 import logging
 import math
 import re
@@ -23,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from config.api.authentication import bearer_token
+from config.api.parsers import json_parse
 from limits.buckets import Decision, Limit, LocalBuckets, shared_take
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def request_user_id(request: HttpRequest) -> str | None:
 def login_username(request: HttpRequest) -> str | None:
     try:
         if request.content_type == "application/json":
-            body = json.loads(request.body or b"{}")
+            body = json_parse(request.body or b"{}")
             username = body.get("username") if isinstance(body, dict) else None
         else:
             username = request.POST.get("username")

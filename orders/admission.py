@@ -9,6 +9,7 @@ A purchase reads downward from here: `purchase_admit` -> the sale gate and the c
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import redis
 from django.conf import settings
@@ -30,17 +31,12 @@ from orders.blocks import block_list
 from orders.exceptions import (
     AccountBlocked,
     AccountUnknown,
-    NotYourTurn,
     PurchaseBlocked,
     PurchasePassInvalid,
     PurchaseRefused,
     SaleLayerUnavailable,
 )
-from orders.models import (
-    FailedReservation,
-    Order,
-    PurchaseRefusal,
-)
+from orders.models import FailedReservation, Order, PurchasePassUse, PurchaseRefusal
 from orders.passes import CheckedPass, purchase_pass_check, spent_passes
 from orders.reservations import reservation_id_new, reservation_id_parse
 from orders.waiting_room import queue_turn_check
@@ -49,7 +45,7 @@ from shop.exceptions import SaleNotFound
 from shop.gate import sale_gate
 from shop.models import FlashSale, FlashSaleShard
 from shop.selectors import flash_sale_terms
-from shop.services import flash_sale_preheat, flash_sale_should_be_loaded
+from shop.services import OPEN_STATUSES, flash_sale_preheat, flash_sale_should_be_loaded
 
 logger = logging.getLogger(__name__)
 
@@ -124,18 +120,15 @@ def _purchase_admit(
     address: str | None,
     screened: Screened | None,
 ) -> str:
-    if block_list.blocks(sale_id=sale_id, user_id=user_id, address=address):
-        raise PurchaseBlocked()
     # Before anything else, so that a bot without a good pass, or early, costs no Redis call.
     if screened is None:
-        screened = _screen(sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass, queue_ticket=queue_ticket)
-    checked_pass = screened.checked_pass
-    if checked_pass is not None:
-        limits = (*limits, checked_pass.uses)
-    if settings.PURCHASE_ADMISSION == "database":
-        return purchase_admit_database(
-            sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key
+        screened = _screen(
+            sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass, queue_ticket=queue_ticket, address=address
         )
+    checked_pass = screened.checked_pass
+    request = {"sale_id": sale_id, "user_id": user_id, "quantity": quantity, "idempotency_key": idempotency_key}
+    if settings.PURCHASE_ADMISSION == "database":
+        return purchase_admit_database(**request, checked_pass=checked_pass)
     shards = flash_sale_terms(sale_id).shards
     shard = redis_sales.home_shard(user_id, shards)
     refusal = sale_gate.refusal(sale_id)
@@ -153,11 +146,9 @@ def _purchase_admit(
         else:
             admission = redis_breaker.call(
                 lambda: _admit(
-                    sale_id=sale_id,
-                    user_id=user_id,
-                    quantity=quantity,
-                    idempotency_key=idempotency_key,
+                    **request,
                     limits=limits,
+                    pass_uses=checked_pass and checked_pass.uses,
                     shard=shard,
                     shards=shards,
                 )
@@ -169,17 +160,15 @@ def _purchase_admit(
         if refusal:
             raise PurchaseRefused(refusal) from error
         if settings.PURCHASE_DATABASE_FALLBACK:
-            return purchase_admit_database(
-                sale_id=sale_id, user_id=user_id, quantity=quantity, idempotency_key=idempotency_key
-            )
+            return purchase_admit_database(**request, checked_pass=checked_pass)
         raise SaleLayerUnavailable() from error
     if admission.replayed and admission.quantity != quantity:
         raise IdempotencyKeyReused()
     if admission.outcome == "rate_limited":
-        if checked_pass is not None and admission.refused_by == len(limits) - 1:
-            spent_passes.add(checked_pass.nonce, checked_pass.expires)
-            raise PurchasePassInvalid()
         raise RateLimited(admission.retry_after)
+    if admission.outcome == "pass_spent":
+        spent_passes.add(checked_pass.nonce, checked_pass.expires)
+        raise PurchasePassInvalid()
     if admission.outcome == "blocked":
         raise AccountBlocked()
     if admission.outcome == "wave":
@@ -194,10 +183,18 @@ def _purchase_admit(
     return admission.reservation_id
 
 
-def _screen(*, sale_id: int, user_id: int, purchase_pass: str | None, queue_ticket: str | None) -> Screened:
-    """The sale's purchase pass, if it requires one (orders/passes.py), and the waiting room's
-    turn, if it has one (orders/waiting_room.py). Raises PurchasePassInvalid, NotYourTurn, and
-    FlashSale.DoesNotExist for an unknown sale."""
+def _screen(
+    *, sale_id: int, user_id: int, purchase_pass: str | None, queue_ticket: str | None, address: str | None
+) -> Screened:
+    """What a purchase must show before its sale's Redis layer is asked, in the one order both
+    doors follow: no block in force for the shopper or their network (orders/blocks.py), the
+    sale's purchase pass if it requires one (orders/passes.py), and the waiting room's turn if it
+    has one (orders/waiting_room.py). The admission script then takes, in its order, the rate
+    limits, a repeat's first answer, the pass's uses and the sale's own answer (admit.lua).
+    Raises PurchaseBlocked, PurchasePassInvalid, NotYourTurn, and FlashSale.DoesNotExist for an
+    unknown sale."""
+    if block_list.blocks(sale_id=sale_id, user_id=user_id, address=address):
+        raise PurchaseBlocked()
     terms = flash_sale_terms(sale_id)
     checked_pass = None
     if terms.requires_pass:
@@ -207,16 +204,18 @@ def _screen(*, sale_id: int, user_id: int, purchase_pass: str | None, queue_tick
 
 
 def purchase_screen(
-    *, sale_id: int, user_id: int, purchase_pass: str | None, queue_ticket: str | None
+    *, sale_id: int, user_id: int, purchase_pass: str | None, queue_ticket: str | None, address: str | None
 ) -> Screened | None:
-    """For a door that turns bots and early comers away before it reads the purchase (the
-    purchase lane), and hands what it screened to `purchase_admit`: raises PurchasePassInvalid
-    or NotYourTurn, counted; None for an unknown sale, left to the door's own answer."""
+    """For a door to screen a purchase before it reads the rest of it, and hand what it screened
+    to `purchase_admit`: raises PurchaseBlocked, PurchasePassInvalid or NotYourTurn, counted;
+    None for an unknown sale, left to the admission's own answer."""
     try:
-        return _screen(sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass, queue_ticket=queue_ticket)
+        return _screen(
+            sale_id=sale_id, user_id=user_id, purchase_pass=purchase_pass, queue_ticket=queue_ticket, address=address
+        )
     except FlashSale.DoesNotExist:
         return None
-    except (PurchasePassInvalid, NotYourTurn) as error:
+    except DomainError as error:
         PURCHASE_OUTCOMES.labels(error.code).inc()
         raise
 
@@ -232,10 +231,13 @@ def _admit(
     quantity: int,
     idempotency_key: str,
     limits: Sequence[Limit],
+    pass_uses: Limit | None,
     shard: int,
     shards: int,
 ) -> redis_sales.Admission:
-    def attempt(short_is_final: bool = True, limits: Sequence[Limit] = limits) -> redis_sales.Admission:
+    def attempt(
+        *, limits: Sequence[Limit] = (), pass_uses: Limit | None = None, short_is_final: bool = shards == 1
+    ) -> redis_sales.Admission:
         return redis_sales.reservation_admit(
             sale_id=sale_id,
             user_id=user_id,
@@ -244,34 +246,35 @@ def _admit(
             idempotency_key=idempotency_key,
             request_id=request_id_var.get(),
             limits=limits,
+            pass_uses=pass_uses,
             shard=shard,
             shards=shards,
             short_is_final=short_is_final,
         )
 
-    admission = attempt(short_is_final=shards == 1)
+    admission = attempt(limits=limits, pass_uses=pass_uses)
+    if admission.outcome == "not_loaded":
+        # Not in Redis: not preheated yet, or Redis lost it. The database decides whether it
+        # should be; the script took the rate limits, not yet the pass's use.
+        sale = FlashSale.objects.get(pk=sale_id)
+        if not flash_sale_should_be_loaded(sale=sale, now=timezone.now()):
+            outcome = "not_started" if sale.status == FlashSale.Status.SCHEDULED else "ended"
+            return redis_sales.Admission(outcome, "", False, False, quantity)
+        flash_sale_preheat(sale=sale)
+        admission = attempt(pass_uses=pass_uses)
+        if admission.outcome == "not_loaded":  # Another process is loading it right now.
+            raise SaleLayerUnavailable()
     # The shopper's home shard is short while the sale may have units in others: move some
-    # here and ask again (the rate limits were taken by the first attempt). Sold out is the
+    # here and ask again (the first attempt took the limits and the pass's use). Sold out is the
     # answer only once a move found none left elsewhere.
     for _ in range(BORROW_ROUNDS):
         if admission.outcome != "short":
             break
         left = redis_sales.sale_borrow(sale_id=sale_id, shard=shard, shards=shards, units=quantity)
-        admission = attempt(short_is_final=left is not None and left < quantity, limits=())
+        admission = attempt(short_is_final=left is not None and left < quantity)
     if admission.outcome == "short":  # Units could not be moved yet (a reconcile holds the lock).
         raise SaleLayerUnavailable()
-    if admission.outcome != "not_loaded":
-        return admission
-    # Not in Redis: not preheated yet, or Redis lost it. The database decides.
-    sale = FlashSale.objects.get(pk=sale_id)
-    if flash_sale_should_be_loaded(sale=sale, now=timezone.now()):
-        flash_sale_preheat(sale=sale)
-        admission = attempt()
-        if admission.outcome == "not_loaded":  # Another process is loading it right now.
-            raise SaleLayerUnavailable()
-        return admission
-    outcome = "not_started" if sale.status == FlashSale.Status.SCHEDULED else "ended"
-    return redis_sales.Admission(outcome, "", False, False, quantity)
+    return admission
 
 
 # --- Results -----------------------------------------------------------------------------------
@@ -351,37 +354,66 @@ REFUSAL_CODES = {
 }
 
 
-def purchase_admit_database(*, sale_id: int, user_id: int, quantity: int, idempotency_key: str) -> str:
+def purchase_admit_database(
+    *, sale_id: int, user_id: int, quantity: int, idempotency_key: str, checked_pass: CheckedPass | None = None
+) -> str:
     """Admission and order in one PostgreSQL transaction, for when Redis is unreachable.
 
     Slower than the Redis path (every purchase takes the sale's row lock) but just as
-    correct. The reservation id is the one the Redis path would have made for the same
-    Idempotency-Key, so a repeat finds its order, or its refusal, which is remembered too.
-    Redis's counters catch up at the next reconcile. Raises as purchase_admit does.
+    correct, by the same rules in the same order as admit.lua: a repeat's first answer, the
+    pass's uses (`checked_pass`, counted here in PurchasePassUse), the window, the waves'
+    released units (FlashSale.units_released), the per-user limit, the units left. The
+    reservation id is the one the Redis path would have made for the same Idempotency-Key, so a
+    repeat finds its order, or its refusal, which is remembered too. Redis's counters, when it
+    can be reached, take the units off before the commit (`sale_taken_by_database`); otherwise
+    the next reconcile does. Raises as purchase_admit does.
     """
     rid = reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key)
     shard = redis_sales.home_shard(user_id, flash_sale_terms(sale_id).shards)
 
-    def answer(may_borrow: bool) -> str | None:
+    def answer(may_borrow: bool) -> DatabaseAnswer:
         with transaction.atomic():
-            sale = FlashSale.objects.select_for_update().get(pk=sale_id)
+            sale = FlashSale.objects.locked().get(pk=sale_id)
             row = shard_lock(sale_id=sale_id, shard=shard)
             return _database_answer(
-                sale=sale, shard=row, reservation_id=rid, user_id=user_id, quantity=quantity, may_borrow=may_borrow
+                sale=sale,
+                shard=row,
+                reservation_id=rid,
+                user_id=user_id,
+                quantity=quantity,
+                checked_pass=checked_pass,
+                may_borrow=may_borrow,
             )
 
-    refusal = with_room(answer, sale_id=sale_id, shard=shard)
-    if refusal:
-        raise PurchaseRefused(refusal)
+    refused = with_room(answer, sale_id=sale_id, shard=shard)
+    if refused.code == "pass_spent":
+        spent_passes.add(checked_pass.nonce, checked_pass.expires)
+        raise PurchasePassInvalid()
+    if refused.code:
+        raise PurchaseRefused(refused.code, next_wave_at=refused.next_wave_at)
     return rid
 
 
+@dataclass(frozen=True)
+class DatabaseAnswer:
+    code: str | None = None  # None: accepted
+    next_wave_at: datetime | None = None
+
+
 def _database_answer(
-    *, sale: FlashSale, shard: FlashSaleShard, reservation_id: str, user_id: int, quantity: int, may_borrow: bool
-) -> str | None:
+    *,
+    sale: FlashSale,
+    shard: FlashSaleShard,
+    reservation_id: str,
+    user_id: int,
+    quantity: int,
+    checked_pass: CheckedPass | None,
+    may_borrow: bool,
+) -> DatabaseAnswer:
     """Under the sale's row lock and its shard's: the first answer to this request if it had
-    one, else a new one, written (an order, or the refusal remembered). Returns the refusal code
-    or None. Raises ShardShort (see `with_room`)."""
+    one, else a new one, written (an order, or the refusal remembered; a refusal between waves
+    and a spent pass are not, as admit.lua remembers neither). Raises ShardShort (see
+    `with_room`)."""
     # One query for both kinds of first answer: an order ("" for its code) or a refusal.
     answers = (
         Order.objects.filter(reservation_id=reservation_id)
@@ -393,19 +425,26 @@ def _database_answer(
     if first is not None:
         if first[0] != quantity:
             raise IdempotencyKeyReused()
-        return first[1] or None
+        return DatabaseAnswer(first[1] or None)
+    if checked_pass is not None:
+        if PurchasePassUse.objects.filter(nonce=checked_pass.nonce).count() >= settings.PURCHASE_PASS_USES:
+            return DatabaseAnswer("pass_spent")
+        PurchasePassUse.objects.create(nonce=checked_pass.nonce, reservation_id=reservation_id, flash_sale=sale)
     now = timezone.now()
     if sale.status == FlashSale.Status.SCHEDULED and now < sale.starts_at:
         code = "not_started"
-    elif now >= sale.ends_at:
+    elif sale.status not in OPEN_STATUSES or now >= sale.ends_at:
         code = "ended"
+    elif sale.units_sold + quantity > sale.units_released(now) and sale.next_wave_at(now):
+        return DatabaseAnswer("sold_out", next_wave_at=sale.next_wave_at(now))
     else:
         shard_room_check(shard, units=quantity, may_borrow=may_borrow)
         entry = StreamReservation(entry_id="", reservation_id=reservation_id, user_id=user_id, quantity=quantity)
         accepted, failures = reservations_decide(sale=sale, room=shard.room, entries=[entry])
         if not failures:
             orders_insert(shard=shard, accepted=accepted, admission=Order.Admission.DATABASE)
-            return None
+            _count_in_redis(sale=sale, user_id=user_id, reservation_id=reservation_id, quantity=quantity)
+            return DatabaseAnswer()
         if failures[0].reason == FailedReservation.Reason.UNKNOWN_USER:
             raise AccountUnknown()
         if failures[0].reason == FailedReservation.Reason.ACCOUNT_INACTIVE:
@@ -414,4 +453,32 @@ def _database_answer(
     PurchaseRefusal.objects.create(
         reservation_id=reservation_id, flash_sale=sale, user_id=user_id, quantity=quantity, code=code
     )
-    return code
+    return DatabaseAnswer(code)
+
+
+def _count_in_redis(*, sale: FlashSale, user_id: int, reservation_id: str, quantity: int) -> None:
+    """Before the database path's commit, under the sale's row lock (which reconciliation takes
+    too, so it sees the units taken in both places or in neither): Redis takes them off its offer.
+    Should the commit fail, Redis offers less than the database until reconciliation, never
+    more. Redis away (the fallback's very case): reconciliation counts them once it is back."""
+    shards, shard = sale.stock_shards, redis_sales.home_shard(user_id, sale.stock_shards)
+
+    def count() -> None:
+        if shards > 1:
+            # The units must come off the shopper's home shard's offer: moved there first when
+            # it has fewer (a shard offering less than nothing would leave the others offering
+            # units the database has sold).
+            redis_sales.sale_borrow(sale_id=sale.pk, shard=shard, shards=shards, units=quantity)
+        redis_sales.sale_taken_by_database(
+            sale_id=sale.pk,
+            user_id=user_id,
+            quantity=quantity,
+            reservation_id=reservation_id,
+            shard=shard,
+            shards=shards,
+        )
+
+    try:
+        redis_breaker.call(count)
+    except redis.RedisError:
+        logger.warning("sale %s: Redis has yet to count an order of the database path; reconcile will", sale.pk)

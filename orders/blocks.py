@@ -14,28 +14,42 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 from django.conf import settings
 from django.utils import timezone
 
-from config.redis import redis_client
+from config.redis import redis_client, run_lua
 from limits.breaker import redis_breaker
 from orders.models import PurchaseBlock
 
 logger = logging.getLogger(__name__)
 
-KEY = "purchase-blocks"
+# One hash tag, so that the script that writes the document runs on Redis Cluster too.
+KEY = "{purchase-blocks}"
+STAMP_KEY = "{purchase-blocks}:stamp"
+PUBLISHES_KEY = "{purchase-blocks}:publishes"
+PUBLISH_LUA = Path(__file__).parent / "lua" / "blocks_publish.lua"
 
 
 def purchase_blocks_publish() -> int:
-    """Write the blocks in force to Redis for every web process. Returns how many."""
+    """Write the blocks in force to Redis for every web process. Returns how many.
+
+    Publishes may overlap (beat's, and each staff change's); the stamp taken before the read
+    orders them, so the document read last is the one that stays: every change publishes after
+    its commit, so that document holds it."""
+    stamp = redis_client().incr(PUBLISHES_KEY)
     rows = PurchaseBlock.objects.in_force(timezone.now()).values_list(
         "account_id", "network", "flash_sale_id", "expires_at"
     )
     document = [[account, network, sale, until and until.timestamp()] for account, network, sale, until in rows]
-    redis_client().set(KEY, json.dumps(document))
+    _document_write(json.dumps(document), stamp)
     return len(document)
+
+
+def _document_write(document: str, stamp: int) -> bool:
+    return bool(run_lua(PUBLISH_LUA, [KEY, STAMP_KEY], [document, stamp]))
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The invariants of design.md, checked against PostgreSQL and Redis as they are now."""
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q, Sum
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q, QuerySet, Sum
 
 from inventory import redis_sales
 from inventory.models import Stock
@@ -30,14 +32,20 @@ class Report:
         return {"ok": self.ok, "checked": self.checked, "violations": self.violations}
 
 
-def check_invariants() -> Report:
+def check_invariants(sale_ids: Collection[int] | None = None) -> Report:
+    """Every invariant, for every sale and stock, or for these sales and their SKUs' stock."""
     report = Report()
-    sales = list(FlashSale.objects.select_related("sku"))
-    report.checked = {"sales": len(sales), "stocks": Stock.objects.count()}
+    sales = FlashSale.objects.select_related("sku")
+    stocks = Stock.objects.all()
+    if sale_ids is not None:
+        sales = sales.filter(pk__in=sale_ids)
+        stocks = stocks.filter(sku__flash_sales__in=sale_ids).distinct()
+    sales = list(sales)
+    report.checked = {"sales": len(sales), "stocks": stocks.count()}
     for sale in sales:
         _check_sale(report, sale)
-    _check_stock(report, sales)
-    _check_reservations(report)
+    _check_stock(report, sales, stocks)
+    _check_reservations(report, sale_ids)
     return report
 
 
@@ -82,32 +90,70 @@ def _check_shards(report: Report, sale: FlashSale) -> None:
 
 
 def _check_cache(report: Report, sale: FlashSale) -> None:
-    """Each loaded shard offers its allotment less what its shoppers hold and have on their way,
-    and the shards' allotments in Redis share out the sale's quantity."""
-    states = redis_sales.sale_shard_states(sale.pk, sale.stock_shards)
+    """Each loaded shard offers its allotment less what its shoppers hold and have on their way;
+    the shards' allotments in Redis share out the sale's quantity (a shard Redis lost offers
+    nothing until the next preheat rebuilds it); no unit is on offer before its wave opens by
+    Redis's clock; and Redis's terms are the database's."""
+    shards = sale.stock_shards
+    states = redis_sales.sale_shard_states(sale.pk, shards)
     if not any(states):
         return
+    # After the states: a wave that opened in between shows as released, never as early.
+    now = redis_sales.redis_now()
+    in_flight = {
+        row.index: sum(entry.quantity for entry in redis_sales.reservations_in_stream(sale.pk, row.index, shards))
+        for row in sale.shards.all()
+    }
     for row in sale.shards.all():
         state = states[row.index]
-        in_flight = sum(
-            entry.quantity for entry in redis_sales.reservations_in_stream(sale.pk, row.index, sale.stock_shards)
-        )
-        expected = None if state is None else state.allotment - row.units_sold - in_flight
-        if state is None or state.remaining != expected:
+        if state is None:
+            continue
+        expected = state.allotment - row.units_sold - in_flight[row.index]
+        if state.remaining != expected:
             report.violation(
                 "cache_agreement",
                 sale=sale.pk,
                 shard=row.index,
-                redis_remaining=state and state.remaining,
+                redis_remaining=state.remaining,
                 expected=expected,
-                in_flight=in_flight,
+                in_flight=in_flight[row.index],
             )
     allotments = [state.allotment for state in states if state]
-    if sum(allotments) != sale.quantity:
+    loaded_all = all(states)
+    if any(not 0 <= allotment <= sale.quantity for allotment in allotments) or (
+        sum(allotments) != sale.quantity if loaded_all else sum(allotments) > sale.quantity
+    ):
         report.violation("cache_allotments", sale=sale.pk, quantity=sale.quantity, redis_allotments=allotments)
+    # 6. Waves: what is taken (sold, or on its way) and what is on offer fit in what is released.
+    taken = sale.units_sold + sum(in_flight.values())
+    on_offer = sum(max(state.on_offer, 0) for state in states if state)
+    if taken + on_offer > sale.units_released(now):
+        report.violation(
+            "waves", sale=sale.pk, released=sale.units_released(now), taken=taken, on_offer=on_offer, at=now.isoformat()
+        )
+    _check_terms(report, sale, loaded=[index for index, state in enumerate(states) if state])
 
 
-def _check_stock(report: Report, sales: list[FlashSale]) -> None:
+def _check_terms(report: Report, sale: FlashSale, *, loaded: list[int]) -> None:
+    """7. Terms agreement: every loaded shard's per-user limit, end and blocked accounts (the
+    inactive accounts at home there) are the database's."""
+    shards = sale.stock_shards
+    inactive = set(get_user_model().objects.filter(is_active=False).values_list("pk", flat=True))
+    for shard in loaded:
+        terms = redis_sales.sale_shard_terms(sale.pk, shard, shards)
+        blocked = {user for user in inactive if redis_sales.home_shard(user, shards) == shard}
+        expected = redis_sales.ShardTerms.of(limit=sale.per_user_limit, ends_at=sale.ends_at, blocked=blocked)
+        if terms != expected:
+            report.violation(
+                "terms_agreement",
+                sale=sale.pk,
+                shard=shard,
+                redis=terms.as_dict(),
+                database=expected.as_dict(),
+            )
+
+
+def _check_stock(report: Report, sales: list[FlashSale], stocks: QuerySet[Stock]) -> None:
     open_statuses = {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}
     expected_allocated: dict[int, int] = {}
     for sale in sales:
@@ -116,7 +162,7 @@ def _check_stock(report: Report, sales: list[FlashSale]) -> None:
         )
         held = sale.quantity - (counts["sold"] or 0) if sale.status in open_statuses else counts["unpaid"] or 0
         expected_allocated[sale.sku_id] = expected_allocated.get(sale.sku_id, 0) + held
-    stocks = Stock.objects.annotate(
+    stocks = stocks.annotate(
         on_hand_sum=Sum("movements__on_hand_delta"), allocated_sum=Sum("movements__allocated_delta")
     )
     for stock in stocks:
@@ -143,16 +189,19 @@ def _check_stock(report: Report, sales: list[FlashSale]) -> None:
             )
 
 
-def _check_reservations(report: Report) -> None:
+def _check_reservations(report: Report, sale_ids: Collection[int] | None) -> None:
+    orders = Order.objects.all() if sale_ids is None else Order.objects.filter(flash_sale__in=sale_ids)
     # 5. Nothing doubled: one reservation, one outcome.
-    doubled = Order.objects.values("reservation_id").annotate(n=Count("pk")).filter(n__gt=1)
-    both = Order.objects.filter(reservation_id__in=FailedReservation.objects.values("reservation_id")).values_list(
+    doubled = orders.values("reservation_id").annotate(n=Count("pk")).filter(n__gt=1)
+    both = orders.filter(reservation_id__in=FailedReservation.objects.values("reservation_id")).values_list(
         "reservation_id", flat=True
     )
     for rid in [row["reservation_id"] for row in doubled] + list(both):
         report.violation("one_outcome_per_reservation", reservation=rid)
     # 5. Nothing lost: a reservation Redis still calls pending is in the stream or the database.
     for keys in redis_sales.sales_with_streams():
+        if sale_ids is not None and keys.sale_id not in sale_ids:
+            continue
         shard = (keys.sale_id, keys.shard, keys.shards)
         in_stream = {entry.reservation_id for entry in redis_sales.reservations_in_stream(*shard)}
         pending = redis_sales.reservations_pending(*shard)

@@ -128,6 +128,20 @@ class PurchaseRefusal(models.Model):
         return f"Refused {self.reservation_id}: {self.code}"
 
 
+class PurchasePassUse(models.Model):
+    """One use of a purchase pass by a new purchase request on the database-only path, which
+    counts a pass's PURCHASE_PASS_USES here, under the sale's row lock, as the Redis path counts
+    them in Redis (admit.lua)."""
+
+    nonce = models.CharField(max_length=32, db_index=True)
+    reservation_id = models.CharField(max_length=128, unique=True)
+    flash_sale = models.ForeignKey("shop.FlashSale", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Pass {self.nonce} used by {self.reservation_id}"
+
+
 class PaymentAttempt(models.Model):
     """One charge of an order at the payment provider, under its own idempotency key.
 

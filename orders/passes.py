@@ -63,7 +63,7 @@ def _challenge_solved(*, sale: FlashSale, user_id: int, solution) -> bool:
     try:
         solved, _ = altcha.verify_solution_v1(solution, _challenge_key(), check_expires=True)
         params = altcha.extract_params_v1(altcha.PayloadV1.from_base64(solution).to_dict()) if solved else {}
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):  # Hostile JSON inside, too.
         return False
     return solved and params.get("sale") == [str(sale.pk)] and params.get("user") == [str(user_id)]
 

@@ -29,6 +29,7 @@ from orders.models import (
     Refund,
 )
 from orders.payments import payment_provider
+from orders.writer import shard_lock
 from shop.gate import sale_gate_reopen
 from shop.models import FlashSale, FlashSaleShard
 from shop.services import OPEN_STATUSES
@@ -152,6 +153,11 @@ def order_cancel(*, order: Order, actor: AbstractBaseUser | None, reason: str, e
     awaiting payment.
     """
     with transaction.atomic():
+        # The shop's lock order (docs/locking.md): the sale's row, its shard's, then the order's.
+        # An order's sale and shopper never change, so the unlocked instance names them.
+        sale = FlashSale.objects.locked().get(pk=order.flash_sale_id) if order.flash_sale_id else None
+        if sale is not None:
+            shard = shard_lock(sale_id=sale.pk, shard=redis_sales.home_shard(order.user_id, sale.stock_shards))
         locked = _lock_order(order)
         if expired_only and locked.pay_by > timezone.now():
             raise InvalidTransition("The order is still within its time to pay.")
@@ -159,12 +165,8 @@ def order_cancel(*, order: Order, actor: AbstractBaseUser | None, reason: str, e
             raise InvalidTransition(f"An order that is {locked.status} cannot be cancelled.")
         order_transition(order=locked, to=Order.Status.CANCELLED, actor=actor, reason=reason)
         back_on_sale = False
-        if locked.flash_sale_id is not None:
-            sale = FlashSale.objects.select_for_update().get(pk=locked.flash_sale_id)
-            shard = redis_sales.home_shard(locked.user_id, sale.stock_shards)
-            FlashSaleShard.objects.filter(flash_sale=sale, index=shard).update(
-                units_sold=F("units_sold") - locked.quantity
-            )
+        if sale is not None:
+            FlashSaleShard.objects.filter(pk=shard.pk).update(units_sold=F("units_sold") - locked.quantity)
             back_on_sale = sale.status in OPEN_STATUSES
         if back_on_sale:
             # Before commit, under the sale's row lock, which reconciliation takes too: it sees

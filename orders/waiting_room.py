@@ -22,7 +22,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from inventory import redis_sales
-from orders.exceptions import NotYourTurn, NoWaitingRoom, TooEarly
+from orders.exceptions import NotYourTurn, NoWaitingRoom, PurchaseRefused, TooEarly
 from orders.models import WaitingRoomDraw
 from orders.signing import signature, signature_matches
 from shop.models import FlashSale
@@ -68,20 +68,32 @@ def _ticket(sale_id: int, user_id: int, position: int | None) -> str:
 
 def waiting_room_join(*, sale_id: int, user_id: int) -> Place:
     """Join the sale's waiting room, or learn one's place again (the same place, however often
-    one comes back). Raises FlashSale.DoesNotExist, NoWaitingRoom, TooEarly."""
+    one comes back). Raises FlashSale.DoesNotExist, NoWaitingRoom, TooEarly, and
+    PurchaseRefused("ended") once the sale is closed or over (the line is no more)."""
     terms = flash_sale_terms(sale_id)
     if terms.waiting_room_opens_at is None:
         raise NoWaitingRoom()
     now = time.time()
     if now < terms.waiting_room_opens_at.timestamp():
         raise TooEarly("The waiting room is open", "opens_at", terms.waiting_room_opens_at)
-    place, _ = redis_sales.queue_join(
-        sale_id=sale_id,
-        shards=terms.shards,
-        user_id=user_id,
-        draw_number=draw_number(terms.waiting_room_seed, user_id),
-        starts_at=terms.starts_at,
-    )
+    line = {
+        "sale_id": sale_id,
+        "shards": terms.shards,
+        "user_id": user_id,
+        "draw_number": draw_number(terms.waiting_room_seed, user_id),
+        "starts_at": terms.starts_at,
+    }
+    try:
+        joined = redis_sales.queue_join(**line)
+    except redis_sales.SaleNotLoaded:
+        joined = None
+        # Not preheated yet (a waiting room may open long before), or closed and forgotten.
+        sale = FlashSale.objects.only("status", "ends_at").get(pk=sale_id)
+        if sale.status in FlashSale.OPEN_STATUSES:
+            joined = redis_sales.queue_join(**line, ends_at=sale.ends_at)
+    if joined is None:
+        raise PurchaseRefused("ended")
+    place, _ = joined
     position = place or None
     return Place(position, _ticket(sale_id, user_id, position), _wait(terms, position, now))
 

@@ -130,6 +130,16 @@ def reservations_decide(
     return accepted, failures
 
 
+def reservation_lost(*, sale: FlashSale, entry: StreamReservation) -> FailedReservation:
+    return FailedReservation(
+        reservation_id=entry.reservation_id,
+        flash_sale=sale,
+        user_id=entry.user_id,
+        quantity=entry.quantity,
+        reason=FailedReservation.Reason.LOST,
+    )
+
+
 # Every order of a batch in one statement: three arrays instead of a row of parameters per
 # order, and no model instances. The hot path of the writer; the rest of the shop uses the ORM.
 INSERT_ORDERS = f"""
@@ -212,10 +222,21 @@ def order_write_batch(
                 else:
                     todo.append(entry)
                 seen.add(entry.reservation_id)
+            # Under the shard's row lock, which a rebuild from the database takes before it reads
+            # the orders: a reservation Redis still holds is counted by a later rebuild once this
+            # commits; one Redis lost since it was read (restarted empty, perhaps rebuilt already)
+            # is counted by none, so it makes no order either, and its answer is "lost".
+            held = redis_sales.reservations_still_pending(
+                sale_id=sale_id, reservation_ids=[entry.reservation_id for entry in todo], shard=shard, shards=shards
+            )
+            lost = [entry for entry in todo if entry.reservation_id not in held]
+            todo = [entry for entry in todo if entry.reservation_id in held]
             shard_room_check(row, units=sum(entry.quantity for entry in todo), may_borrow=may_borrow)
             accepted, failures = reservations_decide(sale=row.flash_sale, room=row.room, entries=todo)
             written = orders_insert(shard=row, accepted=accepted)
+            failures += [reservation_lost(sale=row.flash_sale, entry=entry) for entry in lost]
             FailedReservation.objects.bulk_create(failures)
+            todo += lost
         return give_back, todo, written, failures
 
     give_back, todo, written, failures = with_room(write, sale_id=sale_id, shard=shard)

@@ -63,6 +63,14 @@ class FlashSaleQuerySet(models.QuerySet):
     def with_units_sold(self):
         return self.annotate(units_sold_annotated=Coalesce(Sum("shards__units_sold"), 0))
 
+    def locked(self):
+        """The sale's row, locked for a change, in the shop's one lock order (docs/locking.md):
+        the sale's row, then its shard rows in index order, then stock rows, then orders. FOR NO
+        KEY UPDATE, of the sale's row alone: it excludes every other locker of the sale, but not
+        the key-share lock that each new order's foreign key takes, so an order writer's batch
+        (which holds its shard's row) never waits on it."""
+        return self.select_for_update(no_key=True, of=("self",))
+
 
 class FlashSale(models.Model):
     """A limited quantity of one SKU at a sale price, within a time window.
@@ -76,6 +84,9 @@ class FlashSale(models.Model):
         LIVE = "live"
         ENDED = "ended"
         CANCELLED = "cancelled"
+
+    # A sale that may still sell: admission, the writer and the jobs of its clock go by this.
+    OPEN_STATUSES = frozenset({Status.SCHEDULED, Status.LIVE})
 
     title = models.CharField(max_length=200, blank=True)
     sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="flash_sales")
@@ -183,8 +194,13 @@ class FlashSale(models.Model):
         return [Wave(datetime.fromisoformat(wave["at"]), wave["units"]) for wave in self.waves]
 
     def units_held_back(self, now: datetime) -> int:
-        """Units of waves still to come: not on offer yet."""
+        """Units of waves still to come: not on offer yet. The Redis path holds back the same
+        units by Redis TIME (inventory/lua/waves.lua)."""
         return sum(wave.units for wave in self.wave_list if wave.at > now)
+
+    def units_released(self, now: datetime) -> int:
+        """Units the sale may have sold by `now`: all but those of waves still to come."""
+        return self.quantity - self.units_held_back(now)
 
     def next_wave_at(self, now: datetime) -> datetime | None:
         """When the next wave opens, by this process's clock (shown to shoppers; admission goes

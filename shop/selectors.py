@@ -101,7 +101,7 @@ class SaleState:
 # reads it (one row, one Redis GET) at most once per SALE_STATE_SECONDS and serves the rest
 # from memory.
 SALE_STATE_SECONDS = 0.5
-_sale_states: dict[int, tuple[float, SaleState | None]] = {}
+_sale_states: dict[int, tuple[float, SaleState]] = {}
 
 
 def flash_sale_state(*, sale_id: int, sale: FlashSale | None = None) -> SaleState | None:
@@ -113,15 +113,15 @@ def flash_sale_state(*, sale_id: int, sale: FlashSale | None = None) -> SaleStat
         return cached[1]
     if sale is None:
         sale = FlashSale.objects.filter(pk=sale_id).first()
-    state = None
-    if sale is not None:
-        state = SaleState(
-            sale.status,
-            flash_sale_remaining_now(sale=sale),
-            sale.starts_at,
-            sale.ends_at,
-            sale.next_wave_at(timezone.now()),
-        )
+    if sale is None:
+        return None  # Not remembered: ids from outside are endless, the sales that exist are not.
+    state = SaleState(
+        sale.status,
+        flash_sale_remaining_now(sale=sale),
+        sale.starts_at,
+        sale.ends_at,
+        sale.next_wave_at(timezone.now()),
+    )
     _sale_states[sale_id] = (now + SALE_STATE_SECONDS, state)
     return state
 

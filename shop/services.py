@@ -29,7 +29,7 @@ from shop.models import SKU, FlashSale, FlashSaleEdit, FlashSaleShard, SaleDrift
 
 logger = logging.getLogger(__name__)
 
-OPEN_STATUSES = frozenset({FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE})
+OPEN_STATUSES = FlashSale.OPEN_STATUSES
 
 
 def flash_sale_status_at(*, starts_at: datetime, ends_at: datetime, now: datetime) -> FlashSale.Status:
@@ -244,13 +244,14 @@ def flash_sale_preheat(*, sale: FlashSale) -> int | None:
     on its own (a shard rebuilt beside loaded ones gets what they do not hold). The sale's row
     is locked meanwhile, so a cancel or an end cannot commit between the status read here and
     the status written to Redis (and the load script never reopens a closed sale). A closed
-    sale is not loaded: 0. Returns None, doing nothing, while another process preheats it.
+    sale is not loaded: 0. Returns None, doing nothing, while another process preheats it, or
+    while a mover holds the sale's move lock past MOVE_LOCK_WAIT_MS.
     """
     with redis_sales.sale_lock(sale.pk, "preheat") as lock:
         if lock is None:
             return None
         with transaction.atomic():
-            locked = FlashSale.objects.select_for_update().get(pk=sale.pk)
+            locked = FlashSale.objects.locked().get(pk=sale.pk)
             if locked.status not in OPEN_STATUSES:
                 return 0
             terms = {
@@ -260,6 +261,7 @@ def flash_sale_preheat(*, sale: FlashSale) -> int | None:
                 "per_user_limit": locked.per_user_limit,
                 "status": locked.status,
                 "shards": locked.stock_shards,
+                "version": locked.version,
             }
             waves = {shard: flash_sale_shard_waves(sale=locked, shard=shard) for shard in range(locked.stock_shards)}
             remaining = {
@@ -268,37 +270,93 @@ def flash_sale_preheat(*, sale: FlashSale) -> int | None:
             }
             missing = [shard for shard, left in remaining.items() if left is None]
             if missing:
-                for shard, counters in _sale_counters(locked, missing=missing).items():
-                    remaining[shard] = redis_sales.sale_load(
-                        **terms, shard=shard, counters=counters, waves=waves[shard]
-                    )
+                rebuilt = _shards_rebuild(locked, missing=missing, terms=terms, waves=waves)
+                if rebuilt is None:
+                    return None
+                remaining.update(rebuilt)
     sale_gate_reopen(sale.pk)
     return sum(remaining.values())
 
 
-def _sale_counters(sale: FlashSale, *, missing: list[int]) -> dict[int, redis_sales.SaleCounters]:
+def _shards_rebuild(
+    sale: FlashSale, *, missing: list[int], terms: dict, waves: dict[int, list[Wave]]
+) -> dict[int, int] | None:
+    """Load the `missing` shards of a sale (whose row the caller has locked) from the database,
+    under the sale's move lock, its token raised in every shard before they are read (so a mover
+    that stalled past its lock moves nothing into what this counts), and with every shard row
+    locked (so a writer's batch being committed is counted: its orders are read after it).
+    Returns each shard's remaining, or None when the move lock could not be had."""
+    with redis_sales.sale_move_lock(sale.pk, wait_ms=redis_sales.MOVE_LOCK_WAIT_MS) as moves:
+        if moves is None:
+            return None
+        _shards_locked(sale.pk)
+        states = redis_sales.sale_shard_states(sale.pk, sale.stock_shards, fence=moves.fence)
+        now = redis_sales.redis_now()
+        counters = _sale_counters(sale, missing=missing, states=states, fence=moves.fence, now=now, waves=waves)
+        return {
+            shard: redis_sales.sale_load(**terms, shard=shard, counters=counters[shard], waves=waves[shard])
+            for shard in missing
+        }
+
+
+def _sale_counters(
+    sale: FlashSale,
+    *,
+    missing: list[int],
+    states: list[redis_sales.ShardState | None],
+    fence: int,
+    now: datetime,
+    waves: dict[int, list[Wave]],
+) -> dict[int, redis_sales.SaleCounters]:
     """Counters to load the `missing` shards of a sale with, from the database. Each gets what
-    its shoppers bought and an even share of what the loaded shards do not hold."""
+    its shoppers bought, and of what the loaded shards do not hold, first the units its waves
+    still hold back at `now` (Redis's clock), then an even share of the rest: so a rebuilt shard
+    offers no unit before its wave."""
     shards = sale.stock_shards
     sold = dict.fromkeys(range(shards), 0)
     for user_id, units in order_units_by_user(flash_sale_id=sale.pk).items():
         sold[redis_sales.home_shard(user_id, shards)] += units
-    held_elsewhere = sum(
-        state.allotment for state in redis_sales.sale_shard_states(sale.pk, shards) if state is not None
-    )
+    held_elsewhere = sum(state.allotment for state in states if state is not None)
     unsold = max(sale.quantity - held_elsewhere - sum(sold[shard] for shard in missing), 0)
+    held_back = {}
+    for shard in missing:
+        held_back[shard] = min(unsold, sum(wave.units for wave in waves[shard] if wave.at > now))
+        unsold -= held_back[shard]
     blocked = list(User.objects.filter(is_active=False).values_list("pk", flat=True))
     counters = {}
     for shard, share in zip(missing, _even_shares(unsold, len(missing)), strict=True):
+        left = held_back[shard] + share
         counters[shard] = redis_sales.SaleCounters(
-            remaining=share,
-            allotment=sold[shard] + share,
+            remaining=left,
+            allotment=sold[shard] + left,
             held_by_user=order_units_by_user(flash_sale_id=sale.pk, shard=shard, shards=shards),
             admitted=reservation_units_by_id(flash_sale_id=sale.pk, shard=shard, shards=shards),
             blocked_users=[user for user in blocked if redis_sales.home_shard(user, shards) == shard],
             version=sale.version,
+            fence=fence,
         )
     return counters
+
+
+def _allotments_share(*, quantity: int, floors: list[int], current: list[int]) -> list[int]:
+    """Allotments of a sale's shards that share out exactly its quantity, each at least its
+    floor (what the shard has sold, has in flight and holds back for waves to come): each shard
+    keeps the allotment it has where it can; what is short (units a mover lost on its way, or an
+    edit added) goes to shard 0, what is over comes off the shards with the most to spare. When
+    the floors alone exceed the quantity (Redis admitted more than the sale has), the excess
+    stays, and shows."""
+    allotments = [max(have, floor) for have, floor in zip(current, floors, strict=True)]
+    extra = quantity - sum(allotments)
+    if extra > 0:
+        allotments[0] += extra
+    while extra < 0:
+        spare, index = max((allotments[i] - floors[i], i) for i in range(len(allotments)))
+        if spare <= 0:
+            break
+        take = min(spare, -extra)
+        allotments[index] -= take
+        extra += take
+    return allotments
 
 
 def flash_sales_block_account(*, user_id: int, blocked: bool) -> None:
@@ -325,16 +383,29 @@ def flash_sale_go_live(*, sale: FlashSale) -> bool:
     return bool(moved)
 
 
-def flash_sale_close(*, sale: FlashSale, to: FlashSale.Status, actor: AbstractBaseUser | None = None) -> bool:
+def flash_sale_close(
+    *,
+    sale: FlashSale,
+    to: FlashSale.Status,
+    actor: AbstractBaseUser | None = None,
+    if_over_by: datetime | None = None,
+) -> bool:
     """End or cancel a sale: release its unsold units to stock and stop admissions.
 
     Only call once the writer has emptied the sale's stream (for `ended`); for `cancelled`,
-    reservations still in flight fail when the writer reaches them. Returns whether this
-    call closed it (False when it was closed already).
+    reservations still in flight fail when the writer reaches them. With `if_over_by` (the end
+    job of the sale's clock), only if the sale's end, as committed now, is at or before it: an
+    extension committed while the job ran keeps the sale open, and Redis, which the job closed
+    first, gets the sale's status back. Returns whether this call closed it (False when it was
+    closed already, or is not over).
     """
     with transaction.atomic():
-        locked = FlashSale.objects.select_for_update().select_related("sku").get(pk=sale.pk)
+        locked = FlashSale.objects.locked().get(pk=sale.pk)
         if locked.status not in OPEN_STATUSES:
+            return False
+        if if_over_by is not None and locked.ends_at > if_over_by:
+            redis_sales.sale_set_status(sale.pk, locked.status, locked.stock_shards)
+            transaction.on_commit(lambda: sale_gate_reopen(sale.pk))
             return False
         _shards_locked(sale.pk)  # Batches being written finish first; later ones see the sale closed.
         locked.status = to
@@ -381,7 +452,7 @@ def flash_sale_edit(
     InsufficientStock.
     """
     with transaction.atomic():
-        locked = FlashSale.objects.select_for_update().select_related("sku").get(pk=sale.pk)
+        locked = FlashSale.objects.locked().get(pk=sale.pk)
         if locked.version != version:
             raise SaleVersionConflict()
         if locked.status not in OPEN_STATUSES:
@@ -402,28 +473,21 @@ def flash_sale_edit(
             return locked
         _check_edit(locked, ends_at=new_end, quantity=new_quantity, per_user_limit=new_limit)
         delta = new_quantity - locked.quantity
+        # The writers' batches see the new terms: they lock their shard's row before reading them.
+        rows = _shards_locked(locked.pk)
         stock = locked.sku.stock
         if delta > 0:
             stock_allocate(
                 stock=stock, quantity=delta, actor=actor, reason="Flash sale raised", reference=f"sale:{locked.pk}"
             )
-        # The writers' batches see the new terms: they lock their shard's row before reading them.
-        rows = _shards_locked(locked.pk)
         if delta:
             _shards_resize(locked, rows, delta)
-        for shard in range(locked.stock_shards):
-            applied = redis_sales.sale_edit(
-                sale_id=locked.pk,
-                ends_at=min(locked.ends_at, new_end),
-                per_user_limit=min(locked.per_user_limit, new_limit),
-                delta=min(delta, 0) if shard == 0 else 0,
-                shard=shard,
-                shards=locked.stock_shards,
-            )
-            if applied == -1:
-                raise InvalidSaleChange("Fewer units are left on offer than that: the rest are sold or on their way.")
-            if applied == -2:
-                raise InvalidSaleChange("A shopper already holds more than that limit.")
+        _redis_narrow(
+            locked,
+            ends_at=min(locked.ends_at, new_end),
+            per_user_limit=min(locked.per_user_limit, new_limit),
+            delta=min(delta, 0),
+        )
         if delta < 0:
             stock_release(
                 stock=stock, quantity=-delta, actor=actor, reason="Flash sale lowered", reference=f"sale:{locked.pk}"
@@ -436,17 +500,51 @@ def flash_sale_edit(
     return locked
 
 
+EDIT_REFUSALS = {
+    -1: "Fewer units are left on offer than that: the rest are sold or on their way.",
+    -2: "A shopper already holds more than that limit.",
+}
+
+
+def _redis_narrow(sale: FlashSale, *, ends_at: datetime, per_user_limit: int, delta: int) -> None:
+    """Before an edit's commit: its narrower terms and the units it takes off (`delta` <= 0, from
+    shard 0, as units come and go) reach every shard of the sale in Redis, or none. Every shard
+    is checked first; a shard that then refuses (an admission came in between) has the shards
+    already narrowed restored. Raises InvalidSaleChange with the refusal."""
+    shards = sale.stock_shards
+    edit = {"sale_id": sale.pk, "shards": shards, "ends_at": ends_at, "per_user_limit": per_user_limit}
+    for step in ("check", "narrow"):
+        for shard in range(shards):
+            applied = redis_sales.sale_edit(
+                **edit, step=step, delta=delta if shard == 0 else 0, version=sale.version + 1, shard=shard
+            )
+            if applied in EDIT_REFUSALS:
+                if step == "narrow":
+                    for narrowed in range(shard):
+                        redis_sales.sale_edit(
+                            **{**edit, "ends_at": sale.ends_at, "per_user_limit": sale.per_user_limit},
+                            step="restore",
+                            delta=-delta if narrowed == 0 else 0,
+                            version=sale.version,
+                            shard=narrowed,
+                        )
+                raise InvalidSaleChange(EDIT_REFUSALS[applied])
+
+
 def _flash_sale_widen(sale: FlashSale, *, units: int) -> None:
     """After an edit's commit: its wider terms (and `units` more) reach Redis, and every process's
-    gate reopens. Redis away now is logged; reconciliation brings the terms and units later."""
+    gate reopens: each shard takes the terms unless it has newer ones, and the units once for the
+    edit's version (edit_sale.lua), whatever the order the edits' steps get there in. Redis away
+    now is logged; reconciliation brings the terms and units later."""
     try:
         for shard in range(sale.stock_shards):
             redis_sales.sale_edit(
                 sale_id=sale.pk,
+                step="widen",
                 ends_at=sale.ends_at,
                 per_user_limit=sale.per_user_limit,
                 delta=units if shard == 0 else 0,
-                committed_version=sale.version,
+                version=sale.version,
                 shard=shard,
                 shards=sale.stock_shards,
             )
@@ -480,12 +578,15 @@ def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | Non
     """Compare the sale's Redis counters with the database and repair them toward it.
 
     Holds the sale's row lock and its shards' meanwhile, so no writer commits in between, and
-    the lock under which Redis moves units between shards, so none moves; each shard's
-    comparison runs as one Lua script, so no admission interleaves. Each shard keeps the units
-    Redis allotted it, except shard 0, which gets the rest of the sale's quantity: so units a
-    mover lost on its way (it died) or an edit added come back, and the shards together offer
-    what the database has. Rebuilds the sale if Redis lost it. Returns what it found, or None
-    if it had to rebuild or skip.
+    the fenced lock under which Redis moves units between shards, its token raised in every
+    shard before it reads them, so none moves and no stalled mover moves afterwards; each
+    shard's comparison runs as one Lua script, so no admission interleaves. Each shard keeps the
+    units Redis allotted it where it can (`_allotments_share`): units a mover lost on its way or
+    an edit added go to shard 0, units over the quantity come off the shards with the most to
+    spare, and no shard is left with fewer than it has sold, has in flight and holds back for
+    its waves (by Redis's clock), so the shards together offer what the database has and no
+    wave opens early. Rebuilds the sale if Redis lost it. Returns what it found, or None if it
+    had to rebuild or skip.
     """
     shards = sale.stock_shards
     with redis_sales.sale_lock(sale.pk, "reconcile") as lock:
@@ -495,37 +596,41 @@ def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | Non
             logger.error("flash sale %s was missing from Redis; rebuilt from the database", sale.pk)
             flash_sale_preheat(sale=sale)
             return None
-        # Waiting out the longest a mover's lock can live, so a dead mover's does not skip this.
-        wait_ms = redis_sales.MOVE_LOCK_TTL_MS + 500
-        with redis_sales.sale_lock(sale.pk, "rebalance", wait_ms=wait_ms) as moves, transaction.atomic():
-            if moves is None:
-                return None
-            locked = FlashSale.objects.select_for_update().get(pk=sale.pk)
-            rows = _shards_locked(sale.pk)
-            allotments = [state.allotment for state in redis_sales.sale_shard_states(sale.pk, shards)]
-            if locked.status in OPEN_STATUSES:
-                allotments[0] = locked.quantity - sum(allotments[1:])
-            else:  # A closed sale offers nothing: each shard's allotment is what it sold.
-                allotments = [row.units_sold for row in rows]
-            parts = []
-            for row in rows:
-                in_stream = [
-                    entry.reservation_id for entry in redis_sales.reservations_in_stream(sale.pk, row.index, shards)
-                ]
-                parts.append(
+        with transaction.atomic():
+            locked = FlashSale.objects.locked().get(pk=sale.pk)
+            with redis_sales.sale_move_lock(sale.pk, wait_ms=redis_sales.MOVE_LOCK_WAIT_MS) as moves:
+                if moves is None:
+                    return None
+                rows = _shards_locked(sale.pk)
+                states = redis_sales.sale_shard_states(sale.pk, shards, fence=moves.fence)
+                if not all(states):  # A shard lost since the look above: the next preheat rebuilds it.
+                    return None
+                streams = [redis_sales.reservations_in_stream(sale.pk, row.index, shards) for row in rows]
+                settled = [reservations_settled(reservation_ids=[e.reservation_id for e in s]) for s in streams]
+                if locked.status in OPEN_STATUSES:
+                    floors = [
+                        row.units_sold + redis_sales.units_in_flight(stream, done) + state.held_back
+                        for row, stream, done, state in zip(rows, streams, settled, states, strict=True)
+                    ]
+                    current = [state.allotment for state in states]
+                    allotments = _allotments_share(quantity=locked.quantity, floors=floors, current=current)
+                else:  # A closed sale offers nothing: each shard's allotment is what it sold.
+                    allotments = [row.units_sold for row in rows]
+                parts = [
                     redis_sales.sale_reconcile_counters(
                         sale_id=sale.pk,
                         quantity=allotments[row.index],
                         units_sold=row.units_sold,
                         held_by_user=order_units_by_user(flash_sale_id=sale.pk, shard=row.index, shards=shards),
-                        settled=reservations_settled(reservation_ids=in_stream),
+                        settled=settled[row.index],
                         ends_at=locked.ends_at,
                         per_user_limit=locked.per_user_limit,
                         version=locked.version,
                         shard=row.index,
                         shards=shards,
                     )
-                )
+                    for row in rows
+                ]
             result = redis_sales.Reconciliation.of_shards(parts)
     if result.drifted:
         sale_gate_reopen(sale.pk)

@@ -48,7 +48,7 @@ def flash_sale_end(sale: FlashSale) -> bool:
         if any(redis_sales.reservations_in_stream(sale.pk, shard, shards) for shard in range(shards)):
             logger.info("sale %s: reservations still in flight; closing it on a later run", sale.pk)
             return False
-        return flash_sale_close(sale=sale, to=FlashSale.Status.ENDED)
+        return flash_sale_close(sale=sale, to=FlashSale.Status.ENDED, if_over_by=timezone.now())
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=5, retry_jitter=True, max_retries=5)

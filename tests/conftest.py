@@ -117,6 +117,15 @@ def purchase(client: APIClient, sale: FlashSale, *, key: str | None = None, quan
     return client.post(f"/api/v1/flash-sales/{sale.pk}/purchase/", {"quantity": quantity}, format="json", **headers)
 
 
+def move_units(sale: FlashSale, *, shard: int, units: int) -> int | None:
+    """Add units to one stock shard's offer (or take them off it), as a mover does one half of a
+    move, under the sale's move lock (see redis_sales.sale_borrow)."""
+    with redis_sales.sale_move_lock(sale.pk, wait_ms=redis_sales.MOVE_LOCK_WAIT_MS) as lock:
+        return redis_sales.sale_shift_units(
+            sale_id=sale.pk, shard=shard, shards=sale.stock_shards, units=units, fence=lock.fence
+        )
+
+
 def client_for(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)

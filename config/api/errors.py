@@ -85,6 +85,13 @@ def domain_error_response(error: DomainError) -> JsonResponse:
     return response
 
 
+def dependency_unavailable_response() -> JsonResponse:
+    """A dependency away, as the contract's 503, outside DRF (the purchase lane)."""
+    return json_error(
+        DependencyUnavailable.default_code, str(DependencyUnavailable.default_detail), DependencyUnavailable.status_code
+    )
+
+
 def error_code(exc: exceptions.APIException) -> str:
     codes = exc.get_codes()
     return codes if isinstance(codes, str) else exc.default_code

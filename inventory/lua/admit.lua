@@ -11,7 +11,8 @@
 -- KEYS[8]  fs:{id}:drain      short-lived flag: a drain task was just scheduled
 -- KEYS[9]  fs:{id}:stats      hash: "<minute>:<outcome>" -> answers given, for the back office
 -- KEYS[10] fs:{id}:blocked    set: user ids that may not buy (deactivated accounts)
--- KEYS[11..] fs:{id}:rl:...   the purchase's shared rate limits (GCRA arrival times), if any
+-- KEYS[11..10+n] fs:{id}:rl:...  the purchase's shared rate limits (GCRA arrival times), if any
+-- KEYS[11+n]   fs:{id}:rl:pass:... the uses of the purchase's pass (a GCRA bucket), when it carries one
 -- ARGV[1] user id
 -- ARGV[2] quantity (a positive integer)
 -- ARGV[3] reservation id to use if the attempt is accepted (derived from the Idempotency-Key)
@@ -21,32 +22,40 @@
 -- ARGV[7] 1 when too few units left is the answer (sold_out); 0 in one stock shard of several,
 --         where it is `short`, neither remembered nor counted: the caller borrows units from
 --         the sale's other shards and asks again
--- ARGV[8..] two per rate limit: emission interval (microseconds), burst (see gcra.lua)
+-- ARGV[8] n, the number of rate limits
+-- ARGV[9..] two per rate limit, then two for the pass's uses: emission interval (microseconds),
+--         burst (see gcra.lua)
 --
 -- Returns {outcome, reservation id ("" when none; rate_limited: which limit refused, 1-based),
 -- schedule_drain (0/1), remembered quantity,
 -- microseconds: to wait (rate_limited), or since the epoch when the next wave opens (wave)}.
 -- outcome: accepted, sold_out, short, wave, limit_exceeded, not_started, ended, blocked,
--- not_loaded, rate_limited, or replay:<first outcome> when the request was seen before (quantity tells what
--- it asked for). The rate limits come first and count every request they let through, as the
--- rate-limit middleware does for other routes: one round trip does both.
+-- not_loaded, rate_limited, pass_spent, or replay:<first outcome> when the request was seen
+-- before (quantity tells what it asked for).
+-- The order of the checks is the purchase's one order (orders/admission.py says it whole):
+-- the rate limits first, counting every request they let through, as the rate-limit middleware
+-- does for other routes (one round trip does both); then a repeat of an earlier request gets
+-- its first answer, whatever else has changed, its pass's uses spent or not; then the pass's
+-- uses, one per new request; then the sale's own answer.
 -- The decrement and the XADD happen together or not at all: no reservation without its
 -- unit, no unit taken without a reservation. A reservation id is admitted at most once, even
 -- after its Idempotency-Key expired: the repeat gets the first answer, not a second unit.
 --!include limits/lua/gcra.lua
 --!include inventory/lua/waves.lua
-assert(#KEYS >= 10, "admit.lua takes 10 keys and its rate limits' keys")
-assert(#ARGV == 7 + 2 * (#KEYS - 10), "admit.lua takes 7 arguments and 2 per rate limit")
+local limit_count = tonumber(ARGV[8])
+local has_pass = #KEYS == 11 + limit_count
+assert(#KEYS == 10 + limit_count or has_pass, "admit.lua takes 10 keys, its rate limits' and its pass's")
+assert(#ARGV == 8 + 2 * (#KEYS - 10), "admit.lua takes 8 arguments and 2 per rate limit and pass")
 
 local user, quantity, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local time = redis.call("TIME")
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 
 local limits = {}
-for i = 11, #KEYS do
+for i = 11, 10 + limit_count do
     limits[#limits + 1] = KEYS[i]
 end
-local verdict, new_tats = gcra_check(limits, ARGV, 8, now)
+local verdict, new_tats = gcra_check(limits, ARGV, 9, now)
 if verdict[1] == 0 then
     return {"rate_limited", tostring(verdict[2]), 0, quantity, verdict[5]}
 end
@@ -81,6 +90,15 @@ local admitted = redis.call("HGET", KEYS[6], rid)
 if admitted then
     remember("accepted", rid, admitted)
     return {"replay:accepted", rid, 0, tonumber(admitted), 0}
+end
+
+if has_pass then
+    local pass = {KEYS[11 + limit_count]}
+    local pass_verdict, pass_tats = gcra_check(pass, ARGV, 9 + 2 * limit_count, now)
+    if pass_verdict[1] == 0 then
+        return {"pass_spent", "", 0, quantity, 0}
+    end
+    gcra_commit(pass, pass_tats, now)
 end
 
 if redis.call("SISMEMBER", KEYS[10], user) == 1 then

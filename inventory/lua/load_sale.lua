@@ -14,9 +14,12 @@
 -- ARGV[6] "" or, to load the counters, a JSON object from the database:
 --         {"remaining": n, "allotment": units this shard may sell, "held": {user: units},
 --          "admitted": {reservation id: units}, "blocked": [user, ...],
---          "version": the sale's version they reflect}
+--          "version": the sale's version they reflect, "fence": the token of the move lock they
+--          were computed under, so that no mover older than the rebuild moves units here}
 -- ARGV[7] the waves, "<opens at, microseconds since the epoch>:<units>,..." in order, or "" when
 --         every unit is on offer from the start (read by admit.lua)
+-- ARGV[8] the sale's version the terms are of: read under the sale's row lock, so the newest
+--         (see edit_sale.lua)
 --
 -- Returns {loaded_now (0/1), remaining}, or {-1, -1} when the sale is not loaded and ARGV[6]
 -- is empty: the caller then reads the counters from the database and calls again. Counters of
@@ -25,7 +28,7 @@
 -- that a closed sale stays closed: a load that read the status before a cancel or an end
 -- must not reopen it.
 assert(#KEYS == 6, "load_sale.lua takes 6 keys")
-assert(#ARGV == 7, "load_sale.lua takes 7 arguments")
+assert(#ARGV == 8, "load_sale.lua takes 8 arguments")
 
 local loaded_now = 0
 if redis.call("EXISTS", KEYS[2]) == 0 then
@@ -34,9 +37,12 @@ if redis.call("EXISTS", KEYS[2]) == 0 then
     end
     loaded_now = 1
     local counters = cjson.decode(ARGV[6])
-    redis.call("DEL", KEYS[3], KEYS[5], KEYS[6])
+    -- The blocked set is merged into, never replaced: an account deactivated after the caller
+    -- read the blocked accounts was added here by its own service, after its commit.
+    redis.call("DEL", KEYS[3], KEYS[5])
     redis.call("SET", KEYS[2], counters.remaining)
-    redis.call("HSET", KEYS[1], "version", counters.version, "allotment", counters.allotment)
+    redis.call("HSET", KEYS[1], "version", counters.version, "allotment", counters.allotment,
+        "fence", counters.fence)
     for user, units in pairs(counters.held) do
         redis.call("HSET", KEYS[3], user, units)
     end
@@ -54,7 +60,7 @@ if current == "cancelled" or current == "ended" then
     status = current
 end
 redis.call("HSET", KEYS[1], "starts_at", ARGV[1], "ends_at", ARGV[2], "limit", ARGV[3], "status", status,
-    "waves", ARGV[7])
+    "waves", ARGV[7], "terms_version", ARGV[8])
 
 -- The writer's consumer group must exist before the first reservation arrives.
 pcall(redis.call, "XGROUP", "CREATE", KEYS[4], ARGV[5], "0", "MKSTREAM")

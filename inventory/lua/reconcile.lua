@@ -53,7 +53,7 @@ end
 if before ~= expected then
     redis.call("SET", KEYS[2], expected)
 end
-redis.call("HSET", KEYS[1], "version", ARGV[7], "allotment", ARGV[2])
+redis.call("HSET", KEYS[1], "version", ARGV[7], "terms_version", ARGV[7], "allotment", ARGV[2])
 
 local repaired = 0
 local current = redis.call("HGETALL", KEYS[3])

@@ -13,10 +13,10 @@ gives. A session-authenticated purchase (the storefront, with CSRF) never comes 
 PURCHASE_LANE=0 turns it off.
 """
 
-import json
 import re
 import time
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -24,12 +24,13 @@ from django_prometheus.middleware import Metrics
 from rest_framework.exceptions import APIException
 
 from config.api.authentication import bearer_token
-from config.api.errors import DEPENDENCY_ERRORS, DependencyUnavailable, domain_error_response, json_error
+from config.api.errors import DEPENDENCY_ERRORS, dependency_unavailable_response, domain_error_response
 from config.api.idempotency import idempotency_key
+from config.api.parsers import json_parse
 from config.exceptions import DomainError
 from limits.middleware import client_ip
 from orders.admission import purchase_admit, purchase_screen
-from orders.exceptions import NotYourTurn, PurchasePassInvalid
+from orders.exceptions import PurchasePassInvalid
 from shop.api.serializers import PurchaseInputSerializer
 from shop.api.views import FlashSalePurchaseApi
 
@@ -73,16 +74,20 @@ PASS_INVALID_BODY = domain_error_response(PurchasePassInvalid()).content
 
 
 class PurchaseScreenMiddleware:
-    """A purchase without a valid pass for a sale that requires one, or before its turn in the
-    sale's waiting room, is refused here, as the rate limiter refuses: before the body is read or
-    the URL resolved, so that a bot's thousandth try costs what a rate-limited one does (`make
-    bench`, phase p against e). What passed is handed to `purchase_admit` on the request (as the
-    rate limiter hands over its limits), which screens only what no door screened."""
+    """A purchase for a host the shop does not serve (400), from a blocked shopper or network,
+    without a valid pass for a sale that requires one, or before its turn in the sale's waiting
+    room, is refused here, as the rate limiter refuses: before the body is read or the URL
+    resolved, so that a bot's thousandth try costs what a rate-limited one does (`make bench`,
+    phase p against e). The screening is the full view's own (`purchase_screen`), in the same
+    order, so both doors give the same answer. What passed is handed to `purchase_admit` on the
+    request (as the rate limiter hands over its limits), which screens only what no door
+    screened."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.get_host()  # DisallowedHost: the lane's 400 page, as the full stack's.
         token = bearer_token(request)
         if token is not None and "user_id" in token:
             try:
@@ -91,11 +96,14 @@ class PurchaseScreenMiddleware:
                     user_id=int(token["user_id"]),
                     purchase_pass=request.META.get("HTTP_PURCHASE_PASS"),
                     queue_ticket=request.META.get("HTTP_QUEUE_TICKET"),
+                    address=client_ip(request),
                 )
             except PurchasePassInvalid:
                 return HttpResponse(PASS_INVALID_BODY, content_type="application/json", status=403)
-            except NotYourTurn as error:
+            except DomainError as error:
                 return domain_error_response(error)
+            except DEPENDENCY_ERRORS:
+                return dependency_unavailable_response()
         return self.get_response(request)
 
 
@@ -119,8 +127,8 @@ def _quantity(request: HttpRequest) -> int | None:
     if request.content_type != "application/json":
         return None
     try:
-        body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+        body = json_parse(request.body)
+    except (ValueError, UnicodeDecodeError, RequestDataTooBig):
         return None
     quantity = body.get("quantity") if isinstance(body, dict) else None
     if type(quantity) is int and QUANTITY.min_value <= quantity <= QUANTITY.max_value:
@@ -145,19 +153,18 @@ def purchase(request: HttpRequest, pk: int) -> HttpResponse:
             quantity=quantity,
             idempotency_key=key,
             limits=getattr(request, "purchase_limits", ()),
-            purchase_pass=request.META.get("HTTP_PURCHASE_PASS"),
-            queue_ticket=request.META.get("HTTP_QUEUE_TICKET"),
-            address=client_ip(request),
-            screened=getattr(request, "purchase_screened", None),
+            screened=request.purchase_screened,
         )
     except DomainError as error:
         return domain_error_response(error)
     except DEPENDENCY_ERRORS:
-        unavailable = DependencyUnavailable
-        return json_error(unavailable.default_code, str(unavailable.default_detail), unavailable.status_code)
+        return dependency_unavailable_response()
     return JsonResponse({"reservation_id": reservation_id, "status": "pending"}, status=202)
 
 
 urlpatterns = [path("api/v1/flash-sales/<int:pk>/purchase/", purchase)]
+# The lane's error pages are the full stack's (config/urls.py): they answer JSON under /api/.
+handler400 = "config.views.bad_request"
+handler403 = "config.views.permission_denied"
 handler404 = "config.views.page_not_found"
 handler500 = "config.views.server_error"

@@ -9,7 +9,7 @@ from config.api.authentication import BearerTokenAuthentication
 from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotency_key, idempotent
 from config.api.permissions import anyone_reads_staff_with, staff_with
 from limits.middleware import client_ip
-from orders.admission import purchase_admit
+from orders.admission import purchase_admit, purchase_screen
 from orders.passes import purchase_pass_issue
 from orders.waiting_room import waiting_room_join
 from shop.api.filters import FlashSaleFilter
@@ -170,6 +170,9 @@ PURCHASE_PASS_HEADER = OpenApiParameter(
 )
 
 
+NOT_SCREENED = object()
+
+
 class FlashSalePurchaseApi(ShopperApi):
     """Admission only: Redis decides; the order is written later by the order writer. The user
     comes from the token alone, so that purchases keep being admitted into Redis while
@@ -190,6 +193,17 @@ class FlashSalePurchaseApi(ShopperApi):
         },
     )
     def post(self, request, pk: int):
+        # Screened first, as the purchase lane screens before it reads the rest (one answer to
+        # one request, whichever door it came through); a lane that screened it hands it over.
+        screened = getattr(request, "purchase_screened", NOT_SCREENED)
+        if screened is NOT_SCREENED:
+            screened = purchase_screen(
+                sale_id=pk,
+                user_id=int(request.user.pk),
+                purchase_pass=request.headers.get("Purchase-Pass"),
+                queue_ticket=request.headers.get("Queue-Ticket"),
+                address=client_ip(request),
+            )
         key = idempotency_key(request, required=True)
         serializer = PurchaseInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -199,8 +213,7 @@ class FlashSalePurchaseApi(ShopperApi):
             quantity=serializer.validated_data["quantity"],
             idempotency_key=key,
             limits=getattr(request, "purchase_limits", ()),
-            purchase_pass=request.headers.get("Purchase-Pass"),
-            queue_ticket=request.headers.get("Queue-Ticket"),
             address=client_ip(request),
+            screened=screened,
         )
         return Response({"reservation_id": reservation_id, "status": "pending"}, status=status.HTTP_202_ACCEPTED)

@@ -16,6 +16,7 @@ from config.redis import PROJECT_ROOT as ROOT
 from inventory import redis_sales
 from limits.breaker import redis_breaker
 from limits.buckets import Limit, shared_take
+from orders.blocks import purchase_blocks_publish
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from orders.services import order_cancel
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_storm_on_the_cluster_sells_exactly_the_quantity_with_every_script_on_one_slot(
-    on_cluster, make_sale, brokered, script_keys, tmp_path
+    on_cluster, make_sale, brokered, script_keys, tmp_path, settings
 ):
     sale = make_sale(quantity=60, limit=1)
     shoppers = [UserFactory() for _ in range(150)]
@@ -64,6 +65,11 @@ def test_a_storm_on_the_cluster_sells_exactly_the_quantity_with_every_script_on_
     with redis_sales.sale_lock(sale.pk, "test") as lock:
         assert lock.extend()
     assert shared_take([Limit("write:user:1", rate=1.0, burst=1)]).allowed
+    # A purchase of the database-only path, which Redis counts as it goes; the blocks published.
+    settings.PURCHASE_ADMISSION = "database"
+    assert purchase(clients[2], make_sale(quantity=2), key="by-the-database").status_code == 202
+    settings.PURCHASE_ADMISSION = "redis"
+    purchase_blocks_publish()
     # A waiting room's line, in a sale of three stock shards: its keys in the first shard's slot.
     queued = make_sale(quantity=3, shards=3, starts_in=-1, waiting_room_opens_at=timezone.now() - timedelta(minutes=1))
     place = clients[1].post(f"/api/v1/flash-sales/{queued.pk}/queue/").json()
@@ -76,7 +82,8 @@ def test_a_storm_on_the_cluster_sells_exactly_the_quantity_with_every_script_on_
     # Every script got keys of one slot in every call (a cluster refuses others), and every
     # script of the shop was called (gcra.lua and waves.lua are included by others, never run alone;
     # shift_units.lua moves units between the shards of a sale of several: test_cluster_shards).
-    scripts = {path.stem for folder in ("inventory/lua", "limits/lua") for path in (ROOT / folder).glob("*.lua")}
+    folders = ("inventory/lua", "limits/lua", "orders/lua")
+    scripts = {path.stem for folder in folders for path in (ROOT / folder).glob("*.lua")}
     assert set(script_keys) == scripts - {"gcra", "waves", "shift_units"}
     for script, calls in script_keys.items():
         for keys in calls:

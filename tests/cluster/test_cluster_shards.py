@@ -21,7 +21,7 @@ from shop.models import FlashSale
 from shop.services import flash_sale_reconcile
 from tests.cluster.conftest import storm_through_a_writer
 from tests.concurrency import storm
-from tests.conftest import client_for, purchase
+from tests.conftest import client_for, move_units, purchase
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -135,7 +135,7 @@ def test_the_same_request_sent_at_once_is_one_reservation_in_a_sharded_sale(on_c
 def test_reconcile_gives_back_units_a_mover_lost_halfway(on_cluster, make_sale):
     sale = make_sale(quantity=30, limit=1, shards=SHARDS)
     # A mover took five units from shard 2 and died before giving them to anyone.
-    assert redis_sales.sale_shift_units(sale_id=sale.pk, shard=2, shards=SHARDS, units=-5) == -5
+    assert move_units(sale, shard=2, units=-5) == -5
     report = check_invariants()
     assert [violation["invariant"] for violation in report.violations] == ["cache_allotments"]
 

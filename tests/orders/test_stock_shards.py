@@ -8,7 +8,7 @@ from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from orders.writer import order_writer_drain
 from shop.gate import sale_gate
-from tests.conftest import client_for, purchase
+from tests.conftest import client_for, move_units, purchase
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,12 +24,12 @@ def shopper_of(shard: int, shards: int):
 def test_a_dry_shard_whose_units_cannot_move_yet_answers_503_not_sold_out(make_sale, brokered):
     # Given a sale of two shards whose shard 0 is empty while shard 1 has units
     sale = make_sale(quantity=4, limit=1, shards=2)
-    assert redis_sales.sale_shift_units(sale_id=sale.pk, shard=0, shards=2, units=-2) == -2
-    assert redis_sales.sale_shift_units(sale_id=sale.pk, shard=1, shards=2, units=2) == 2
+    assert move_units(sale, shard=0, units=-2) == -2
+    assert move_units(sale, shard=1, units=2) == 2
     client = client_for(shopper_of(0, 2))
 
     # While another job (a reconcile) holds the lock under which units move
-    with redis_sales.sale_lock(sale.pk, "rebalance") as held:
+    with redis_sales.sale_move_lock(sale.pk, wait_ms=0) as held:
         assert held is not None
         blocked = purchase(client, sale, key="k")
 

@@ -35,11 +35,18 @@ def assert_invariants() -> None:
     assert report.ok, report.violations
 
 
-def test_units_the_database_refused_as_sold_out_do_not_go_back_to_redis(make_sale, brokered, settings):
-    # Given a sale of 2 whose unit was sold once through the database path (Redis still says 2)
+def test_units_the_database_refused_as_sold_out_do_not_go_back_to_redis(make_sale, brokered, settings, monkeypatch):
+    # Given a sale of 2 whose unit was sold once through the database path while Redis could not
+    # be told (Redis still says 2)
     sale = make_sale(quantity=2, limit=1)
     settings.PURCHASE_ADMISSION = "database"
+
+    def away(**_):
+        raise redis.ConnectionError("Redis is away")
+
+    monkeypatch.setattr(redis_sales, "sale_taken_by_database", away)
     assert purchase(client_for(UserFactory()), sale, key="db").status_code == 202
+    monkeypatch.undo()
     settings.PURCHASE_ADMISSION = "redis"
     assert redis_sales.sale_remaining(sale.pk) == 2
 
