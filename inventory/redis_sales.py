@@ -265,14 +265,25 @@ def admission_call(
 
 
 def admission_replay(
-    *, sale_id: int, user_id: int, idempotency_key: str, shard: int = 0, shards: int = 1
+    *, sale_id: int, user_id: int, idempotency_key: str, reservation_id: str, shard: int = 0, shards: int = 1
 ) -> Admission | None:
-    """The first answer to this Idempotency-Key, if there was one: a plain read, no script."""
-    key = SaleKeys(sale_id, shard, shards).idempotency(user_id, idempotency_key)
-    first = redis_client().hmget(key, "outcome", "rid", "quantity")
-    if first[0] is None:
-        return None
-    return Admission(_text(first[0]), _text(first[1]), False, True, int(first[2]))
+    """The first answer to this request, if Redis knows of one: its Idempotency-Key's, or, once
+    that has expired (or was never written here: Redis was rebuilt since), an admission of its
+    reservation id. One round trip of plain reads, no script. Raises SaleNotLoaded when the
+    shard is not loaded: only an admission can tell then."""
+    keys = SaleKeys(sale_id, shard, shards)
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.hmget(keys.idempotency(user_id, idempotency_key), "outcome", "rid", "quantity")
+    pipe.hget(keys.admitted, reservation_id)
+    pipe.exists(keys.remaining)
+    first, admitted, loaded = pipe.execute()
+    if first[0] is not None:
+        return Admission(_text(first[0]), _text(first[1]), False, True, int(first[2]))
+    if admitted is not None:
+        return Admission("accepted", reservation_id, False, True, int(admitted))
+    if not loaded:
+        raise SaleNotLoaded()
+    return None
 
 
 @dataclass(frozen=True)
@@ -363,13 +374,24 @@ def sale_release_units(*, sale_id: int, user_id: int, quantity: int, shard: int 
 
 
 def sale_taken_by_database(
-    *, sale_id: int, user_id: int, quantity: int, reservation_id: str, shard: int = 0, shards: int = 1
-) -> bool:
-    """Take off the offer, and onto the user's tally, the units of an order the database path
-    wrote (see taken_by_database.lua). Returns whether Redis counted them now."""
+    *,
+    sale_id: int,
+    user_id: int,
+    quantity: int,
+    reservation_id: str,
+    idempotency_key: str,
+    shard: int = 0,
+    shards: int = 1,
+) -> str | None:
+    """Take off the offer, and onto the user's tally, the units of an order the database path is
+    writing, and remember it as the request's first answer (see taken_by_database.lua). Returns
+    None when taken (or Redis had it, or has not the sale), else Redis's refusal: sold_out or
+    limit_exceeded."""
     keys = SaleKeys(sale_id, shard, shards)
-    args = [user_id, quantity, reservation_id]
-    return bool(_run("taken_by_database", [keys.remaining, keys.buyers, keys.admitted], args))
+    args = [user_id, quantity, reservation_id, settings.IDEMPOTENCY_KEY_TTL]
+    idempotency = keys.idempotency(user_id, idempotency_key)
+    taken = int(_run("taken_by_database", [keys.meta, keys.remaining, keys.buyers, keys.admitted, idempotency], args))
+    return {-1: "sold_out", -2: "limit_exceeded"}.get(taken)
 
 
 @dataclass(frozen=True)
@@ -420,17 +442,19 @@ def sale_reconcile_counters(
     ends_at: datetime,
     per_user_limit: int,
     version: int,
+    blocked_users: list[int],
     shard: int = 0,
     shards: int = 1,
 ) -> Reconciliation:
     """Repair a shard's counters and the terms toward the database. `quantity`: the units the
     shard may sell (its allotment); `units_sold`: what its shoppers hold in the database;
     `settled`: the reservations in the stream that the database has settled, with what Redis
-    has yet to give back for each."""
+    has yet to give back for each; `blocked_users`: the shard's shoppers whose accounts are
+    inactive."""
     keys = SaleKeys(sale_id, shard, shards)
     result = _run(
         "reconcile",
-        [keys.meta, keys.remaining, keys.buyers, keys.stream],
+        [keys.meta, keys.remaining, keys.buyers, keys.stream, keys.blocked],
         [
             units_sold,
             quantity,
@@ -439,6 +463,7 @@ def sale_reconcile_counters(
             _micros(ends_at),
             per_user_limit,
             version,
+            json.dumps(blocked_users),
         ],
     )
     return Reconciliation(bool(result[0]), *(int(value) for value in result[1:5]), bool(result[5]))

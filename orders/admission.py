@@ -133,17 +133,23 @@ def _purchase_admit(
     shard = redis_sales.home_shard(user_id, shards)
     refusal = sale_gate.refusal(sale_id)
     try:
+        admission = None
         if refusal:
             # The sale is closed to newcomers; only a repeat of an earlier request gets its own
             # first answer. The gate's answers never extend the gate.
-            admission = redis_breaker.call(
-                lambda: redis_sales.admission_replay(
+            admission, loaded = redis_breaker.call(
+                lambda: _replay_from_redis(
                     sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key, shard=shard, shards=shards
                 )
             )
-            if admission is None:
+            if admission is None and refusal == "ended":
+                # Its keys may be gone with the sale's: the database has every first answer.
+                admission = _replay_from_database(
+                    sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key, quantity=quantity
+                )
+            if admission is None and (loaded or refusal == "ended"):
                 raise PurchaseRefused(refusal, next_wave_at=sale_gate.next_wave_at(sale_id))
-        else:
+        if admission is None:
             admission = redis_breaker.call(
                 lambda: _admit(
                     **request,
@@ -181,6 +187,26 @@ def _purchase_admit(
         except (KombuError, OSError):
             logger.warning("could not schedule the order writer for sale %s; the sweep will drain it", sale_id)
     return admission.reservation_id
+
+
+def _replay_from_redis(
+    *, sale_id: int, user_id: int, idempotency_key: str, shard: int, shards: int
+) -> tuple[redis_sales.Admission | None, bool]:
+    """A repeat's first answer as Redis knows it, for a sale the gate has closed, and whether
+    Redis holds the shopper's shard: one it lost since is loaded by an admission attempt, which
+    finds the repeat's answer in the database."""
+    try:
+        replay = redis_sales.admission_replay(
+            sale_id=sale_id,
+            user_id=user_id,
+            idempotency_key=idempotency_key,
+            reservation_id=reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key),
+            shard=shard,
+            shards=shards,
+        )
+    except redis_sales.SaleNotLoaded:
+        return None, False
+    return replay, True
 
 
 def _screen(
@@ -258,6 +284,12 @@ def _admit(
         # should be; the script took the rate limits, not yet the pass's use.
         sale = FlashSale.objects.get(pk=sale_id)
         if not flash_sale_should_be_loaded(sale=sale, now=timezone.now()):
+            # Closed (its keys dropped) or not near its start: a repeat still gets its first answer.
+            replay = _replay_from_database(
+                sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key, quantity=quantity
+            )
+            if replay is not None:
+                return replay
             outcome = "not_started" if sale.status == FlashSale.Status.SCHEDULED else "ended"
             return redis_sales.Admission(outcome, "", False, False, quantity)
         flash_sale_preheat(sale=sale)
@@ -379,6 +411,7 @@ def purchase_admit_database(
                 sale=sale,
                 shard=row,
                 reservation_id=rid,
+                idempotency_key=idempotency_key,
                 user_id=user_id,
                 quantity=quantity,
                 checked_pass=checked_pass,
@@ -394,6 +427,35 @@ def purchase_admit_database(
     return rid
 
 
+def _first_answer_in_database(reservation_id: str) -> tuple[int, str] | None:
+    """The first answer the database holds for a request, in one query: (units, "") when it was
+    accepted (an order, or a reservation that failed afterwards: its result says so; 0 units
+    for one recorded lost), (units, code) for a refusal of the database path."""
+    answers = (
+        Order.objects.filter(reservation_id=reservation_id)
+        .order_by()
+        .values_list("quantity", Value(""))
+        .union(
+            FailedReservation.objects.filter(reservation_id=reservation_id).values_list("quantity", Value("")),
+            PurchaseRefusal.objects.filter(reservation_id=reservation_id).values_list("quantity", "code"),
+        )
+    )
+    return next(iter(answers), None)
+
+
+def _replay_from_database(
+    *, sale_id: int, user_id: int, idempotency_key: str, quantity: int
+) -> redis_sales.Admission | None:
+    """The first answer to a request as the database has it, as a replayed admission (of the
+    request's `quantity` when the database does not know it: a reservation recorded lost)."""
+    rid = reservation_id_new(sale_id=sale_id, user_id=user_id, idempotency_key=idempotency_key)
+    first = _first_answer_in_database(rid)
+    if first is None:
+        return None
+    units, code = first
+    return redis_sales.Admission(code or "accepted", "" if code else rid, False, True, units or quantity)
+
+
 @dataclass(frozen=True)
 class DatabaseAnswer:
     code: str | None = None  # None: accepted
@@ -405,6 +467,7 @@ def _database_answer(
     sale: FlashSale,
     shard: FlashSaleShard,
     reservation_id: str,
+    idempotency_key: str,
     user_id: int,
     quantity: int,
     checked_pass: CheckedPass | None,
@@ -414,16 +477,9 @@ def _database_answer(
     one, else a new one, written (an order, or the refusal remembered; a refusal between waves
     and a spent pass are not, as admit.lua remembers neither). Raises ShardShort (see
     `with_room`)."""
-    # One query for both kinds of first answer: an order ("" for its code) or a refusal.
-    answers = (
-        Order.objects.filter(reservation_id=reservation_id)
-        .order_by()
-        .values_list("quantity", Value(""))
-        .union(PurchaseRefusal.objects.filter(reservation_id=reservation_id).values_list("quantity", "code"))
-    )
-    first = next(iter(answers), None)
+    first = _first_answer_in_database(reservation_id)
     if first is not None:
-        if first[0] != quantity:
+        if first[0] not in (quantity, 0):
             raise IdempotencyKeyReused()
         return DatabaseAnswer(first[1] or None)
     if checked_pass is not None:
@@ -441,44 +497,62 @@ def _database_answer(
         shard_room_check(shard, units=quantity, may_borrow=may_borrow)
         entry = StreamReservation(entry_id="", reservation_id=reservation_id, user_id=user_id, quantity=quantity)
         accepted, failures = reservations_decide(sale=sale, room=shard.room, entries=[entry])
-        if not failures:
-            orders_insert(shard=shard, accepted=accepted, admission=Order.Admission.DATABASE)
-            _count_in_redis(sale=sale, user_id=user_id, reservation_id=reservation_id, quantity=quantity)
-            return DatabaseAnswer()
-        if failures[0].reason == FailedReservation.Reason.UNKNOWN_USER:
+        if failures and failures[0].reason == FailedReservation.Reason.UNKNOWN_USER:
             raise AccountUnknown()
-        if failures[0].reason == FailedReservation.Reason.ACCOUNT_INACTIVE:
+        if failures and failures[0].reason == FailedReservation.Reason.ACCOUNT_INACTIVE:
             raise AccountBlocked()
-        code = REFUSAL_CODES[failures[0].reason]
+        code = (
+            REFUSAL_CODES[failures[0].reason]
+            if failures
+            else _take_in_redis(
+                sale=sale,
+                user_id=user_id,
+                reservation_id=reservation_id,
+                idempotency_key=idempotency_key,
+                quantity=quantity,
+            )
+        )
+        if code is None:
+            orders_insert(shard=shard, accepted=accepted, admission=Order.Admission.DATABASE)
+            return DatabaseAnswer()
     PurchaseRefusal.objects.create(
         reservation_id=reservation_id, flash_sale=sale, user_id=user_id, quantity=quantity, code=code
     )
     return DatabaseAnswer(code)
 
 
-def _count_in_redis(*, sale: FlashSale, user_id: int, reservation_id: str, quantity: int) -> None:
+def _take_in_redis(
+    *, sale: FlashSale, user_id: int, reservation_id: str, idempotency_key: str, quantity: int
+) -> str | None:
     """Before the database path's commit, under the sale's row lock (which reconciliation takes
-    too, so it sees the units taken in both places or in neither): Redis takes them off its offer.
+    too, so it sees the units taken in both places or in neither): when Redis can be reached it
+    takes the units as an admission would (taken_by_database.lua), or refuses them by its own
+    counters (sold_out, limit_exceeded: returned), so the two paths never admit past each other.
     Should the commit fail, Redis offers less than the database until reconciliation, never
-    more. Redis away (the fallback's very case): reconciliation counts them once it is back."""
+    more. Redis away (the fallback's very case): the database decides alone, and reconciliation
+    counts its orders once Redis is back. Raises SaleLayerUnavailable when units could not be
+    moved to the shopper's shard in time, as the Redis path does."""
     shards, shard = sale.stock_shards, redis_sales.home_shard(user_id, sale.stock_shards)
 
-    def count() -> None:
-        if shards > 1:
-            # The units must come off the shopper's home shard's offer: moved there first when
-            # it has fewer (a shard offering less than nothing would leave the others offering
-            # units the database has sold).
-            redis_sales.sale_borrow(sale_id=sale.pk, shard=shard, shards=shards, units=quantity)
-        redis_sales.sale_taken_by_database(
+    def take() -> str | None:
+        left = quantity
+        if shards > 1:  # The units come off the shopper's home shard: moved there first if short.
+            left = redis_sales.sale_borrow(sale_id=sale.pk, shard=shard, shards=shards, units=quantity)
+        refusal = redis_sales.sale_taken_by_database(
             sale_id=sale.pk,
             user_id=user_id,
             quantity=quantity,
             reservation_id=reservation_id,
+            idempotency_key=idempotency_key,
             shard=shard,
             shards=shards,
         )
+        if refusal == "sold_out" and left is None:
+            raise SaleLayerUnavailable()
+        return refusal
 
     try:
-        redis_breaker.call(count)
+        return redis_breaker.call(take)
     except redis.RedisError:
         logger.warning("sale %s: Redis has yet to count an order of the database path; reconcile will", sale.pk)
+        return None

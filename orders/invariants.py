@@ -9,7 +9,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from inventory import redis_sales
 from inventory.models import Stock
 from orders.models import FailedReservation, Order
-from orders.selectors import in_shard
+from orders.selectors import in_shard, reservations_settled
 from shop.models import FlashSale
 
 NOT_CANCELLED = ~Q(status=Order.Status.CANCELLED)
@@ -100,10 +100,11 @@ def _check_cache(report: Report, sale: FlashSale) -> None:
         return
     # After the states: a wave that opened in between shows as released, never as early.
     now = redis_sales.redis_now()
-    in_flight = {
-        row.index: sum(entry.quantity for entry in redis_sales.reservations_in_stream(sale.pk, row.index, shards))
-        for row in sale.shards.all()
-    }
+    in_flight = {}
+    for row in sale.shards.all():
+        entries = redis_sales.reservations_in_stream(sale.pk, row.index, shards)
+        settled = reservations_settled(reservation_ids=[entry.reservation_id for entry in entries])
+        in_flight[row.index] = redis_sales.units_in_flight(entries, settled)
     for row in sale.shards.all():
         state = states[row.index]
         if state is None:

@@ -606,6 +606,7 @@ def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | Non
                 if not all(states):  # A shard lost since the look above: the next preheat rebuilds it.
                     return None
                 streams = [redis_sales.reservations_in_stream(sale.pk, row.index, shards) for row in rows]
+                inactive = list(User.objects.filter(is_active=False).values_list("pk", flat=True))
                 settled = [reservations_settled(reservation_ids=[e.reservation_id for e in s]) for s in streams]
                 if locked.status in OPEN_STATUSES:
                     floors = [
@@ -626,6 +627,7 @@ def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | Non
                         ends_at=locked.ends_at,
                         per_user_limit=locked.per_user_limit,
                         version=locked.version,
+                        blocked_users=[user for user in inactive if redis_sales.home_shard(user, shards) == row.index],
                         shard=row.index,
                         shards=shards,
                     )

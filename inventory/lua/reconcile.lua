@@ -7,6 +7,7 @@
 -- KEYS[2] fs:{id}:remaining
 -- KEYS[3] fs:{id}:buyers
 -- KEYS[4] fs:{id}:stream
+-- KEYS[5] fs:{id}:blocked
 -- ARGV[1] units the database holds as sold (non-cancelled orders)
 -- ARGV[2] the units this shard may sell (the sale's quantity, in a sale of one shard): its
 --         allotment from now on
@@ -18,11 +19,12 @@
 -- ARGV[5] the sale's end (microseconds since the epoch) and ARGV[6] its per-user limit, as the
 --         database holds them (an edit's wider terms may not have reached Redis)
 -- ARGV[7] the sale's version: the counters now reflect it (see edit_sale.lua)
+-- ARGV[8] JSON array: the accounts the database holds inactive, of this shard's shoppers
 --
 -- Returns {loaded (0/1), remaining before, expected, in-flight units, buyers repaired,
 -- terms repaired (0/1)}.
-assert(#KEYS == 4, "reconcile.lua takes 4 keys")
-assert(#ARGV == 7, "reconcile.lua takes 7 arguments")
+assert(#KEYS == 5, "reconcile.lua takes 5 keys")
+assert(#ARGV == 8, "reconcile.lua takes 8 arguments")
 
 if redis.call("EXISTS", KEYS[1]) == 0 then
     return {0, -1, -1, 0, 0, 0}
@@ -79,6 +81,25 @@ local terms = redis.call("HMGET", KEYS[1], "ends_at", "limit")
 local terms_repaired = 0
 if terms[1] ~= ARGV[5] or terms[2] ~= ARGV[6] then
     redis.call("HSET", KEYS[1], "ends_at", ARGV[5], "limit", ARGV[6])
+    terms_repaired = 1
+end
+-- The accounts refused: an account deactivated without its service (which tells Redis), or
+-- told while Redis was away, is refused here from now on.
+local blocked = cjson.decode(ARGV[8])
+local members = redis.call("SMEMBERS", KEYS[5])
+local want = {}
+for _, user in ipairs(blocked) do
+    want[tostring(user)] = true
+end
+local same = #members == #blocked
+for _, user in ipairs(members) do
+    same = same and want[user] == true
+end
+if not same then
+    redis.call("DEL", KEYS[5])
+    for _, user in ipairs(blocked) do
+        redis.call("SADD", KEYS[5], user)
+    end
     terms_repaired = 1
 end
 return {1, before, expected, in_flight, repaired, terms_repaired}

@@ -7,6 +7,7 @@ from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from orders.writer import order_writer_drain
+from shop.services import flash_sale_reconcile
 from tests.conftest import bearer_client, purchase
 from tests.factories import UserFactory
 
@@ -65,6 +66,10 @@ def test_the_writer_refuses_a_reservation_of_an_account_deactivated_since(make_s
     assert not Order.objects.exists()
     assert FailedReservation.objects.get(reservation_id=rid).reason == FailedReservation.Reason.ACCOUNT_INACTIVE
     assert redis_sales.sale_remaining(sale.pk) == 5
+    # and Redis, never told, does not refuse the account until reconciliation tells it
+    assert [violation["invariant"] for violation in check_invariants().violations] == ["terms_agreement"]
+    assert flash_sale_reconcile(sale=sale).terms_repaired
+    assert purchase(client, sale, key="again").json()["code"] == "blocked"
     assert check_invariants().ok, check_invariants().violations
 
 

@@ -86,6 +86,13 @@ def lose(sale: FlashSale, shards: list[int]) -> None:
         )  # fmt: skip
 
 
+def shopper_of(shard: int, shards: int):
+    while True:
+        user = UserFactory()
+        if redis_sales.home_shard(user.pk, shards) == shard:
+            return user
+
+
 @contextlib.contextmanager
 def paused_after(target, name: str, when=lambda arguments, result: True):
     """Patch `target.name` so that its first call for which `when(arguments, result)` holds
@@ -113,12 +120,13 @@ class SaleEngine(RuleBasedStateMachine):
         flash_sale_states_forget()
         Tally.examples += 1
         self.staff = StaffFactory(is_superuser=True)
-        self.shoppers = [UserFactory() for _ in range(SHOPPERS)]
         self.answers: dict[tuple[int, str], str] = {}  # (shopper, key) -> accepted reservation id
         self.keys: dict[int, list[tuple[str, int]]] = {}  # shopper -> [(key, quantity)]
         self.passes: dict[int, str] = {}
         self.tickets: dict[int, str] = {}
-        self.shifted = False
+        # The model's own record of the clock (preconditions read no outside state: a rerun of
+        # the same steps must draw the same rules).
+        self.shifted = self.ended = False
 
     # --- The sale ------------------------------------------------------------------------------
 
@@ -151,6 +159,9 @@ class SaleEngine(RuleBasedStateMachine):
             let_through_per_second=1000,
         )
         assert flash_sale_preheat(sale=self.sale) is not None
+        # Shopper i is at home in shard i % shards, whatever ids the database hands out: a rerun
+        # of the same steps (Hypothesis shrinking) must do the same thing.
+        self.shoppers = [shopper_of(i % shards, shards) for i in range(SHOPPERS)]
         for shopper in self.shoppers:
             if requires_pass:
                 self.passes[shopper.pk] = purchase_pass_issue(sale=self.sale, user_id=shopper.pk).token
@@ -159,9 +170,6 @@ class SaleEngine(RuleBasedStateMachine):
 
     def current(self) -> FlashSale:
         return FlashSale.objects.get(pk=self.sale.pk)
-
-    def is_open(self) -> bool:
-        return self.current().status in FlashSale.OPEN_STATUSES
 
     # --- Shoppers ------------------------------------------------------------------------------
 
@@ -260,9 +268,17 @@ class SaleEngine(RuleBasedStateMachine):
 
     @rule(shard=st.integers(-1, 2))
     def redis_loses(self, shard):
-        """One shard (or, -1, the whole sale) is lost; the next purchase or preheat rebuilds it."""
+        """One shard (or, -1, the whole sale) is lost; the next purchase or preheat rebuilds it.
+        A reservation lost with it that no writer had yet settled is lost for good (its result
+        says so): a repeat of its request is a new request."""
         shards = self.sale.stock_shards
-        lose(self.sale, list(range(shards)) if shard < 0 or shards == 1 else [shard % shards])
+        lost = set(range(shards)) if shard < 0 or shards == 1 else {shard % shards}
+        lose(self.sale, sorted(lost))
+        settled = set(Order.objects.filter(flash_sale=self.sale).values_list("reservation_id", flat=True))
+        settled |= set(FailedReservation.objects.filter(flash_sale=self.sale).values_list("reservation_id", flat=True))
+        for (user_id, key), rid in list(self.answers.items()):
+            if redis_sales.home_shard(user_id, shards) in lost and rid not in settled:
+                del self.answers[user_id, key]
 
     @precondition(lambda self: not self.shifted)
     @rule()
@@ -281,9 +297,10 @@ class SaleEngine(RuleBasedStateMachine):
         flash_sale_states_forget()
         flash_sale_preheat(sale=self.current())
 
-    @precondition(lambda self: self.is_open())
+    @precondition(lambda self: not self.ended)
     @rule()
     def the_sale_ends(self):
+        self.ended = True
         sale = self.current()
         FlashSale.objects.filter(pk=sale.pk).update(ends_at=timezone.now() - timedelta(seconds=1))
         tasks.flash_sale_end(self.current())
