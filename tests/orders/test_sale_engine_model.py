@@ -57,7 +57,8 @@ from shop.models import FlashSale
 from shop.selectors import flash_sale_states_forget
 from shop.services import flash_sale_create, flash_sale_edit, flash_sale_preheat, flash_sale_reconcile
 from tests.concurrency import start_thread, wait_until_blocked_or_done
-from tests.factories import StaffFactory, StockFactory, UserFactory
+from tests.factories import StaffFactory, StockFactory
+from tests.sale_engine import lose_shard, shopper_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,23 +75,6 @@ class Tally:
 
     examples = 0
     steps = 0
-
-
-def lose(sale: FlashSale, shards: list[int]) -> None:
-    """Redis loses every key of these stock shards (a primary lost with its data)."""
-    for shard in shards:
-        keys = redis_sales.SaleKeys(sale.pk, shard, sale.stock_shards)
-        redis_client().delete(
-            keys.meta, keys.remaining, keys.buyers, keys.drain, keys.stream, keys.pending, keys.admitted,
-            keys.blocked, keys.stats,
-        )  # fmt: skip
-
-
-def shopper_of(shard: int, shards: int):
-    while True:
-        user = UserFactory()
-        if redis_sales.home_shard(user.pk, shards) == shard:
-            return user
 
 
 @contextlib.contextmanager
@@ -273,7 +257,8 @@ class SaleEngine(RuleBasedStateMachine):
         says so): a repeat of its request is a new request."""
         shards = self.sale.stock_shards
         lost = set(range(shards)) if shard < 0 or shards == 1 else {shard % shards}
-        lose(self.sale, sorted(lost))
+        for lost_shard in lost:
+            lose_shard(self.sale.pk, lost_shard, shards)
         settled = set(Order.objects.filter(flash_sale=self.sale).values_list("reservation_id", flat=True))
         settled |= set(FailedReservation.objects.filter(flash_sale=self.sale).values_list("reservation_id", flat=True))
         for (user_id, key), rid in list(self.answers.items()):

@@ -9,16 +9,9 @@ from orders.models import FailedReservation, Order
 from orders.writer import order_writer_drain
 from shop.gate import sale_gate
 from tests.conftest import client_for, move_units, purchase
-from tests.factories import UserFactory
+from tests.sale_engine import shopper_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def shopper_of(shard: int, shards: int):
-    while True:
-        user = UserFactory()
-        if redis_sales.home_shard(user.pk, shards) == shard:
-            return user
 
 
 def test_a_dry_shard_whose_units_cannot_move_yet_answers_503_not_sold_out(make_sale, brokered):
