@@ -65,13 +65,20 @@ def _networks(cidrs: tuple[str, ...]) -> tuple:
     return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
 
 
+def ip_address(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address, None for anything that is not one. An IPv4 peer seen through an IPv6 socket
+    (`::ffff:192.0.2.1`) is its IPv4 address, so that IPv4 networks hold for it too."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return None
+    return (ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None) or ip
+
+
 def address_in(address: str, cidrs: list[str]) -> bool:
     """Whether `address` lies in one of the networks; False for anything that is not an address."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in _networks(tuple(cidrs)))
+    ip = ip_address(address)
+    return ip is not None and any(ip in network for network in _networks(tuple(cidrs)))
 
 
 def _is_trusted(address: str) -> bool:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from config.redis import redis_client, run_lua
 from limits.breaker import redis_breaker
+from limits.middleware import ip_address
 from orders.models import PurchaseBlock
 
 logger = logging.getLogger(__name__)
@@ -74,13 +75,8 @@ class BlockList:
         now = time.time()
         if any(block.holds(sale_id, now) for block in self._accounts.get(user_id, ())):
             return True
-        if not self._networks or not address:
-            return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network and block.holds(sale_id, now) for network, block in self._networks)
+        ip = ip_address(address) if self._networks else None
+        return ip is not None and any(ip in network and block.holds(sale_id, now) for network, block in self._networks)
 
     def _refresh(self) -> None:
         if time.monotonic() - self._read_at < settings.PURCHASE_BLOCKS_REFRESH_SECONDS:

@@ -64,10 +64,13 @@ def test_a_network_block_refuses_every_address_in_it(make_sale, staff, admission
     purchase_block_create(actor=staff, network="203.0.113.77/24", flash_sale=sale, reason="a bot farm")
     shopper = UserFactory()
 
-    inside = [buy(sale, shopper, f"in-{n}", address=f"203.0.113.{n}") for n in (1, 200)]
+    # (an IPv4 peer seen through an IPv6 socket is the same peer)
+    inside = [buy(sale, shopper, f"in-{n}", address=address) for n, address in enumerate(
+        ["203.0.113.1", "203.0.113.200", "::ffff:203.0.113.9"]
+    )]  # fmt: skip
     outside = buy(sale, shopper, "out", address="203.0.114.1")
 
-    assert [response.status_code for response in inside] == [403, 403]
+    assert [response.status_code for response in inside] == [403, 403, 403]
     assert outside.status_code == 202
     assert len(admissions) == 1
     assert PurchaseBlock.objects.get().network == "203.0.113.0/24"

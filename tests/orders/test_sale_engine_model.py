@@ -20,7 +20,7 @@ the only clock admission and waves go by, in the test as in production.
 `make test` runs SALE_ENGINE_EXAMPLES (default 12) sales of up to SALE_ENGINE_STEPS (25) steps.
 A longer run, its seed printed first (SALE_ENGINE_SEED repeats it):
 
-    make test PYTEST_ARGS='tests/orders/test_sale_engine_model.py -s' SALE_ENGINE_EXAMPLES=2000
+    SALE_ENGINE_EXAMPLES=2000 make test PYTEST_ARGS='tests/orders/test_sale_engine_model.py -s'
 """
 
 import contextlib

@@ -6,7 +6,7 @@ from orders.invariants import check_invariants
 
 
 class Command(BaseCommand):
-    help = "Check the shop's invariants (design.md 1-5) for every sale and SKU; print JSON; fail on a violation."
+    help = "Check the shop's invariants (design.md 1-7) for every sale and SKU; print JSON; fail on a violation."
 
     def handle(self, *args, **options):
         report = check_invariants()
