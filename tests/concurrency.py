@@ -1,10 +1,12 @@
 """Run work in real threads, each with its own database connection, released together."""
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from unittest import mock
 
 from django.db import connections
 
@@ -91,3 +93,21 @@ def start_thread(work: Callable[[], Any]) -> tuple[threading.Thread, list]:
     thread = threading.Thread(target=run)
     thread.start()
     return thread, outcome
+
+
+@contextlib.contextmanager
+def paused_after(target, name: str, when=lambda arguments, result: True):
+    """Patch `target.name` so that its first call for which `when(arguments, result)` holds
+    waits, once it has returned, until released. Yields (reached, release) events."""
+    real = getattr(target, name)
+    reached, release = threading.Event(), threading.Event()
+
+    def pausing(**arguments):
+        result = real(**arguments)
+        if not reached.is_set() and when(arguments, result):
+            reached.set()
+            release.wait(30)
+        return result
+
+    with mock.patch.object(target, name, pausing):
+        yield reached, release

@@ -26,10 +26,8 @@ A longer run, its seed printed first (SALE_ENGINE_SEED repeats it):
 import contextlib
 import os
 import random
-import threading
 from datetime import timedelta
 from decimal import Decimal
-from unittest import mock
 
 import hypothesis
 import pytest
@@ -56,7 +54,7 @@ from shop.gate import sale_gate
 from shop.models import FlashSale
 from shop.selectors import flash_sale_states_forget
 from shop.services import flash_sale_create, flash_sale_edit, flash_sale_preheat, flash_sale_reconcile
-from tests.concurrency import start_thread, wait_until_blocked_or_done
+from tests.concurrency import paused_after, start_thread, wait_until_blocked_or_done
 from tests.factories import StaffFactory, StockFactory
 from tests.sale_engine import lose_shard, shopper_of
 
@@ -75,24 +73,6 @@ class Tally:
 
     examples = 0
     steps = 0
-
-
-@contextlib.contextmanager
-def paused_after(target, name: str, when=lambda arguments, result: True):
-    """Patch `target.name` so that its first call for which `when(arguments, result)` holds
-    waits, once it has returned, until released. Yields (reached, release) events."""
-    real = getattr(target, name)
-    reached, release = threading.Event(), threading.Event()
-
-    def pausing(**arguments):
-        result = real(**arguments)
-        if not reached.is_set() and when(arguments, result):
-            reached.set()
-            release.wait(30)
-        return result
-
-    with mock.patch.object(target, name, pausing):
-        yield reached, release
 
 
 class SaleEngine(RuleBasedStateMachine):
