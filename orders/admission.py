@@ -491,7 +491,7 @@ def _database_answer(
         code = "not_started"
     elif sale.status not in OPEN_STATUSES or now >= sale.ends_at:
         code = "ended"
-    elif sale.units_sold + quantity > sale.units_released(now) and sale.next_wave_at(now):
+    elif sale.next_wave_at(now) and sale.units_sold + quantity > sale.units_released(now):
         return DatabaseAnswer("sold_out", next_wave_at=sale.next_wave_at(now))
     else:
         shard_room_check(shard, units=quantity, may_borrow=may_borrow)
