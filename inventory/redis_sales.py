@@ -552,7 +552,7 @@ def sale_forget(sale_id: int, shards: int = 1) -> None:
             keys.meta, keys.remaining, keys.buyers, keys.drain, keys.stream, keys.pending, keys.admitted,
             keys.blocked, keys.stats, *keys.queue,
         )  # fmt: skip
-    client.delete(SaleKeys(sale_id).lock("rebalance:fence"))
+    client.delete(SaleKeys(sale_id).lock(f"{MOVE_LOCK_JOB}:fence"))
 
 
 # --- Waiting room ------------------------------------------------------------------------------
@@ -598,13 +598,14 @@ def sale_shift_units(*, sale_id: int, shard: int, shards: int, units: int, fence
 # How long a mover may hold a sale's move lock: a few round trips, and the lock outlives a mover
 # that died (or lost its Redis node) holding it by this long at most.
 MOVE_LOCK_TTL_MS = 2_000
+MOVE_LOCK_JOB = "rebalance"
 # How long reconciliation and a rebuild wait for the move lock: the longest a dead mover's lives.
 MOVE_LOCK_WAIT_MS = MOVE_LOCK_TTL_MS + 500
 
 
 def sale_move_lock(sale_id: int, *, wait_ms: int) -> "contextlib.AbstractContextManager[RedisLock | None]":
     """The lock under which units move between a sale's stock shards, fenced (see sale_borrow)."""
-    return sale_lock(sale_id, "rebalance", ttl_ms=MOVE_LOCK_TTL_MS, wait_ms=wait_ms, fenced=True)
+    return sale_lock(sale_id, MOVE_LOCK_JOB, ttl_ms=MOVE_LOCK_TTL_MS, wait_ms=wait_ms, fenced=True)
 
 
 def _donor(states: list[ShardState | None], shard: int) -> int | None:
@@ -633,8 +634,12 @@ def sale_borrow(*, sale_id: int, shard: int, shards: int, units: int) -> int | N
     # A look first, without the lock: once a sale is sold out, the crowd's last attempts learn it
     # here, instead of queueing for the lock one by one.
     looked = sale_shard_states(sale_id, shards)
-    if looked[shard] is None or looked[shard].on_offer >= units or _donor(looked, shard) is None:
+    if looked[shard] is None or looked[shard].on_offer >= units:
         return looked[shard].on_offer if looked[shard] else 0
+    if _donor(looked, shard) is None:
+        # None left elsewhere, unless a mover holds units between its take and its give: then
+        # this look cannot tell sold out.
+        return None if redis_client().exists(SaleKeys(sale_id).lock(MOVE_LOCK_JOB)) else looked[shard].on_offer
     with sale_move_lock(sale_id, wait_ms=200) as lock:
         if lock is None:
             return None

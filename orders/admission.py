@@ -482,7 +482,9 @@ def _database_answer(
         if first[0] not in (quantity, 0):
             raise IdempotencyKeyReused()
         return DatabaseAnswer(first[1] or None)
-    if checked_pass is not None:
+    # A use per request: a request sent again after an answer that is not remembered (between
+    # waves) has spent its use already.
+    if checked_pass is not None and not PurchasePassUse.objects.filter(reservation_id=reservation_id).exists():
         if PurchasePassUse.objects.filter(nonce=checked_pass.nonce).count() >= settings.PURCHASE_PASS_USES:
             return DatabaseAnswer("pass_spent")
         PurchasePassUse.objects.create(nonce=checked_pass.nonce, reservation_id=reservation_id, flash_sale=sale)

@@ -35,6 +35,25 @@ def test_a_dry_shard_whose_units_cannot_move_yet_answers_503_not_sold_out(make_s
     assert [state.remaining for state in redis_sales.sale_shard_states(sale.pk, 2)] == [1, 2]
 
 
+def test_a_dry_shard_whose_sales_units_are_in_transit_answers_503_not_sold_out(make_sale, brokered):
+    # Given a sale of two shards whose shard 0 is empty, and a mover that has taken shard 1's
+    # units and not yet given them on
+    sale = make_sale(quantity=4, limit=1, shards=2)
+    assert move_units(sale, shard=0, units=-2) == -2
+    client = client_for(shopper_of(0, 2))
+    with redis_sales.sale_move_lock(sale.pk, wait_ms=0) as mover:
+        move = {"sale_id": sale.pk, "shards": 2, "fence": mover.fence}
+        assert redis_sales.sale_shift_units(**move, shard=1, units=-2) == -2
+        in_transit = purchase(client, sale, key="k")
+        assert redis_sales.sale_shift_units(**move, shard=1, units=2) == 2
+
+    # Then the shopper is asked to come back, not told (nor the process's gate) sold out
+    assert (in_transit.status_code, in_transit.json()["code"]) == (503, "unavailable")
+    assert sale_gate.refusal(sale.pk) is None
+    # And once the units have landed the same request moves some over and is accepted
+    assert purchase(client, sale, key="k").status_code == 202
+
+
 def test_a_shards_writer_takes_up_the_allotments_redis_moved(make_sale, brokered):
     # Given shard 0's shoppers bought units Redis moved to it from shard 1 and shard 2
     sale = make_sale(quantity=30, limit=1, shards=3)
