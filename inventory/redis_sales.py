@@ -552,7 +552,7 @@ def sale_forget(sale_id: int, shards: int = 1) -> None:
             keys.meta, keys.remaining, keys.buyers, keys.drain, keys.stream, keys.pending, keys.admitted,
             keys.blocked, keys.stats, *keys.queue,
         )  # fmt: skip
-    client.delete(SaleKeys(sale_id).lock(f"{MOVE_LOCK_JOB}:fence"))
+    client.delete(*_move_keys(sale_id))
 
 
 # --- Waiting room ------------------------------------------------------------------------------
@@ -608,10 +608,50 @@ def sale_move_lock(sale_id: int, *, wait_ms: int) -> "contextlib.AbstractContext
     return sale_lock(sale_id, MOVE_LOCK_JOB, ttl_ms=MOVE_LOCK_TTL_MS, wait_ms=wait_ms, fenced=True)
 
 
-def _donor(states: list[ShardState | None], shard: int) -> int | None:
+def _move_keys(sale_id: int) -> tuple[str, str, str]:
+    """The move lock's fencing token, its holder's mark of units in transit, and the count of
+    transits begun (all in the lock's slot)."""
+    keys = SaleKeys(sale_id)
+    return (
+        keys.lock(f"{MOVE_LOCK_JOB}:fence"),
+        keys.lock(f"{MOVE_LOCK_JOB}:transit"),
+        keys.lock(f"{MOVE_LOCK_JOB}:transits"),
+    )
+
+
+@contextlib.contextmanager
+def sale_units_in_transit(sale_id: int, lock: "RedisLock") -> Iterator[None]:
+    """Mark, for the move lock's holder, a stretch in which units of the sale may be in no shard
+    (taken from one, not yet given to another): a look at the shards outside the lock cannot
+    then tell sold out (see sale_borrow). The mark is set before the count is raised, so that a
+    look that began before the mark sees the count change; it lives no longer than the lock."""
+    _, mark, count = _move_keys(sale_id)
+    client = redis_client()
+    client.set(mark, lock.fence, px=MOVE_LOCK_TTL_MS)
+    client.incr(count)
+    try:
+        yield
+    finally:
+        _run("lock_release", [mark], [lock.fence])
+
+
+def _transits_seen(sale_id: int) -> tuple[bytes | None, bytes | None]:
+    """The mark of units in transit (None when none are) and the count of transits begun."""
+    _, mark, count = _move_keys(sale_id)
+    return tuple(redis_client().mget(mark, count))
+
+
+def _shards_loaded(sale_id: int, shards: int) -> list[ShardState]:
+    states = sale_shard_states(sale_id, shards)
+    if not all(states):
+        raise SaleNotLoaded()
+    return states
+
+
+def _donor(states: list[ShardState], shard: int) -> int | None:
     """The shard with the most units on offer, other than `shard`, if any has one."""
     most, donor = max(
-        ((state.on_offer, index) for index, state in enumerate(states) if state and index != shard), default=(0, None)
+        ((state.on_offer, index) for index, state in enumerate(states) if index != shard), default=(0, None)
     )
     return donor if most > 0 else None
 
@@ -622,7 +662,8 @@ def sale_borrow(*, sale_id: int, shard: int, shards: int, units: int) -> int | N
     so that a sale's shards run dry together and few moves are made. Only units on offer move:
     those of waves still to come stay in their shard until they open. Returns the units `shard`
     has on offer now (fewer than `units`: the other shards have none to give), or None when the
-    move lock could not be had in time, or was lost before the move was done.
+    move lock could not be had in time, or was lost before the move was done. Raises
+    SaleNotLoaded when a shard is missing from Redis: what it holds is not known.
 
     Moves of one sale are serialised by a short lock, which reconciliation and the rebuild of a
     lost shard take too, and fenced by its token: a taken unit is given within the same lock, and
@@ -632,28 +673,29 @@ def sale_borrow(*, sale_id: int, shard: int, shards: int, units: int) -> int | N
     is moving units, most likely here.
     """
     # A look first, without the lock: once a sale is sold out, the crowd's last attempts learn it
-    # here, instead of queueing for the lock one by one.
-    looked = sale_shard_states(sale_id, shards)
-    if looked[shard] is None or looked[shard].on_offer >= units:
-        return looked[shard].on_offer if looked[shard] else 0
-    if _donor(looked, shard) is None:
-        # None left elsewhere, unless a mover holds units between its take and its give: then
-        # this look cannot tell sold out.
-        return None if redis_client().exists(SaleKeys(sale_id).lock(MOVE_LOCK_JOB)) else looked[shard].on_offer
+    # here, instead of queueing for the lock one by one. The look reads one shard after another,
+    # so it may miss units in transit: it tells sold out only if no transit overlapped it.
+    transits = _transits_seen(sale_id)
+    looked = _shards_loaded(sale_id, shards)
+    if looked[shard].on_offer >= units:
+        return looked[shard].on_offer
+    if _donor(looked, shard) is None and transits[0] is None and _transits_seen(sale_id) == transits:
+        return looked[shard].on_offer
     with sale_move_lock(sale_id, wait_ms=200) as lock:
         if lock is None:
             return None
-        states = sale_shard_states(sale_id, shards)
+        states = _shards_loaded(sale_id, shards)
         own, donor = states[shard], _donor(states, shard)
-        if own is None or own.on_offer >= units or donor is None:
-            return own.on_offer if own else 0
+        if own.on_offer >= units or donor is None:
+            return own.on_offer
         most = states[donor].on_offer
         want = max(units - own.on_offer, (most - own.on_offer + 1) // 2)
         move = {"sale_id": sale_id, "shards": shards, "fence": lock.fence}
-        taken = sale_shift_units(**move, shard=donor, units=-want)
-        if not taken:
-            return None if taken is None else own.on_offer
-        given = sale_shift_units(**move, shard=shard, units=-taken)
+        with sale_units_in_transit(sale_id, lock):
+            taken = sale_shift_units(**move, shard=donor, units=-want)
+            if not taken:
+                return None if taken is None else own.on_offer
+            given = sale_shift_units(**move, shard=shard, units=-taken)
         return None if given is None else given + own.on_offer
 
 

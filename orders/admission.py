@@ -302,9 +302,14 @@ def _admit(
     for _ in range(BORROW_ROUNDS):
         if admission.outcome != "short":
             break
-        left = redis_sales.sale_borrow(sale_id=sale_id, shard=shard, shards=shards, units=quantity)
+        try:
+            left = redis_sales.sale_borrow(sale_id=sale_id, shard=shard, shards=shards, units=quantity)
+        except redis_sales.SaleNotLoaded:  # Redis lost a shard: rebuild it, then ask again.
+            flash_sale_preheat(sale=FlashSale.objects.get(pk=sale_id))
+            left = None
         admission = attempt(short_is_final=left is not None and left < quantity)
-    if admission.outcome == "short":  # Units could not be moved yet (a reconcile holds the lock).
+    if admission.outcome in ("short", "not_loaded"):
+        # Units could not be moved yet (a reconcile holds the lock), or the sale left Redis since.
         raise SaleLayerUnavailable()
     return admission
 

@@ -617,22 +617,25 @@ def flash_sale_reconcile(*, sale: FlashSale) -> redis_sales.Reconciliation | Non
                     allotments = _allotments_share(quantity=locked.quantity, floors=floors, current=current)
                 else:  # A closed sale offers nothing: each shard's allotment is what it sold.
                     allotments = [row.units_sold for row in rows]
-                parts = [
-                    redis_sales.sale_reconcile_counters(
-                        sale_id=sale.pk,
-                        quantity=allotments[row.index],
-                        units_sold=row.units_sold,
-                        held_by_user=order_units_by_user(flash_sale_id=sale.pk, shard=row.index, shards=shards),
-                        settled=settled[row.index],
-                        ends_at=locked.ends_at,
-                        per_user_limit=locked.per_user_limit,
-                        version=locked.version,
-                        blocked_users=[user for user in inactive if redis_sales.home_shard(user, shards) == row.index],
-                        shard=row.index,
-                        shards=shards,
-                    )
-                    for row in rows
-                ]
+                with redis_sales.sale_units_in_transit(sale.pk, moves):
+                    parts = [
+                        redis_sales.sale_reconcile_counters(
+                            sale_id=sale.pk,
+                            quantity=allotments[row.index],
+                            units_sold=row.units_sold,
+                            held_by_user=order_units_by_user(flash_sale_id=sale.pk, shard=row.index, shards=shards),
+                            settled=settled[row.index],
+                            ends_at=locked.ends_at,
+                            per_user_limit=locked.per_user_limit,
+                            version=locked.version,
+                            blocked_users=[
+                                user for user in inactive if redis_sales.home_shard(user, shards) == row.index
+                            ],
+                            shard=row.index,
+                            shards=shards,
+                        )
+                        for row in rows
+                    ]
             result = redis_sales.Reconciliation.of_shards(parts)
     if result.drifted:
         sale_gate_reopen(sale.pk)
