@@ -538,13 +538,17 @@ def _take_in_redis(
     Should the commit fail, Redis offers less than the database until reconciliation, never
     more. Redis away (the fallback's very case): the database decides alone, and reconciliation
     counts its orders once Redis is back. Raises SaleLayerUnavailable when units could not be
-    moved to the shopper's shard in time, as the Redis path does."""
+    moved to the shopper's shard in time (or a shard Redis lost holds what it lacks), as the
+    Redis path does."""
     shards, shard = sale.stock_shards, redis_sales.home_shard(user_id, sale.stock_shards)
 
     def take() -> str | None:
         left = quantity
         if shards > 1:  # The units come off the shopper's home shard: moved there first if short.
-            left = redis_sales.sale_borrow(sale_id=sale.pk, shard=shard, shards=shards, units=quantity)
+            try:
+                left = redis_sales.sale_borrow(sale_id=sale.pk, shard=shard, shards=shards, units=quantity)
+            except redis_sales.SaleNotLoaded:  # Redis lost a shard; the clock's next preheat rebuilds it.
+                left = None
         refusal = redis_sales.sale_taken_by_database(
             sale_id=sale.pk,
             user_id=user_id,
