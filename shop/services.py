@@ -21,6 +21,7 @@ from shop.exceptions import (
     InvalidSaleWindow,
     InvalidWaitingRoom,
     InvalidWaves,
+    SaleBusy,
     SaleNotCancellable,
     SaleVersionConflict,
 )
@@ -472,6 +473,7 @@ def flash_sale_edit(
         if not changes:
             return locked
         _check_edit(locked, ends_at=new_end, quantity=new_quantity, per_user_limit=new_limit)
+        _redis_lost_shards_rebuild(locked)
         delta = new_quantity - locked.quantity
         # The writers' batches see the new terms: they lock their shard's row before reading them.
         rows = _shards_locked(locked.pk)
@@ -504,6 +506,16 @@ EDIT_REFUSALS = {
     -1: "Fewer units are left on offer than that: the rest are sold or on their way.",
     -2: "A shopper already holds more than that limit.",
 }
+
+
+def _redis_lost_shards_rebuild(sale: FlashSale) -> None:
+    """Before an edit: a shard Redis lost while it holds the others is rebuilt, so that the edit
+    sees the sale whole (it takes units off through shard 0, and a rebuild later would leave
+    what the others hold over the new quantity on offer). Raises SaleBusy when another process
+    is loading the sale right now."""
+    states = redis_sales.sale_shard_states(sale.pk, sale.stock_shards)
+    if any(states) and not all(states) and flash_sale_preheat(sale=sale) is None:
+        raise SaleBusy()
 
 
 def _redis_narrow(sale: FlashSale, *, ends_at: datetime, per_user_limit: int, delta: int) -> None:

@@ -121,6 +121,9 @@ def shoppers_at_home_in(shard: int, shards: int, count: int) -> list:
 
 
 def test_a_sale_in_stock_shards_releases_each_wave_across_its_shards_and_moves_only_released_units(make_sale):
+    # The crowd first: the storm before the second wave must fit in its 8 s on a busy machine.
+    crowd = shoppers_at_home_in(0, 3, 40)  # all of them in shard 0: everything else must be borrowed
+    clients = [client_for(user) for user in crowd]
     now = timezone.now()
     second_wave = (now + timedelta(seconds=8)).replace(microsecond=0)
     sale = make_sale(quantity=20, limit=1, shards=3, waves=[(now - timedelta(seconds=30), 8), (second_wave, 12)])
@@ -130,8 +133,6 @@ def test_a_sale_in_stock_shards_releases_each_wave_across_its_shards_and_moves_o
         [3, 4],
         [2, 4],
     ]
-    crowd = shoppers_at_home_in(0, 3, 40)  # all of them in shard 0: everything else must be borrowed
-    clients = [client_for(user) for user in crowd]
 
     before = storm(list(range(20)), lambda i: purchase(clients[i], sale, key="k"), threads=10)
 
