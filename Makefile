@@ -13,6 +13,7 @@ test: $(VENV)/.dev-installed
 	sh scripts/ensure-test-programs.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python scripts/devstack.py exec test -- sh -c '\
 		DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py makemigrations --check --dry-run && \
 		$(BIN)/pytest $(PYTEST_ARGS)'

@@ -3,13 +3,12 @@ from django.contrib.auth.admin import UserAdmin
 
 from accounts.models import User
 from accounts.services import user_set_active
-from config.admin import confirm_then_apply
-from orders.services import purchase_block_create
+from core.admin import confirm_then_apply
 
 
 @admin.register(User)
 class ShopUserAdmin(UserAdmin):
-    actions = ["deactivate_accounts", "reactivate_accounts", "block_from_every_sale"]
+    actions = ["deactivate_accounts", "reactivate_accounts"]
 
     def save_model(self, request, obj, form, change):
         # A change of "active" goes through the service, so that the sale layer hears of it.
@@ -43,25 +42,3 @@ class ShopUserAdmin(UserAdmin):
             service=lambda user: user_set_active(user=user, active=active),
             done=f"{verb}d",
         )
-
-    @admin.action(
-        description="Block the selected accounts from buying in every sale", permissions=["block_from_every_sale"]
-    )
-    def block_from_every_sale(self, request, queryset):
-        return confirm_then_apply(
-            self,
-            request,
-            queryset,
-            list(queryset.order_by("pk")),
-            action="block_from_every_sale",
-            title="Block from every sale",
-            question="Keep these accounts from buying in every sale until the block is lifted? "
-            "They may still sign in and see their orders.",
-            describe=lambda user: f"{user.username} ({user.email or 'no e-mail'})",
-            service=lambda user, reason: purchase_block_create(actor=request.user, account=user, reason=reason),
-            done="Blocked",
-            ask_reason=True,
-        )
-
-    def has_block_from_every_sale_permission(self, request) -> bool:
-        return request.user.has_perm("orders.add_purchaseblock")

@@ -2,7 +2,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.exceptions import UsernameTaken
 from accounts.models import User
-from shop.services import flash_sales_block_account
+from accounts.signals import account_activity_changed
 
 
 def user_register(*, username: str, password: str, email: str) -> User:
@@ -17,12 +17,12 @@ def user_register(*, username: str, password: str, email: str) -> User:
 def user_set_active(*, user: User, active: bool) -> bool:
     """Deactivate an account (it can no longer sign in or buy) or activate it again.
 
-    The sale layer learns of it after commit, so a token issued before cannot buy in any sale
-    on offer. Returns whether the account changed.
+    The sale layer learns of it after commit (account_activity_changed), so a token issued
+    before cannot buy in any sale on offer. Returns whether the account changed.
     """
     with transaction.atomic():
         changed = User.objects.filter(pk=user.pk, is_active=not active).update(is_active=active)
         if changed:
-            transaction.on_commit(lambda: flash_sales_block_account(user_id=user.pk, blocked=not active))
+            transaction.on_commit(lambda: account_activity_changed.send(sender=User, user_id=user.pk, active=active))
     user.is_active = active
     return bool(changed)

@@ -122,7 +122,7 @@ def load_sale(sale_id: int, shards: int) -> None:
 def drive(args, sales: list[Sale], first_shopper: int, client_index: int, deadline: float, counts) -> None:
     """One client process: pipelined admissions of new shoppers, round-robin over the sales,
     each in the shopper's home shard."""
-    from config.redis import lua_script, redis_client
+    from core.redis import lua_script, redis_client
     from inventory import redis_sales
 
     script = lua_script(ADMIT)
@@ -199,7 +199,7 @@ def per_node(before: dict, after: dict) -> dict:
 
 
 def phase(args, name: str, nodes: dict[int, redis.Redis], sales: list[Sale]) -> dict:
-    from config.redis import lua_source, redis_client
+    from core.redis import lua_source, redis_client
 
     redis_client().script_load(lua_source(ADMIT))  # on every primary: pipelines call it by SHA
     for sale_id, shards in sales:
@@ -236,7 +236,7 @@ def shard_keys(sales: list[Sale]) -> list[str]:
 
 def node_of(nodes: dict[int, redis.Redis], key: str) -> int:
     """The port of the primary that owns `key` (the one node when there is only one)."""
-    from config.redis import redis_client
+    from core.redis import redis_client
 
     client = redis_client()
     return client.get_node_from_key(key).port if isinstance(client, RedisCluster) else next(iter(nodes))

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from config.urls import urlpatterns as shop_urlpatterns
-from shop.api.views import FlashSalePurchaseApi
+from purchase.api.views import FlashSalePurchaseApi
 
 
 class ConstantAnswerPurchaseApi(FlashSalePurchaseApi):

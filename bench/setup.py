@@ -15,12 +15,12 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts.models import User
 from inventory import redis_sales
 from inventory.services import stock_get_or_create, stock_receive
-from orders.admission import purchase_admit
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.reservations import reservation_id_new
-from orders.waiting_room import waiting_room_join
 from orders.writer import order_writer_drain
+from purchase.admission import purchase_admit
+from purchase.reservations import reservation_id_new
+from purchase.waiting_room import waiting_room_join
 from shop.models import SKU, FlashSale, Product
 from shop.services import flash_sale_create, flash_sale_preheat, flash_sale_reconcile
 

@@ -2,10 +2,10 @@
 
 import os
 
+from prometheus_client import multiprocess
+
 
 def child_exit(server, worker):
     # A dead worker's metric files must stop counting as live gauges.
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-        from prometheus_client import multiprocess
-
         multiprocess.mark_process_dead(worker.pid)

@@ -1,7 +1,7 @@
 """Short view stacks for the hottest requests, in front of the full Django stack (config/wsgi.py).
 
 A lane is Django's own WSGI handler (signals, database connections, error pages) with a
-middleware chain and URLs of its own: the purchase (shop/api/lane.py) and the liveness probe,
+middleware chain and URLs of its own: the purchase (purchase/lane.py) and the liveness probe,
 which a load balancer asks every second of a sale and which needs nothing but to be answered.
 """
 
@@ -10,7 +10,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.urls import path
 from django.utils.module_loading import import_string
 
-from config import views
+from core import views
 
 
 class LaneHandler(WSGIHandler):
@@ -37,7 +37,7 @@ def probe_takes(environ: dict) -> bool:
 
 # The probe lane: /livez alone, with its request id (every answer carries one) and nothing else
 # (no session, no metrics; the rate limiter exempts it anyway).
-PROBE_MIDDLEWARE = ["config.middleware.RequestIdMiddleware"]
+PROBE_MIDDLEWARE = ["core.middleware.RequestIdMiddleware"]
 urlpatterns = [path("livez", views.livez)]
-handler404 = "config.views.page_not_found"
-handler500 = "config.views.server_error"
+handler404 = "core.views.page_not_found"
+handler500 = "core.views.server_error"

@@ -2,9 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import views
+from core import views
 
 api_v1 = [
+    path("", include("purchase.api.urls")),
     path("", include("shop.api.urls")),
     path("", include("orders.api.urls")),
     path("", include("inventory.api.urls")),
@@ -18,6 +19,7 @@ admin.site.enable_nav_sidebar = False
 
 urlpatterns = [
     path("", include("shop.urls")),
+    path("", include("purchase.urls")),
     path("", include("orders.urls")),
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
@@ -29,7 +31,7 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
 ]
 
-handler400 = "config.views.bad_request"
-handler403 = "config.views.permission_denied"
-handler404 = "config.views.page_not_found"
-handler500 = "config.views.server_error"
+handler400 = "core.views.bad_request"
+handler403 = "core.views.permission_denied"
+handler404 = "core.views.page_not_found"
+handler500 = "core.views.server_error"

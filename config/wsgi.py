@@ -1,7 +1,7 @@
 """The WSGI application: Django's, with two lanes in front (config/lanes.py).
 
 `GET /livez` is answered by the probe lane, a bearer-token purchase by the purchase lane
-(shop/api/lane.py), each through a short stack of its own; everything else, and every purchase
+(purchase/lane.py), each through a short stack of its own; everything else, and every purchase
 when PURCHASE_LANE=0, by the full one.
 """
 
@@ -16,7 +16,7 @@ django_application = get_wsgi_application()
 
 # Only once Django is set up: the lanes import the apps' models.
 from config.lanes import PROBE_MIDDLEWARE, LaneHandler, probe_takes  # noqa: E402
-from shop.api import lane  # noqa: E402
+from purchase import lane  # noqa: E402
 
 probe_application = LaneHandler(middleware=PROBE_MIDDLEWARE, urlconf="config.lanes")
 purchase_application = None

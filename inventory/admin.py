@@ -1,3 +1,5 @@
+from operator import attrgetter
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import F
@@ -7,13 +9,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from config.admin import (
+from core.admin import (
     CsvExportMixin,
     DomainErrorsAsMessagesMixin,
     ReadOnlyAdminMixin,
     confirm_then_apply,
 )
-from config.exceptions import DomainError
+from core.exceptions import DomainError
 from inventory.forms import StockAdjustForm, StockMoveForm, StockThresholdForm
 from inventory.models import Stock, StockAlert, StockMovement
 from inventory.services import (
@@ -186,37 +188,16 @@ class StockAdmin(DomainErrorsAsMessagesMixin, admin.ModelAdmin):
 class StockMovementAdmin(CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The ledger: read-only for everyone, superusers included."""
 
-    list_display = [
-        "created_at",
-        "sku",
-        "kind",
-        "quantity",
-        "on_hand_delta",
-        "allocated_delta",
-        "on_hand_after",
-        "allocated_after",
-        "actor",
-        "reason",
-        "reference",
-    ]
+    list_display = [column for column in StockMovement.COLUMNS if column != "id"]
     list_filter = ["kind", "created_at", ("stock__sku", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["stock__sku", "actor"]
     search_fields = ["stock__sku__code", "reason", "reference", "actor__username"]
     date_hierarchy = "created_at"
     csv_name = "stock-movements"
-    csv_columns = {
-        "id": lambda m: m.pk,
+    csv_columns = {column: attrgetter(column) for column in StockMovement.COLUMNS} | {
         "created_at": lambda m: m.created_at.isoformat(),
         "sku": lambda m: m.stock.sku.code,
-        "kind": lambda m: m.kind,
-        "quantity": lambda m: m.quantity,
-        "on_hand_delta": lambda m: m.on_hand_delta,
-        "allocated_delta": lambda m: m.allocated_delta,
-        "on_hand_after": lambda m: m.on_hand_after,
-        "allocated_after": lambda m: m.allocated_after,
         "actor": lambda m: m.actor.username if m.actor else "",
-        "reason": lambda m: m.reason,
-        "reference": lambda m: m.reference,
     }
 
     @admin.display(description="SKU", ordering="stock__sku__code")

@@ -67,6 +67,13 @@ class StockMovement(models.Model):
         SELL = "sell", "Sell"
         RETURN = "return", "Return"
 
+    # The ledger's columns, as the API, the back office and its CSV export show them (the SKU
+    # by its code, the actor by username).
+    COLUMNS = [
+        "id", "created_at", "sku", "kind", "quantity", "on_hand_delta", "allocated_delta", "on_hand_after",
+        "allocated_after", "actor", "reason", "reference",
+    ]  # fmt: skip
+
     stock = models.ForeignKey(Stock, on_delete=models.PROTECT, related_name="movements")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     quantity = models.PositiveIntegerField(help_text="Units moved.")

@@ -8,6 +8,7 @@ alert. The database CHECK constraints back up the checks made here.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -16,7 +17,9 @@ from django.utils import timezone
 
 from inventory.exceptions import InsufficientStock, InvalidQuantity, VersionConflict
 from inventory.models import Stock, StockAlert, StockMovement
-from shop.models import SKU
+
+if TYPE_CHECKING:
+    from shop.models import SKU
 
 Kind = StockMovement.Kind
 
@@ -43,7 +46,7 @@ class StockChange:
         }[self.kind]
 
 
-def stock_get_or_create(*, sku: SKU, low_stock_threshold: int | None = None) -> Stock:
+def stock_get_or_create(*, sku: "SKU", low_stock_threshold: int | None = None) -> Stock:
     """The Stock row of `sku`, created empty (no movement: nothing changed) when missing."""
     defaults = {} if low_stock_threshold is None else {"low_stock_threshold": low_stock_threshold}
     stock, _ = Stock.objects.get_or_create(sku=sku, defaults=defaults)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from config.redis import run_lua
-from limits.breaker import redis_breaker
+from core.breaker import redis_breaker
+from core.redis import run_lua
 
 RATE_LIMIT_LUA = Path(__file__).parent / "lua" / "rate_limit.lua"
 

@@ -9,11 +9,9 @@ Redis is unreachable the per-process bucket decides alone.
 
 import contextlib
 import hashlib
-import ipaddress
 import logging
 import math
 import re
-from functools import cache
 
 import redis
 from django.conf import settings
@@ -21,13 +19,14 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from config.api.authentication import bearer_token
-from config.api.parsers import json_parse
+from core.addresses import client_ip
+from core.api.authentication import bearer_token
+from core.api.parsers import json_parse
+from core.paths import PURCHASE_API_PATH, PURCHASE_FORM_PATH
 from limits.buckets import Decision, Limit, LocalBuckets, shared_take
 
 logger = logging.getLogger(__name__)
 
-PURCHASE_PATH = re.compile(r"^(/api/v1/flash-sales/\d+/purchase/|/sales/\d+/buy/)$")
 PASS_PATH = re.compile(r"^/api/v1/flash-sales/\d+/pass/$")
 LOGIN_PATHS = frozenset(
     {
@@ -50,7 +49,7 @@ def route_group(request: HttpRequest) -> str | None:
     if path == "/healthz":
         return "health"
     if request.method not in SAFE_METHODS:
-        if PURCHASE_PATH.match(path):
+        if PURCHASE_API_PATH.match(path) or PURCHASE_FORM_PATH.match(path):
             return "purchase"
         if PASS_PATH.match(path):
             return "pass"
@@ -58,45 +57,6 @@ def route_group(request: HttpRequest) -> str | None:
             return "login"
         return "write"
     return "read"
-
-
-@cache
-def _networks(cidrs: tuple[str, ...]) -> tuple:
-    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
-
-
-def ip_address(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address, None for anything that is not one. An IPv4 peer seen through an IPv6 socket
-    (`::ffff:192.0.2.1`) is its IPv4 address, so that IPv4 networks hold for it too."""
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return None
-    return (ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None) or ip
-
-
-def address_in(address: str, cidrs: list[str]) -> bool:
-    """Whether `address` lies in one of the networks; False for anything that is not an address."""
-    ip = ip_address(address)
-    return ip is not None and any(ip in network for network in _networks(tuple(cidrs)))
-
-
-def _is_trusted(address: str) -> bool:
-    # Most deployments trust no proxy: then no address needs parsing.
-    return bool(settings.RATE_LIMIT_TRUSTED_PROXIES) and address_in(address, settings.RATE_LIMIT_TRUSTED_PROXIES)
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The peer address, unless the peer is a trusted proxy: then the nearest untrusted hop
-    that the proxies recorded in X-Forwarded-For. A client cannot choose its own address."""
-    peer = request.META.get("REMOTE_ADDR", "")
-    if not _is_trusted(peer):
-        return peer
-    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not _is_trusted(hop):
-            return hop
-    return peer
 
 
 def request_user_id(request: HttpRequest) -> str | None:

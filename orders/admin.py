@@ -1,8 +1,10 @@
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from config.admin import BelongsToPageInline, CsvExportMixin, ReadOnlyAdminMixin, apply_to_each, confirm_then_apply
+from accounts.admin import ShopUserAdmin
+from core.admin import BelongsToPageInline, CsvExportMixin, ReadOnlyAdminMixin, apply_to_each, confirm_then_apply
 from orders.exceptions import InvalidBlock
 from orders.models import (
     FailedReservation,
@@ -250,3 +252,34 @@ class WaitingRoomDrawAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(boolean=True, description="order recomputes from the seed")
     def holds(self, draw: WaitingRoomDraw) -> bool:
         return waiting_room_draw_holds(draw)
+
+
+# The account admin gains the orders app's action: accounts, below orders, knows no purchase block.
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class AccountAdmin(ShopUserAdmin):
+    actions = [*ShopUserAdmin.actions, "block_from_every_sale"]
+
+    @admin.action(
+        description="Block the selected accounts from buying in every sale", permissions=["block_from_every_sale"]
+    )
+    def block_from_every_sale(self, request, queryset):
+        return confirm_then_apply(
+            self,
+            request,
+            queryset,
+            list(queryset.order_by("pk")),
+            action="block_from_every_sale",
+            title="Block from every sale",
+            question="Keep these accounts from buying in every sale until the block is lifted? "
+            "They may still sign in and see their orders.",
+            describe=lambda user: f"{user.username} ({user.email or 'no e-mail'})",
+            service=lambda user, reason: purchase_block_create(actor=request.user, account=user, reason=reason),
+            done="Blocked",
+            ask_reason=True,
+        )
+
+    def has_block_from_every_sale_permission(self, request) -> bool:
+        return request.user.has_perm("orders.add_purchaseblock")

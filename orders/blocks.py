@@ -20,9 +20,9 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from config.redis import redis_client, run_lua
-from limits.breaker import redis_breaker
-from limits.middleware import ip_address
+from core.addresses import ip_address
+from core.breaker import redis_breaker
+from core.redis import redis_client, run_lua
 from orders.models import PurchaseBlock
 
 logger = logging.getLogger(__name__)

@@ -4,16 +4,12 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum
 
 from inventory import redis_sales
 from inventory.models import Stock
 from orders.models import FailedReservation, Order
-from orders.selectors import in_shard, reservations_settled
 from shop.models import FlashSale
-
-NOT_CANCELLED = ~Q(status=Order.Status.CANCELLED)
-SOLD = Q(status__in=[Order.Status.PAID, Order.Status.FULFILLED, Order.Status.REFUNDED])
 
 
 @dataclass
@@ -50,15 +46,14 @@ def check_invariants(sale_ids: Collection[int] | None = None) -> Report:
 
 
 def _check_sale(report: Report, sale: FlashSale) -> None:
-    orders = Order.objects.filter(flash_sale=sale)
-    units = orders.filter(NOT_CANCELLED).aggregate(units=Sum("quantity"))["units"] or 0
+    units = sale.orders.tally()["units"]
     # 1. No oversell, and the counter the writer guards tells the truth.
     if units > sale.quantity:
         report.violation("no_oversell", sale=sale.pk, units_in_orders=units, quantity=sale.quantity)
     _check_shards(report, sale)
     # 4. Per-user limit.
     over = (
-        orders.filter(NOT_CANCELLED)
+        sale.orders.not_cancelled()
         .values("user_id")
         .annotate(units=Sum("quantity"))
         .filter(units__gt=sale.per_user_limit)
@@ -68,7 +63,7 @@ def _check_sale(report: Report, sale: FlashSale) -> None:
             "per_user_limit", sale=sale.pk, user=row["user_id"], units=row["units"], limit=sale.per_user_limit
         )
     # 3. Cache agreement, counting reservations still on their way to the database.
-    if sale.status in {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}:
+    if sale.status in FlashSale.OPEN_STATUSES:
         _check_cache(report, sale)
 
 
@@ -79,10 +74,7 @@ def _check_shards(report: Report, sale: FlashSale) -> None:
     if len(rows) != sale.stock_shards or sum(row.allotment for row in rows) != sale.quantity:
         report.violation("shard_allotments", sale=sale.pk, shards=len(rows), allotments=[row.allotment for row in rows])
     for row in rows:
-        orders = in_shard(
-            Order.objects.filter(NOT_CANCELLED, flash_sale=sale), shard=row.index, shards=sale.stock_shards
-        )
-        units = orders.aggregate(units=Sum("quantity"))["units"] or 0
+        units = sale.orders.in_shard(shard=row.index, shards=sale.stock_shards).tally()["units"]
         if units != row.units_sold:
             report.violation(
                 "sale_counter", sale=sale.pk, shard=row.index, units_in_orders=units, units_sold=row.units_sold
@@ -103,7 +95,7 @@ def _check_cache(report: Report, sale: FlashSale) -> None:
     in_flight = {}
     for row in sale.shards.all():
         entries = redis_sales.reservations_in_stream(sale.pk, row.index, shards)
-        settled = reservations_settled(reservation_ids=[entry.reservation_id for entry in entries])
+        settled = sale.reservations_settled(entry.reservation_id for entry in entries)
         in_flight[row.index] = redis_sales.units_in_flight(entries, settled)
     for row in sale.shards.all():
         state = states[row.index]
@@ -155,13 +147,11 @@ def _check_terms(report: Report, sale: FlashSale, *, loaded: list[int]) -> None:
 
 
 def _check_stock(report: Report, sales: list[FlashSale], stocks: QuerySet[Stock]) -> None:
-    open_statuses = {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}
     expected_allocated: dict[int, int] = {}
     for sale in sales:
-        counts = sale.orders.aggregate(
-            sold=Sum("quantity", filter=SOLD), unpaid=Sum("quantity", filter=Q(status=Order.Status.PENDING_PAYMENT))
-        )
-        held = sale.quantity - (counts["sold"] or 0) if sale.status in open_statuses else counts["unpaid"] or 0
+        tally = sale.orders.tally()
+        is_open = sale.status in FlashSale.OPEN_STATUSES
+        held = sale.quantity - tally["units_charged"] if is_open else tally["units_unpaid"]
         expected_allocated[sale.sku_id] = expected_allocated.get(sale.sku_id, 0) + held
     stocks = stocks.annotate(
         on_hand_sum=Sum("movements__on_hand_delta"), allocated_sum=Sum("movements__allocated_delta")

@@ -1,6 +1,78 @@
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Count, F, Max, Q, Sum
+from django.db.models.functions import Coalesce, Mod
+
+from inventory.redis_sales import KEEP, GiveBack
+
+
+class ShopperRowsQuerySet(models.QuerySet):
+    """Rows of a sale's shoppers (by `user_id`)."""
+
+    def in_shard(self, *, shard: int, shards: int):
+        """Those whose home is this stock shard (`redis_sales.home_shard`)."""
+        if shards == 1:
+            return self
+        return self.alias(home_shard=Mod("user_id", shards)).filter(home_shard=shard)
+
+    def units_by_reservation(self) -> dict[str, int]:
+        return dict(self.values_list("reservation_id", "quantity"))
+
+
+class OrderQuerySet(ShopperRowsQuerySet):
+    def not_cancelled(self):
+        return self.exclude(status=Order.Status.CANCELLED)
+
+    def paid(self):
+        return self.filter(status__in=Order.PAID_STATUSES)
+
+    def units_by_user(
+        self, *, user_ids: Iterable[int] | None = None, shard: int = 0, shards: int = 1
+    ) -> dict[int, int]:
+        """Units each user (of one stock shard) holds in these orders that are not cancelled."""
+        orders = self.not_cancelled().in_shard(shard=shard, shards=shards)
+        if user_ids is not None:
+            orders = orders.filter(user_id__in=list(user_ids))
+        return dict(orders.values("user_id").annotate(units=Sum("quantity")).values_list("user_id", "units"))
+
+    def give_back(self, reservation_ids: Iterable[str]) -> dict[str, GiveBack]:
+        """Those of the reservations that ended as one of these orders, each with what Redis gives
+        back for it when the writer finishes its stream entry. A Redis reservation whose request
+        the database path wrote as an order (Redis was away for a moment) makes no order of its
+        own; Redis never counted the database path's order, so its entry stands for that
+        order's units instead of its own."""
+        return {
+            rid: GiveBack(units=True, tally=True, less=quantity) if admission == Order.Admission.DATABASE else KEEP
+            for rid, admission, quantity in self.filter(reservation_id__in=reservation_ids).values_list(
+                "reservation_id", "admission", "quantity"
+            )
+        }
+
+    def tally(self) -> dict:
+        """These orders counted and summed by what became of them: `orders`, `units` (not
+        cancelled), `*_paid` (paid and kept), `*_cancelled`, `units_refunded`, `units_charged`
+        (paid at some time: out of stock for good), `units_unpaid`, `revenue` and
+        `last_unit_at`."""
+        kept = ~Q(status=Order.Status.CANCELLED)
+        paid = Q(status__in=Order.PAID_STATUSES)
+        units = {
+            "units": kept,
+            "units_paid": paid,
+            "units_cancelled": ~kept,
+            "units_refunded": Q(status=Order.Status.REFUNDED),
+            "units_charged": Q(status__in=Order.CHARGED_STATUSES),
+            "units_unpaid": Q(status=Order.Status.PENDING_PAYMENT),
+        }
+        return self.aggregate(
+            orders=Count("pk", filter=kept),
+            orders_paid=Count("pk", filter=paid),
+            orders_cancelled=Count("pk", filter=~kept),
+            **{name: Coalesce(Sum("quantity", filter=which), 0) for name, which in units.items()},
+            revenue=Sum("total", filter=paid),
+            last_unit_at=Max("created_at", filter=kept),
+        )
 
 
 class Order(models.Model):
@@ -15,6 +87,11 @@ class Order(models.Model):
         FULFILLED = "fulfilled"
         CANCELLED = "cancelled"
         REFUNDED = "refunded"
+
+    # Paid, and the money kept.
+    PAID_STATUSES = frozenset({Status.PAID, Status.FULFILLED})
+    # Paid at some time: the units left stock for good (a refund does not bring them back).
+    CHARGED_STATUSES = PAID_STATUSES | {Status.REFUNDED}
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
     sku = models.ForeignKey("shop.SKU", on_delete=models.PROTECT, related_name="orders")
@@ -42,6 +119,8 @@ class Order(models.Model):
     pay_by = models.DateTimeField(help_text="Unpaid by then, the order is cancelled and its units released.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrderQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -88,6 +167,14 @@ class OrderTransition(models.Model):
         return f"{self.order}: {self.from_status} → {self.to_status}"
 
 
+class FailedReservationQuerySet(ShopperRowsQuerySet):
+    def give_back(self, reservation_ids: Iterable[str]) -> dict[str, GiveBack]:
+        """Those of the reservations that ended as one of these failures, each with what Redis
+        still holds for it and gives back when the writer finishes its stream entry (GIVE_BACK)."""
+        failed = self.filter(reservation_id__in=reservation_ids).values_list("reservation_id", "reason")
+        return {rid: GIVE_BACK[reason] for rid, reason in failed}
+
+
 class FailedReservation(models.Model):
     """A reservation Redis accepted that the database refused: its answer is "failed"."""
 
@@ -106,11 +193,28 @@ class FailedReservation(models.Model):
     reason = models.CharField(max_length=32, choices=Reason.choices)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = FailedReservationQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"Failed reservation {self.reservation_id}"
+
+
+# What Redis still holds for a reservation that ended without its units in an order, and so
+# gives back when the writer finishes it: units back on offer when the database had room for
+# them, the shopper's tally unless the database says they hold as much (over the limit).
+# Sold out and closed: Redis had counted units the database does not have; they stay taken.
+# Lost: Redis no longer holds anything for it.
+GIVE_BACK = {
+    FailedReservation.Reason.SOLD_OUT: GiveBack(units=False, tally=True),
+    FailedReservation.Reason.SALE_CLOSED: GiveBack(units=False, tally=True),
+    FailedReservation.Reason.LIMIT_EXCEEDED: GiveBack(units=True, tally=False),
+    FailedReservation.Reason.UNKNOWN_USER: GiveBack(units=True, tally=True),
+    FailedReservation.Reason.ACCOUNT_INACTIVE: GiveBack(units=True, tally=True),
+    FailedReservation.Reason.LOST: KEEP,
+}
 
 
 class PurchaseRefusal(models.Model):

@@ -11,6 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from inventory import redis_sales
+from inventory.redis_sales.gate import sale_gate_reopen
 from inventory.services import stock_release, stock_return, stock_sell
 from orders.blocks import block_list, purchase_blocks_publish
 from orders.exceptions import (
@@ -30,9 +31,7 @@ from orders.models import (
 )
 from orders.payments import payment_provider
 from orders.writer import shard_lock
-from shop.gate import sale_gate_reopen
 from shop.models import FlashSale, FlashSaleShard
-from shop.services import OPEN_STATUSES
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +166,7 @@ def order_cancel(*, order: Order, actor: AbstractBaseUser | None, reason: str, e
         back_on_sale = False
         if sale is not None:
             FlashSaleShard.objects.filter(pk=shard.pk).update(units_sold=F("units_sold") - locked.quantity)
-            back_on_sale = sale.status in OPEN_STATUSES
+            back_on_sale = sale.status in FlashSale.OPEN_STATUSES
         if back_on_sale:
             # Before commit, under the sale's row lock, which reconciliation takes too: it sees
             # the units back in both places or in neither, so it cannot count them twice. Should

@@ -4,7 +4,6 @@ from orders import views
 
 app_name = "orders"
 urlpatterns = [
-    path("purchases/<str:reservation_id>/", views.purchase_status, name="purchase"),
     path("orders/", views.order_list, name="list"),
     path("orders/<int:pk>/pay/", views.order_pay_view, name="pay"),
     path("orders/<int:pk>/cancel/", views.order_cancel_view, name="cancel"),

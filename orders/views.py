@@ -1,22 +1,11 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from config.exceptions import DomainError
-from orders.admission import purchase_result
+from core.exceptions import DomainError
 from orders.selectors import order_list_visible_to
 from orders.services import order_cancel, order_pay
-
-
-@login_required
-def purchase_status(request, reservation_id: str):
-    result = purchase_result(reservation_id=reservation_id, user=request.user)
-    if result is None:
-        raise Http404("No such purchase.")
-    order = order_list_visible_to(user=request.user).filter(pk=result.order_id).first() if result.order_id else None
-    return render(request, "orders/purchase.html", {"result": result, "order": order})
 
 
 @login_required

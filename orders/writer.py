@@ -16,21 +16,21 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
-from config.metrics import WRITER_BATCH_SIZE, WRITER_LAG_SECONDS
+from core.metrics import WRITER_BATCH_SIZE, WRITER_LAG_SECONDS
 from inventory import redis_sales
 from inventory.redis_sales import GiveBack, StreamReservation
-from orders.models import (
-    FailedReservation,
-    Order,
-)
-from orders.selectors import DUPLICATE, GIVE_BACK, order_units_by_user, reservations_settled
-from shop.gate import sale_gate_reopen
+from inventory.redis_sales.gate import sale_gate_reopen
+from orders.models import GIVE_BACK, FailedReservation, Order
 from shop.models import FlashSale, FlashSaleShard
-from shop.services import OPEN_STATUSES, flash_sale_shards_rebalance
+from shop.services import flash_sale_shards_rebalance
 
 # "orders.writer": one line per reservation settled; at very high rates, raise its level.
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# The second admission of one request (its id twice in the stream) holds units and a tally
+# that no order uses.
+DUPLICATE = GiveBack(units=True, tally=True)
 
 
 @dataclass
@@ -81,7 +81,7 @@ def shard_room_check(row: FlashSaleShard, *, units: int, may_borrow: bool) -> No
     """Raise ShardShort when `units` more do not fit the shard's allotment but may be borrowed
     from the sale's other shards."""
     sale = row.flash_sale
-    if may_borrow and units > row.room and sale.stock_shards > 1 and sale.status in OPEN_STATUSES:
+    if may_borrow and units > row.room and sale.stock_shards > 1 and sale.status in FlashSale.OPEN_STATUSES:
         raise ShardShort(units - row.room)
 
 
@@ -97,9 +97,9 @@ def reservations_decide(
     """
     user_ids = {entry.user_id for entry in entries}
     active = dict(User.objects.filter(pk__in=user_ids).values_list("pk", "is_active"))
-    held = order_units_by_user(flash_sale_id=sale.pk, user_ids=user_ids)
+    held = sale.orders.units_by_user(user_ids=user_ids)
     # A closed sale has released its unsold units already; nothing more can be written.
-    closed = sale.status not in OPEN_STATUSES
+    closed = sale.status not in FlashSale.OPEN_STATUSES
     accepted, failures = [], []
     for entry in entries:
         reason = None
@@ -210,7 +210,7 @@ def order_write_batch(
             # The shard's row lock serialises its writers (and reconciliation), so the "already
             # settled" look below sees every batch committed before this one.
             row = shard_lock(sale_id=sale_id, shard=shard)
-            settled = reservations_settled(reservation_ids={entry.reservation_id for entry in entries})
+            settled = row.flash_sale.reservations_settled({entry.reservation_id for entry in entries})
             todo, seen = [], set()
             for entry in entries:
                 if not entry.reservation_id:

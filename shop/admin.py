@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.admin import (
+from core.admin import (
     BelongsToPageInline,
     DomainErrorsAsMessagesMixin,
     ReadOnlyAdminMixin,

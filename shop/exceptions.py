@@ -1,4 +1,4 @@
-from config.exceptions import DomainError
+from core.exceptions import DomainError
 
 
 class InvalidSaleWindow(DomainError):
@@ -11,12 +11,6 @@ class SaleNotCancellable(DomainError):
     code = "invalid_transition"
     status_code = 409
     default_message = "Only a scheduled or live sale can be cancelled."
-
-
-class SaleNotFound(DomainError):
-    code = "not_found"
-    status_code = 404
-    default_message = "No such flash sale."
 
 
 class SaleBusy(DomainError):

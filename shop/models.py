@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
@@ -8,6 +9,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
+
+from inventory.redis_sales import GiveBack
 
 
 class ProductQuerySet(models.QuerySet):
@@ -58,7 +61,7 @@ MAX_STOCK_SHARDS = 64
 
 class FlashSaleQuerySet(models.QuerySet):
     def on_offer(self):
-        return self.filter(status__in=[FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE])
+        return self.filter(status__in=FlashSale.OPEN_STATUSES)
 
     def with_units_sold(self):
         return self.annotate(units_sold_annotated=Coalesce(Sum("shards__units_sold"), 0))
@@ -206,6 +209,24 @@ class FlashSale(models.Model):
         """When the next wave opens, by this process's clock (shown to shoppers; admission goes
         by Redis's clock)."""
         return next((wave.at for wave in self.wave_list if wave.at > now), None)
+
+    # The database's side of the sale's Redis counters, read through the orders app's relations.
+
+    def reservations_settled(self, reservation_ids: Iterable[str]) -> dict[str, GiveBack]:
+        """Those of the sale's reservations that ended as an order or a failed result, each with
+        what Redis gives back for it when the writer finishes its stream entry."""
+        ids = list(reservation_ids)
+        if not ids:
+            return {}
+        return {**self.orders.give_back(ids), **self.failed_reservations.give_back(ids)}
+
+    def reservation_units(self, *, shard: int = 0, shards: int = 1) -> dict[str, int]:
+        """Units of every reservation of the sale (of one stock shard's shoppers) that the database
+        has, as an order or a failure."""
+        return {
+            **self.failed_reservations.in_shard(shard=shard, shards=shards).units_by_reservation(),
+            **self.orders.in_shard(shard=shard, shards=shards).units_by_reservation(),
+        }
 
 
 class Wave(NamedTuple):

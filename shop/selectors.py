@@ -2,15 +2,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
 
 import redis
-from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
+from core.breaker import redis_breaker
 from inventory import redis_sales
-from limits.breaker import redis_breaker
-from orders.models import Order, Refund
+from inventory.redis_sales import Outcome
 from shop.models import SKU, FlashSale, Product
 
 
@@ -37,11 +36,7 @@ def flash_sale_list() -> QuerySet[FlashSale]:
 
 def flash_sale_stats(*, sale: FlashSale) -> dict:
     """The staff view of a sale: the database's counts beside Redis's, and whether they agree."""
-    counts = sale.orders.aggregate(
-        confirmed=Count("pk", filter=~Q(status=Order.Status.CANCELLED)),
-        paid=Count("pk", filter=Q(status__in=[Order.Status.PAID, Order.Status.FULFILLED])),
-        cancelled=Count("pk", filter=Q(status=Order.Status.CANCELLED)),
-    )
+    tally = sale.orders.tally()
     in_stream = [
         entry
         for shard in range(sale.stock_shards)
@@ -49,15 +44,15 @@ def flash_sale_stats(*, sale: FlashSale) -> dict:
     ]
     remaining_cache = redis_sales.sale_remaining(sale.pk, sale.stock_shards)
     pending_units = sum(entry.quantity for entry in in_stream)
-    open_sale = sale.status in {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}
+    open_sale = sale.status in FlashSale.OPEN_STATUSES
     expected_cache = sale.remaining - pending_units if open_sale else None
     return {
         "quantity": sale.quantity,
         "remaining_cache": remaining_cache,
         "pending": len(in_stream),
-        "orders_confirmed": counts["confirmed"],
-        "orders_paid": counts["paid"],
-        "orders_cancelled": counts["cancelled"],
+        "orders_confirmed": tally["orders"],
+        "orders_paid": tally["orders_paid"],
+        "orders_cancelled": tally["orders_cancelled"],
         "units_sold": sale.units_sold,
         "consistent": remaining_cache == expected_cache if open_sale else not in_stream,
     }
@@ -76,7 +71,7 @@ class SaleState:
     @property
     def badge(self) -> str:
         """The word on the sale's badge: live, scheduled, next wave, sold out, ended or cancelled."""
-        if self.status in {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}:
+        if self.status in FlashSale.OPEN_STATUSES:
             now = timezone.now()
             if self.remaining <= 0:
                 return "next wave" if self.next_wave_at else "sold out"
@@ -126,45 +121,16 @@ def flash_sale_state(*, sale_id: int, sale: FlashSale | None = None) -> SaleStat
     return state
 
 
-class SaleTerms(NamedTuple):
-    """What admission needs to know of a sale that never changes once it is created."""
-
-    shards: int
-    requires_pass: bool
-    starts_at: datetime
-    waiting_room_opens_at: datetime | None
-    let_through_per_second: int
-    waiting_room_seed: str
-
-
-TERMS = [
-    "stock_shards", "requires_pass", "starts_at", "waiting_room_opens_at", "let_through_per_second",
-    "waiting_room_seed",
-]  # fmt: skip
-_sale_terms: dict[int, SaleTerms] = {}
-
-
-def flash_sale_terms(sale_id: int) -> SaleTerms:
-    """A sale's fixed terms, read once per process, so that a purchase needs no query. Raises
-    FlashSale.DoesNotExist."""
-    terms = _sale_terms.get(sale_id)
-    if terms is None:
-        row = FlashSale.objects.values_list(*TERMS).get(pk=sale_id)
-        terms = _sale_terms[sale_id] = SaleTerms(*row)
-    return terms
-
-
 def flash_sale_states_forget() -> None:
-    """Forget what this process remembers of sales (tests start afresh)."""
+    """Forget the sales' states this process remembers (tests start afresh)."""
     _sale_states.clear()
-    _sale_terms.clear()
 
 
 def flash_sale_remaining_now(*, sale: FlashSale) -> int:
     """Units on offer now: Redis's live count, or the database's when Redis cannot say, less the
     units of waves still to come."""
     remaining = sale.remaining
-    if sale.status in {FlashSale.Status.SCHEDULED, FlashSale.Status.LIVE}:
+    if sale.status in FlashSale.OPEN_STATUSES:
         try:
             live = redis_breaker.call(lambda: redis_sales.sale_remaining(sale.pk, sale.stock_shards))
         except redis.RedisError:
@@ -174,12 +140,14 @@ def flash_sale_remaining_now(*, sale: FlashSale) -> int:
     return max(0, remaining - sale.units_held_back(timezone.now()))
 
 
+# The back office chart's colour of each answer admit.lua counts (Outcome's label names it).
 OUTCOME_COLOURS = {
-    "accepted": "#2e7d32",
-    "sold_out": "#d7263d",
-    "limit_exceeded": "#f39c12",
-    "not_started": "#7f8c8d",
-    "ended": "#34495e",
+    Outcome.ACCEPTED: "#2e7d32",
+    Outcome.SOLD_OUT: "#d7263d",
+    Outcome.LIMIT_EXCEEDED: "#f39c12",
+    Outcome.NOT_STARTED: "#7f8c8d",
+    Outcome.ENDED: "#34495e",
+    Outcome.BLOCKED: "#8e44ad",
 }
 
 
@@ -196,7 +164,7 @@ def flash_sale_activity(*, sale: FlashSale, minutes: int = 30) -> dict:
             if height:
                 y -= height
                 segments.append({"y": round(y, 2), "height": round(height, 2), "colour": colour,
-                                 "title": f"{outcome}: {counts[outcome]}"})  # fmt: skip
+                                 "title": f"{outcome.label}: {counts[outcome]}"})  # fmt: skip
         bars.append({"x": index * 10, "minute": minute, "segments": segments})
     totals: dict[str, int] = {}
     for _, counts in series[-5:]:
@@ -206,35 +174,12 @@ def flash_sale_activity(*, sale: FlashSale, minutes: int = 30) -> dict:
         "bars": bars,
         "width": minutes * 10,
         "tallest": tallest,
-        "per_minute_last_5": {outcome: round(count / 5, 1) for outcome, count in sorted(totals.items())},
+        "per_minute_last_5": {
+            Outcome.label_of(outcome): round(count / 5, 1) for outcome, count in sorted(totals.items())
+        },
         "writer_lag_seconds": redis_sales.oldest_reservation_age_seconds(sale.pk, sale.stock_shards),
-        "legend": OUTCOME_COLOURS,
+        "legend": {outcome.label: colour for outcome, colour in OUTCOME_COLOURS.items()},
     }
-
-
-@dataclass(frozen=True)
-class BackOfficeSummary:
-    live_sales: list[FlashSale]
-    upcoming_sales: list[FlashSale]
-    orders_awaiting_payment: int
-    revenue_today: Decimal
-
-
-def back_office_summary(*, now: datetime) -> BackOfficeSummary:
-    """The admin index's dashboard: sales live and coming, orders waiting to be paid, and the
-    money taken today (orders paid since midnight, local time, less today's refunds)."""
-    on_offer = flash_sale_list_on_offer()
-    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    paid = Order.objects.filter(
-        transitions__to_status=Order.Status.PAID, transitions__created_at__gte=midnight
-    ).aggregate(total=Sum("total"))["total"] or Decimal("0")
-    refunded = Refund.objects.filter(created_at__gte=midnight).aggregate(total=Sum("amount"))["total"] or Decimal("0")
-    return BackOfficeSummary(
-        live_sales=list(on_offer.filter(starts_at__lte=now)[:10]),
-        upcoming_sales=list(on_offer.filter(starts_at__gt=now)[:5]),
-        orders_awaiting_payment=Order.objects.filter(status=Order.Status.PENDING_PAYMENT).count(),
-        revenue_today=paid - refunded,
-    )
 
 
 def flash_sale_report(*, sale: FlashSale) -> dict:
@@ -242,32 +187,24 @@ def flash_sale_report(*, sale: FlashSale) -> dict:
     refunded, revenue (paid, less refunds), how long it took to sell out, the admission answers
     by outcome (live from Redis, kept on the sale once it ended) and the share of attempts that
     ended paid."""
-    units = sale.orders.aggregate(
-        sold=Sum("quantity", filter=~Q(status=Order.Status.CANCELLED)),
-        paid=Sum("quantity", filter=Q(status__in=[Order.Status.PAID, Order.Status.FULFILLED])),
-        cancelled=Sum("quantity", filter=Q(status=Order.Status.CANCELLED)),
-        refunded=Sum("quantity", filter=Q(status=Order.Status.REFUNDED)),
-        revenue=Sum("total", filter=Q(status__in=[Order.Status.PAID, Order.Status.FULFILLED])),
-        paid_orders=Count("pk", filter=Q(status__in=[Order.Status.PAID, Order.Status.FULFILLED])),
-        last_unit_at=Max("created_at", filter=~Q(status=Order.Status.CANCELLED)),
-    )
+    tally = sale.orders.tally()
     admissions = (
         sale.admissions
         if sale.status == FlashSale.Status.ENDED
         else redis_sales.sale_outcome_totals(sale.pk, sale.stock_shards)
     )
     attempts = sum(admissions.values())
-    sold = units["sold"] or 0
-    sold_out_after = units["last_unit_at"] - sale.starts_at if sold >= sale.quantity and units["last_unit_at"] else None
+    sold = tally["units"]
+    sold_out_after = tally["last_unit_at"] - sale.starts_at if sold >= sale.quantity and tally["last_unit_at"] else None
     return {
         "units offered": sale.quantity,
         "units sold": sold,
-        "units paid": units["paid"] or 0,
-        "units cancelled": units["cancelled"] or 0,
-        "units refunded": units["refunded"] or 0,
-        "revenue": units["revenue"] or Decimal("0"),
+        "units paid": tally["units_paid"],
+        "units cancelled": tally["units_cancelled"],
+        "units refunded": tally["units_refunded"],
+        "revenue": tally["revenue"] or Decimal("0"),
         "sold out after": sold_out_after,
-        "admissions": admissions,
+        "admissions": {Outcome.label_of(outcome): count for outcome, count in admissions.items()},
         "attempts": attempts,
-        "attempts that ended paid": f"{100 * units['paid_orders'] / attempts:.1f}%" if attempts else "-",
+        "attempts that ended paid": f"{100 * tally['orders_paid'] / attempts:.1f}%" if attempts else "-",
     }

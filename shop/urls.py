@@ -6,6 +6,5 @@ app_name = "shop"
 urlpatterns = [
     path("", views.home, name="home"),
     path("sales/<int:pk>/", views.sale_detail, name="sale"),
-    path("sales/<int:pk>/buy/", views.sale_buy, name="buy"),
     path("sales/<int:pk>/state/", views.sale_state, name="state"),
 ]

@@ -8,13 +8,14 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config.celery import app as celery_app
-from config.health import check_broker
+from core.breaker import redis_breaker
+from core.health import check_broker
 from inventory import redis_sales
+from inventory.redis_sales.gate import sale_gate
 from inventory.services import stock_receive
-from limits.breaker import redis_breaker
 from orders.blocks import block_list
-from orders.passes import spent_passes
-from shop.gate import sale_gate
+from purchase.passes import spent_passes
+from purchase.terms import sale_terms_forget
 from shop.models import FlashSale
 from shop.selectors import flash_sale_states_forget
 from shop.services import flash_sale_create, flash_sale_preheat
@@ -29,6 +30,7 @@ def fresh_process_state():
     block_list.forget()
     spent_passes.clear()
     flash_sale_states_forget()
+    sale_terms_forget()
     redis_breaker.reset()
     check_broker.forget()
 
@@ -144,12 +146,12 @@ def admissions(monkeypatch) -> list:
     """The admission script's calls from this process (each sale's meta key), counted on their
     way to Redis."""
     calls = []
-    run = redis_sales._run
+    run = redis_sales.admission.run_script
 
     def counted(name, keys, args):
         if name == "admit":
             calls.append(keys[0])
         return run(name, keys, args)
 
-    monkeypatch.setattr(redis_sales, "_run", counted)
+    monkeypatch.setattr(redis_sales.admission, "run_script", counted)
     return calls

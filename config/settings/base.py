@@ -46,16 +46,18 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_prometheus",
+    "core",
     "accounts",
     "limits",
     "shop",
     "inventory",
     "orders",
+    "purchase",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "config.middleware.RequestIdMiddleware",
+    "core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -81,7 +83,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "config.context_processors.server_time",
+                "core.context_processors.server_time",
             ],
         },
     },
@@ -100,11 +102,11 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DAT
 # Behind PgBouncer in transaction mode a cursor cannot outlive its transaction: no server-side
 # cursors (querysets' .iterator() then fetches through a client-side cursor).
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool("DATABASE_PGBOUNCER", default=False)
-# A read replica serves the catalog (config/routers.py); every decision stays on the primary.
+# A read replica serves the catalog (core/routers.py); every decision stays on the primary.
 if DATABASE_REPLICA_URL := env.str("DATABASE_REPLICA_URL", default=""):
     DATABASES["replica"] = {**DATABASES["default"], **env.db_url_config(DATABASE_REPLICA_URL)}
     DATABASES["replica"]["ENGINE"] = DATABASES["default"]["ENGINE"]
-DATABASE_ROUTERS = ["config.routers.ReplicaRouter"] if "replica" in DATABASES else []
+DATABASE_ROUTERS = ["core.routers.ReplicaRouter"] if "replica" in DATABASES else []
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -113,7 +115,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)
 # REDIS_URL names any node of a Redis Cluster: every Redis user of the shop goes through
-# redis-py's RedisCluster (config/redis.py), the cache included. Celery's broker cannot be a
+# redis-py's RedisCluster (core/redis.py), the cache included. Celery's broker cannot be a
 # cluster: CELERY_BROKER_URL must then name a plain Redis or RabbitMQ.
 REDIS_CLUSTER = env.bool("REDIS_CLUSTER", default=False)
 
@@ -129,7 +131,7 @@ CACHES = {
     }
 }
 if REDIS_CLUSTER:
-    CACHES["default"] = {"BACKEND": "config.cache.RedisClusterCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "cache"}
+    CACHES["default"] = {"BACKEND": "core.cache.RedisClusterCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "cache"}
 # Sentinel ("host:port,host:port"): every Redis user (the sale layer, the cache, Celery's Redis
 # broker) asks the sentinels which server is the primary of REDIS_SENTINEL_MASTER, and again
 # after a failover. REDIS_URL then gives only the database number.
@@ -177,7 +179,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT",
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
-    "flash-sales-advance": {"task": "shop.tasks.flash_sales_advance", "schedule": 5.0},
+    "flash-sales-advance": {"task": "purchase.tasks.flash_sales_advance", "schedule": 5.0},
     "order-writer-sweep": {"task": "orders.tasks.order_writer_sweep", "schedule": 3.0},
     "orders-expire-unpaid": {"task": "orders.tasks.orders_expire_unpaid", "schedule": 10.0},
     "payments-complete-stale": {"task": "orders.tasks.payments_complete_stale", "schedule": 30.0},
@@ -248,12 +250,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    "DEFAULT_PAGINATION_CLASS": "config.api.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.PageNumberPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "PAGE_SIZE": 20,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -274,7 +276,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.api.schema.add_error_responses",
+        "core.api.schema.add_error_responses",
     ],
 }
 
@@ -329,12 +331,12 @@ SALE_GATE_ENDED_SECONDS = env.float("SALE_GATE_ENDED_SECONDS", default=30.0)
 # "redis" admits purchases in Redis (the fast path); "database" sells through PostgreSQL alone,
 # for a shop run without Redis and to measure the difference.
 PURCHASE_ADMISSION = env.str("PURCHASE_ADMISSION", default="redis")
-# Bearer-token purchases go through a short view stack of their own (shop/api/lane.py).
+# Bearer-token purchases go through a short view stack of their own (purchase/lane.py).
 PURCHASE_LANE = env.bool("PURCHASE_LANE", default=True)
 # With Redis away, sell through PostgreSQL alone (slower, still correct) instead of a 503.
 PURCHASE_DATABASE_FALLBACK = env.bool("PURCHASE_DATABASE_FALLBACK", default=False)
 
-# Purchase passes (orders/passes.py), for sales that require one: issued from this many seconds
+# Purchase passes (purchase/passes.py), for sales that require one: issued from this many seconds
 # before the start, each good for this many seconds and this many purchase attempts; with the
 # sale's proof of work on, the solver tries up to this many numbers (half, on average).
 PURCHASE_PASS_LEAD = env.int("PURCHASE_PASS_LEAD", default=120)
@@ -391,7 +393,7 @@ STOCK_ALERT_RECIPIENTS = env.list("STOCK_ALERT_RECIPIENTS", default=[])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.middleware.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.middleware.RequestIdFilter"}},
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",

@@ -1,7 +1,7 @@
 import django_filters
 from django.db.models import F
 
-from config.api.filters import StrictFilterSet, TrueFalseFilter
+from core.api.filters import StrictFilterSet, TrueFalseFilter
 from inventory.models import Stock, StockAlert, StockMovement
 
 

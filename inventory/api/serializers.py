@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from config.api.fields import StrictIntegerField
+from core.api.fields import StrictIntegerField
 from inventory.models import Stock, StockAlert, StockMovement
 
 MAX_UNITS = 1_000_000
@@ -32,20 +32,7 @@ class StockMovementOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = StockMovement
-        fields = [
-            "id",
-            "sku",
-            "kind",
-            "quantity",
-            "on_hand_delta",
-            "allocated_delta",
-            "on_hand_after",
-            "allocated_after",
-            "actor",
-            "reason",
-            "reference",
-            "created_at",
-        ]
+        fields = StockMovement.COLUMNS
 
 
 class StockAlertOutputSerializer(serializers.ModelSerializer):

@@ -4,8 +4,8 @@ from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotent
-from config.api.permissions import staff_with
+from core.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotent
+from core.api.permissions import staff_with
 from inventory.api.filters import StockAlertFilter, StockFilter, StockMovementFilter
 from inventory.api.serializers import (
     StockAdjustInputSerializer,

@@ -32,7 +32,7 @@
 -- outcome: accepted, sold_out, short, wave, limit_exceeded, not_started, ended, blocked,
 -- not_loaded, rate_limited, pass_spent, or replay:<first outcome> when the request was seen
 -- before (quantity tells what it asked for).
--- The order of the checks is the purchase's one order (orders/admission.py says it whole):
+-- The order of the checks is the purchase's one order (purchase/admission.py says it whole):
 -- the rate limits first, counting every request they let through, as the rate-limit middleware
 -- does for other routes (one round trip does both); then a repeat of an earlier request gets
 -- its first answer, whatever else has changed, its pass's uses spent or not; then the pass's

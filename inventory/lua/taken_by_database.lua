@@ -1,4 +1,4 @@
--- Take in Redis a purchase the database-only path is writing as an order (orders/admission.py),
+-- Take in Redis a purchase the database-only path is writing as an order (purchase/database_path.py),
 -- before its commit, under the sale's row lock: when Redis can be reached it stays the one gate
 -- of the sale, so the two paths never admit past each other (a fleet switching paths, Redis
 -- back after an outage), and Redis stops offering the units the database sold.

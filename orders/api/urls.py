@@ -8,5 +8,4 @@ urlpatterns = [
     path("orders/<int:pk>/pay/", views.OrderPayApi.as_view(), name="order-pay"),
     path("orders/<int:pk>/cancel/", views.OrderCancelApi.as_view(), name="order-cancel"),
     path("orders/<int:pk>/refund/", views.OrderRefundApi.as_view(), name="order-refund"),
-    path("purchases/<str:reservation_id>/", views.PurchaseResultApi.as_view(), name="purchase-result"),
 ]

@@ -1,14 +1,13 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.permissions import staff_with
-from orders.admission import purchase_result
+from core.api.permissions import staff_with
 from orders.api.filters import OrderFilter
-from orders.api.serializers import OrderOutputSerializer, PurchaseResultSerializer, RefundInputSerializer
+from orders.api.serializers import OrderOutputSerializer, RefundInputSerializer
 from orders.models import Order
 from orders.selectors import order_list_visible_to
 from orders.services import order_cancel, order_pay, order_refund
@@ -69,14 +68,3 @@ class OrderRefundApi(APIView):
         order = get_object_or_404(Order, pk=pk)
         refunded = order_refund(order=order, actor=request.user, reason=serializer.validated_data["reason"])
         return Response(OrderOutputSerializer(refunded).data)
-
-
-class PurchaseResultApi(APIView):
-    permission_classes = [permissions.IsAuthenticated]
-
-    @extend_schema(responses={200: PurchaseResultSerializer})
-    def get(self, request, reservation_id: str):
-        result = purchase_result(reservation_id=reservation_id, user=request.user)
-        if result is None:
-            raise NotFound("No such purchase.")
-        return Response(PurchaseResultSerializer(result).data)

@@ -1,6 +1,6 @@
 import django_filters
 
-from config.api.filters import StrictFilterSet
+from core.api.filters import StrictFilterSet
 from shop.models import FlashSale
 
 

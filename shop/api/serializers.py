@@ -5,7 +5,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
-from config.api.fields import StrictIntegerField
+from core.api.fields import StrictIntegerField
 from shop.exceptions import InvalidWaitingRoom, InvalidWaves
 from shop.models import MAX_STOCK_SHARDS, SKU, FlashSale, Product, Wave
 from shop.services import WAITING_ROOM_TERMS, WAVE_TERMS, flash_sale_waiting_room_check, flash_sale_waves_check
@@ -128,32 +128,6 @@ class FlashSaleCreateInputSerializer(serializers.Serializer):
         except InvalidWaitingRoom as error:
             raise serializers.ValidationError({"waiting_room_opens_at": [str(error)]}) from error
         return attrs
-
-
-class PurchaseInputSerializer(serializers.Serializer):
-    quantity = StrictIntegerField(min_value=1, max_value=settings.PURCHASE_MAX_QUANTITY)
-
-
-class PurchasePassInputSerializer(serializers.Serializer):
-    challenge = serializers.CharField(
-        required=False,
-        max_length=2048,
-        help_text="With the sale's pass_challenge: the solved challenge (ALTCHA's base64 payload). "
-        "Without it the answer is 400 challenge_failed with a `challenge` to solve.",
-    )
-
-
-class QueuePlaceSerializer(serializers.Serializer):
-    ticket = serializers.CharField(help_text="Send it as the Queue-Ticket header of the purchase.")
-    position = serializers.IntegerField(
-        allow_null=True, help_text="Place in line; null before the start, when the early arrivals are drawn."
-    )
-    estimated_wait_seconds = serializers.IntegerField()
-
-
-class PurchaseAcceptedSerializer(serializers.Serializer):
-    reservation_id = serializers.CharField()
-    status = serializers.CharField()
 
 
 class FlashSaleStatsSerializer(serializers.Serializer):

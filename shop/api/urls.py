@@ -9,7 +9,4 @@ urlpatterns = [
     path("flash-sales/<int:pk>/", views.FlashSaleDetailApi.as_view(), name="flash-sale-detail"),
     path("flash-sales/<int:pk>/preheat/", views.FlashSalePreheatApi.as_view(), name="flash-sale-preheat"),
     path("flash-sales/<int:pk>/stats/", views.FlashSaleStatsApi.as_view(), name="flash-sale-stats"),
-    path("flash-sales/<int:pk>/queue/", views.FlashSaleQueueApi.as_view(), name="flash-sale-queue"),
-    path("flash-sales/<int:pk>/pass/", views.FlashSalePassApi.as_view(), name="flash-sale-pass"),
-    path("flash-sales/<int:pk>/purchase/", views.FlashSalePurchaseApi.as_view(), name="flash-sale-purchase"),
 ]

@@ -1,17 +1,11 @@
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import generics, permissions, serializers, status
-from rest_framework.authentication import SessionAuthentication
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.authentication import BearerTokenAuthentication
-from config.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotency_key, idempotent
-from config.api.permissions import anyone_reads_staff_with, staff_with
-from limits.middleware import client_ip
-from orders.admission import purchase_admit, purchase_screen
-from orders.passes import purchase_pass_issue
-from orders.waiting_room import waiting_room_join
+from core.api.idempotency import IDEMPOTENCY_KEY_HEADER, idempotent
+from core.api.permissions import anyone_reads_staff_with, staff_with
 from shop.api.filters import FlashSaleFilter
 from shop.api.serializers import (
     FlashSaleCreateInputSerializer,
@@ -20,12 +14,8 @@ from shop.api.serializers import (
     FlashSaleStatsSerializer,
     PreheatOutputSerializer,
     ProductOutputSerializer,
-    PurchaseAcceptedSerializer,
-    PurchaseInputSerializer,
-    PurchasePassInputSerializer,
-    QueuePlaceSerializer,
 )
-from shop.exceptions import SaleBusy, SaleNotFound
+from shop.exceptions import SaleBusy
 from shop.models import FlashSale
 from shop.selectors import flash_sale_list, flash_sale_stats, product_list_active
 from shop.services import flash_sale_create, flash_sale_edit, flash_sale_preheat
@@ -105,115 +95,3 @@ class FlashSaleStatsApi(APIView):
     def get(self, request, pk: int):
         sale = get_object_or_404(FlashSale, pk=pk)
         return Response(FlashSaleStatsSerializer(flash_sale_stats(sale=sale)).data)
-
-
-class ShopperApi(APIView):
-    """A signed-in shopper's step toward a purchase: the shopper comes from the token alone (or
-    the storefront's session), not from a database read."""
-
-    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
-    permission_classes = [permissions.IsAuthenticated]
-
-
-class FlashSalePassApi(ShopperApi):
-    """A purchase pass for the signed-in shopper, for a sale that requires one (orders/passes.py)."""
-
-    @extend_schema(
-        request=PurchasePassInputSerializer,
-        responses={
-            200: inline_serializer(
-                "PurchasePass", {"pass": serializers.CharField(), "expires_at": serializers.DateTimeField()}
-            ),
-            400: OpenApiResponse(description="challenge_failed, with a fresh `challenge` to solve"),
-            409: OpenApiResponse(description="too_early (with issued_from), pass_not_required or ended"),
-        },
-    )
-    def post(self, request, pk: int):
-        sale = get_object_or_404(FlashSale, pk=pk)
-        serializer = PurchasePassInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        issued = purchase_pass_issue(
-            sale=sale, user_id=request.user.pk, solution=serializer.validated_data.get("challenge")
-        )
-        return Response({"pass": issued.token, "expires_at": issued.expires_at})
-
-
-class FlashSaleQueueApi(ShopperApi):
-    """The sale's waiting room: join it, or learn one's place again (orders/waiting_room.py)."""
-
-    @extend_schema(
-        request=None,
-        responses={
-            200: QueuePlaceSerializer,
-            409: OpenApiResponse(description="too_early (with opens_at) or no_waiting_room"),
-        },
-    )
-    def post(self, request, pk: int):
-        try:
-            place = waiting_room_join(sale_id=pk, user_id=request.user.pk)
-        except FlashSale.DoesNotExist as error:
-            raise SaleNotFound() from error
-        return Response(QueuePlaceSerializer(place).data)
-
-
-QUEUE_TICKET_HEADER = OpenApiParameter(
-    "Queue-Ticket",
-    location=OpenApiParameter.HEADER,
-    required=False,
-    description="The ticket from POST .../queue/, when the sale has a waiting room.",
-)
-PURCHASE_PASS_HEADER = OpenApiParameter(
-    "Purchase-Pass",
-    location=OpenApiParameter.HEADER,
-    required=False,
-    description="The pass from POST .../pass/, when the sale requires_pass.",
-)
-
-
-NOT_SCREENED = object()
-
-
-class FlashSalePurchaseApi(ShopperApi):
-    """Admission only: Redis decides; the order is written later by the order writer. The user
-    comes from the token alone, so that purchases keep being admitted into Redis while
-    PostgreSQL restarts."""
-
-    admit = staticmethod(purchase_admit)
-
-    @extend_schema(
-        request=PurchaseInputSerializer,
-        parameters=[IDEMPOTENCY_KEY_HEADER, PURCHASE_PASS_HEADER, QUEUE_TICKET_HEADER],
-        responses={
-            202: PurchaseAcceptedSerializer,
-            403: OpenApiResponse(description="purchase_pass_invalid or blocked"),
-            409: OpenApiResponse(
-                description="sold_out (with next_wave_at), limit_exceeded, not_started, ended, or not_your_turn "
-                "(with position and estimated_wait_seconds)"
-            ),
-        },
-    )
-    def post(self, request, pk: int):
-        # Screened first, as the purchase lane screens before it reads the rest (one answer to
-        # one request, whichever door it came through); a lane that screened it hands it over.
-        screened = getattr(request, "purchase_screened", NOT_SCREENED)
-        if screened is NOT_SCREENED:
-            screened = purchase_screen(
-                sale_id=pk,
-                user_id=int(request.user.pk),
-                purchase_pass=request.headers.get("Purchase-Pass"),
-                queue_ticket=request.headers.get("Queue-Ticket"),
-                address=client_ip(request),
-            )
-        key = idempotency_key(request, required=True)
-        serializer = PurchaseInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        reservation_id = self.admit(
-            sale_id=pk,
-            user_id=int(request.user.pk),
-            quantity=serializer.validated_data["quantity"],
-            idempotency_key=key,
-            limits=getattr(request, "purchase_limits", ()),
-            address=client_ip(request),
-            screened=screened,
-        )
-        return Response({"reservation_id": reservation_id, "status": "pending"}, status=status.HTTP_202_ACCEPTED)

@@ -1,4 +1,4 @@
-// The purchase pass of a sale that requires one (orders/passes.py): asked for as soon as the
+// The purchase pass of a sale that requires one (purchase/passes.py): asked for as soon as the
 // server issues it, after solving the sale's proof of work if it has one (ALTCHA's challenge:
 // the number whose SHA-256 with the salt is the challenge), renewed before it expires or when a
 // purchase finds it spent. The sale page's script reads `token()` for each purchase.

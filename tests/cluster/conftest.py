@@ -11,8 +11,8 @@ import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from config import redis as shop_redis
-from limits.breaker import redis_breaker
+from core import redis as shop_redis
+from core.breaker import redis_breaker
 from orders.models import Order
 from scripts.devstack import free_cluster_port, redis_program
 from tests.concurrency import storm
@@ -118,7 +118,7 @@ def on_cluster(redis_cluster, settings, redis_client):
     settings.REDIS_CLUSTER = True
     settings.REDIS_URL = redis_cluster.url
     settings.CACHES = {
-        "default": {"BACKEND": "config.cache.RedisClusterCache", "LOCATION": redis_cluster.url, "KEY_PREFIX": "cache"}
+        "default": {"BACKEND": "core.cache.RedisClusterCache", "LOCATION": redis_cluster.url, "KEY_PREFIX": "cache"}
     }
     redis_breaker.reset()
     shop_redis.redis_client().flushdb()

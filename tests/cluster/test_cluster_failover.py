@@ -10,11 +10,11 @@ from collections import Counter
 
 import pytest
 
-from config import redis as shop_redis
+from core import redis as shop_redis
 from inventory import redis_sales
-from orders.admission import purchase_result
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
+from purchase.results import purchase_result
 from shop.models import FlashSale
 from shop.services import flash_sale_reconcile
 from tests.concurrency import run_together

@@ -11,10 +11,11 @@ from django.core.cache import cache
 from django.utils import timezone
 from redis.crc import key_slot
 
-from config import redis as shop_redis
-from config.redis import PROJECT_ROOT as ROOT
+from core import redis as shop_redis
+from core.breaker import redis_breaker
+from core.redis import PROJECT_ROOT as ROOT
 from inventory import redis_sales
-from limits.breaker import redis_breaker
+from inventory.redis_sales.gate import SaleGate, sale_gate_reopen
 from limits.buckets import Limit, shared_take
 from orders.blocks import purchase_blocks_publish
 from orders.invariants import check_invariants
@@ -22,7 +23,6 @@ from orders.models import FailedReservation, Order
 from orders.services import order_cancel
 from orders.writer import order_writer_drain
 from scripts.devstack import free_port
-from shop.gate import SaleGate, sale_gate_reopen
 from shop.models import FlashSale
 from shop.services import flash_sale_edit, flash_sale_reconcile
 from tests.cluster.conftest import storm_through_a_writer

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from redis.crc import key_slot
 
-from config import redis as shop_redis
+from core import redis as shop_redis
 from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order

@@ -10,10 +10,11 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.models import User
-from orders.admission import purchase_admit
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.waiting_room import draw_number, waiting_room_join
+from orders.waiting_room import draw_number
+from purchase.admission import purchase_admit
+from purchase.waiting_room import waiting_room_join
 from tests.e2e.conftest import PASSWORD, screenshot, sign_in
 from tests.factories import UserFactory
 

@@ -11,10 +11,10 @@ import redis
 from kombu import Connection
 from redis.sentinel import Sentinel
 
-from config import redis as shop_redis
-from config.health import health_report
+from core import redis as shop_redis
+from core.breaker import redis_breaker
+from core.health import health_report
 from inventory import redis_sales
-from limits.breaker import redis_breaker
 from orders.invariants import check_invariants
 from orders.models import Order
 from orders.writer import order_writer_drain

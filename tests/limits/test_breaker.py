@@ -5,7 +5,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from limits.breaker import CircuitBreaker, CircuitOpen
+from core.breaker import CircuitBreaker, CircuitOpen
 
 
 def unreachable_redis():

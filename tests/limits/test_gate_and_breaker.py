@@ -4,8 +4,8 @@ import pytest
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from core.breaker import redis_breaker
 from inventory import redis_sales
-from limits.breaker import redis_breaker
 from orders.invariants import check_invariants
 from orders.models import Order
 from orders.services import order_cancel

@@ -3,9 +3,9 @@ import time
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
-import config.api.authentication
+import core.api.authentication
+from core.breaker import redis_breaker
 from inventory import redis_sales
-from limits.breaker import redis_breaker
 from orders.invariants import check_invariants
 from tests.conftest import bearer_client, purchase
 from tests.processes import http, running_web_server
@@ -140,13 +140,13 @@ def test_a_purchase_verifies_its_token_once_for_the_limiter_and_the_view(limits,
     sale = make_sale(quantity=5)
     limits(purchase={"user": (5.0, 10)})
     verified = []
-    real = config.api.authentication.AccessToken
+    real = core.api.authentication.AccessToken
 
     def counting(raw):
         verified.append(raw)
         return real(raw)
 
-    monkeypatch.setattr(config.api.authentication, "AccessToken", counting)
+    monkeypatch.setattr(core.api.authentication, "AccessToken", counting)
 
     assert purchase(bearer_client(user), sale, key="once").status_code == 202
     assert len(verified) == 1

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.redis import redis_client
 from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
@@ -203,7 +204,7 @@ def test_database_refusal_becomes_a_failed_result_and_the_unit_goes_back(make_sa
     # Redis is wrong about this user (drift): the database already has their unit
     drain(sale)
     redis_sales.sale_release_units(sale_id=sale.pk, user_id=client.handler._force_user.pk, quantity=1)
-    redis_sales.redis_client().incrby(redis_sales.SaleKeys(sale.pk).remaining, -1)
+    redis_client().incrby(redis_sales.SaleKeys(sale.pk).remaining, -1)
     second = purchase(client, sale, key="k2").json()["reservation_id"]
 
     drain(sale)

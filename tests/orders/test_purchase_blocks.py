@@ -10,13 +10,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.roles import roles_apply
-from orders.admission import purchase_admit
 from orders.blocks import KEY, BlockList
-from orders.exceptions import InvalidBlock, PurchaseBlocked
+from orders.exceptions import InvalidBlock
 from orders.invariants import check_invariants
 from orders.models import PurchaseBlock
 from orders.services import purchase_block_create, purchase_block_lift
 from orders.tasks import purchase_blocks_publish
+from purchase.admission import purchase_admit
+from purchase.exceptions import PurchaseBlocked
 from tests.conftest import client_for, purchase
 from tests.factories import StaffFactory, UserFactory
 

@@ -12,8 +12,8 @@ from django.utils import timezone
 from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.passes import SALT
-from orders.signing import signature
+from purchase.passes import SALT
+from purchase.signing import signature
 from shop.services import flash_sale_cancel
 from tests.concurrency import storm
 from tests.conftest import bearer_client, client_for, purchase

@@ -38,19 +38,20 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from config.celery import app as celery_app
-from config.exceptions import DomainError
-from config.redis import redis_client
+from core.exceptions import DomainError
+from core.redis import redis_client
 from inventory import redis_sales
+from inventory.redis_sales.gate import sale_gate
 from inventory.services import stock_receive
 from orders import writer
-from orders.admission import purchase_admit
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
-from orders.passes import purchase_pass_issue, spent_passes
 from orders.services import order_cancel, order_pay, orders_expire_unpaid
-from orders.waiting_room import waiting_room_join
-from shop import tasks
-from shop.gate import sale_gate
+from purchase import tasks
+from purchase.admission import purchase_admit
+from purchase.passes import purchase_pass_issue, spent_passes
+from purchase.terms import sale_terms_forget
+from purchase.waiting_room import waiting_room_join
 from shop.models import FlashSale
 from shop.selectors import flash_sale_states_forget
 from shop.services import flash_sale_create, flash_sale_edit, flash_sale_preheat, flash_sale_reconcile
@@ -82,6 +83,7 @@ class SaleEngine(RuleBasedStateMachine):
         sale_gate.clear()
         spent_passes.clear()
         flash_sale_states_forget()
+        sale_terms_forget()
         Tally.examples += 1
         self.staff = StaffFactory(is_superuser=True)
         self.answers: dict[tuple[int, str], str] = {}  # (shopper, key) -> accepted reservation id
@@ -264,6 +266,7 @@ class SaleEngine(RuleBasedStateMachine):
             waves=waves,
         )
         flash_sale_states_forget()
+        sale_terms_forget()
         flash_sale_preheat(sale=self.current())
 
     @precondition(lambda self: not self.ended)
@@ -330,7 +333,7 @@ class SaleEngine(RuleBasedStateMachine):
             return
         self.interleave(
             lambda: redis_sales.sale_borrow(sale_id=self.sale.pk, shard=shard % shards, shards=shards, units=1),
-            paused_after(redis_sales, "sale_shift_units", when=lambda arguments, _: arguments["units"] < 0),
+            paused_after(redis_sales.moves, "sale_shift_units", when=lambda arguments, _: arguments["units"] < 0),
             step,
             shopper,
         )

@@ -4,10 +4,10 @@ else holds the move lock, and the writers' allotments in PostgreSQL following Re
 import pytest
 
 from inventory import redis_sales
+from inventory.redis_sales.gate import sale_gate
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from orders.writer import order_writer_drain
-from shop.gate import sale_gate
 from tests.conftest import client_for, move_units, purchase
 from tests.sale_engine import lose_shard, shopper_of
 

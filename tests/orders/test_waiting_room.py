@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from inventory import redis_sales
+from core.redis import redis_client
 from orders.invariants import check_invariants
 from orders.models import Order, WaitingRoomDraw
-from orders.waiting_room import draw_order, waiting_room_draw_holds, waiting_room_join, waiting_rooms_record
+from orders.waiting_room import draw_order, waiting_room_draw_holds, waiting_rooms_record
+from purchase.waiting_room import waiting_room_join
 from tests.conftest import client_for
 from tests.factories import UserFactory
 
@@ -30,7 +31,7 @@ def wait_until(moment) -> None:
 
 
 def redis_now() -> float:
-    seconds, micros = redis_sales.redis_client().time()
+    seconds, micros = redis_client().time()
     return seconds + micros / 1e6
 
 

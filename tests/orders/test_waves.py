@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from core.redis import redis_client
 from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def redis_now() -> datetime:
-    seconds, micros = redis_sales.redis_client().time()
+    seconds, micros = redis_client().time()
     return datetime.fromtimestamp(seconds + micros / 1e6, tz=UTC)
 
 

@@ -11,12 +11,13 @@ from django.db import connection
 from kombu import Connection
 
 from accounts.models import User
+from core.redis import redis_client
 from inventory import redis_sales
-from orders.admission import purchase_admit
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
-from orders.reservations import reservation_id_new
 from orders.tasks import order_writer_drain
+from purchase.admission import purchase_admit
+from purchase.reservations import reservation_id_new
 from tests.concurrency import run_together, storm
 from tests.conftest import client_for, purchase
 from tests.processes import database_url_for_processes, running_worker, start_worker, stop_shop_process, wait_for
@@ -130,7 +131,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(make_sale, broker_u
     # When a worker reads a batch, stalls on the lock, and is killed with SIGKILL
     first = start_worker(tmp_path, "doomed", CELERY_BROKER_URL=broker_url)
     try:
-        wait_for(lambda: redis_sales.redis_client().xpending(redis_sales.SaleKeys(sale.pk).stream,
+        wait_for(lambda: redis_client().xpending(redis_sales.SaleKeys(sale.pk).stream,
                                                              redis_sales.WRITER_GROUP)["pending"] > 0,
                  what="the first worker to hold a batch")  # fmt: skip
     finally:
@@ -157,7 +158,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(make_sale, broker_u
 def test_reservation_ids_are_signed_for_their_sale_and_user():
     rid = reservation_id_new(sale_id=7, user_id=9, idempotency_key="k")
 
-    from orders.reservations import reservation_id_parse
+    from purchase.reservations import reservation_id_parse
 
     assert reservation_id_parse(rid).sale_id == 7
     assert reservation_id_parse(rid).user_id == 9

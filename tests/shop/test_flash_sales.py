@@ -3,14 +3,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.redis import redis_client
 from inventory import redis_sales
 from inventory.services import stock_receive
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from orders.writer import order_writer_drain
+from purchase.tasks import flash_sales_advance
 from shop.models import FlashSale, SaleDrift
 from shop.services import flash_sale_cancel, flash_sale_preheat, flash_sale_reconcile
-from shop.tasks import flash_sales_advance
 from tests.conftest import client_for, purchase
 from tests.factories import StockFactory, UserFactory
 
@@ -103,7 +104,7 @@ def test_shoppers_cannot_create_preheat_or_see_stats(stock, user_client, make_sa
 
 def test_preheat_loads_and_stats_agree(make_sale, staff, brokered):
     sale = make_sale(quantity=5)
-    redis_sales.redis_client().flushdb()
+    redis_client().flushdb()
     staff_client = client_for(staff)
 
     assert staff_client.post(f"/api/v1/flash-sales/{sale.pk}/preheat/").json() == {"remaining": 5}
@@ -171,15 +172,15 @@ def test_reconcile_repairs_drift_toward_the_database_and_records_it(make_sale, b
     purchase(client_for(UserFactory()), sale, key="in-flight")
     # Redis drifts: units appear from nowhere and a shopper's tally is lost
     keys = redis_sales.SaleKeys(sale.pk)
-    redis_sales.redis_client().incrby(keys.remaining, 5)
-    redis_sales.redis_client().hdel(keys.buyers, buyer.pk)
+    redis_client().incrby(keys.remaining, 5)
+    redis_client().hdel(keys.buyers, buyer.pk)
 
     result = flash_sale_reconcile(sale=sale)
 
     assert result.drifted
     assert (result.remaining_before, result.remaining_expected, result.in_flight) == (13, 8, 1)
     assert redis_sales.sale_remaining(sale.pk) == 8
-    assert int(redis_sales.redis_client().hget(keys.buyers, buyer.pk)) == 1
+    assert int(redis_client().hget(keys.buyers, buyer.pk)) == 1
     assert SaleDrift.objects.filter(flash_sale=sale, remaining_before=13, remaining_expected=8).exists()
     assert check_invariants().ok, check_invariants().violations
     assert not flash_sale_reconcile(sale=sale).drifted

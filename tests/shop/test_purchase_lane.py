@@ -14,7 +14,7 @@ from config.wsgi import application
 from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import Order
-from shop.api import lane
+from purchase import lane
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

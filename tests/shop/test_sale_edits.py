@@ -9,13 +9,14 @@ import redis
 from django.db import OperationalError
 from django.utils import timezone
 
+from core.redis import redis_client
 from inventory import redis_sales
 from inventory.models import Stock
 from orders.invariants import check_invariants
 from orders.writer import order_writer_drain
-from shop import services as shop_services
 from shop.models import FlashSale, FlashSaleEdit
 from shop.services import flash_sale_edit, flash_sale_preheat, flash_sale_reconcile
+from shop.services import sales as shop_services
 from tests.conftest import client_for, purchase
 from tests.factories import StaffFactory, UserFactory
 
@@ -28,7 +29,7 @@ def edit(client, sale: FlashSale, **fields):
 
 
 def meta(sale: FlashSale) -> dict:
-    return {k.decode(): v.decode() for k, v in redis_sales.redis_client().hgetall(f"fs:{{{sale.pk}}}:meta").items()}
+    return {k.decode(): v.decode() for k, v in redis_client().hgetall(f"fs:{{{sale.pk}}}:meta").items()}
 
 
 def invariants_hold():
@@ -212,7 +213,7 @@ def test_more_units_reach_redis_once_even_if_a_repair_runs_between_the_commit_an
         if between == "reconcile":
             flash_sale_reconcile(sale=FlashSale.objects.get(pk=edited.pk))
         else:
-            redis_sales.redis_client().delete(redis_sales.SaleKeys(edited.pk).remaining)
+            redis_client().delete(redis_sales.SaleKeys(edited.pk).remaining)
             flash_sale_preheat(sale=FlashSale.objects.get(pk=edited.pk))
         widen(edited, units=units)
 

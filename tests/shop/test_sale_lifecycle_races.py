@@ -8,9 +8,9 @@ from django.utils import timezone
 from inventory import redis_sales
 from orders.invariants import check_invariants
 from orders.models import Order
+from purchase.tasks import flash_sale_end
 from shop.models import FlashSale
 from shop.services import flash_sale_cancel, flash_sale_preheat
-from shop.tasks import flash_sale_end
 from tests.concurrency import start_thread, wait_until_blocked_or_done
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory

@@ -31,7 +31,7 @@ def test_sign_up_buy_and_pay_in_the_browser(client, make_sale):
     page = client.get(reverse("shop:sale", args=[sale.pk])).content.decode()
     assert "Buy now" in page
     token = attempt_token(page)
-    response = client.post(reverse("shop:buy", args=[sale.pk]), {"quantity": 1, "attempt": token})
+    response = client.post(reverse("purchase:buy", args=[sale.pk]), {"quantity": 1, "attempt": token})
     assert response.status_code == 302
     status_url = response["Location"]
 
@@ -42,7 +42,7 @@ def test_sign_up_buy_and_pay_in_the_browser(client, make_sale):
     assert f"Order #{order.pk}" in result
 
     # Submitting the same form again buys nothing more
-    again = client.post(reverse("shop:buy", args=[sale.pk]), {"quantity": 1, "attempt": token})
+    again = client.post(reverse("purchase:buy", args=[sale.pk]), {"quantity": 1, "attempt": token})
     assert again["Location"] == status_url
     assert Order.objects.count() == 1
 
@@ -58,9 +58,10 @@ def test_a_refusal_comes_back_as_a_message_on_the_sale_page(client, make_sale):
     sale = make_sale(quantity=1, limit=1)
     client.force_login(User.objects.create_user("eve", password="x" * 20))
     page = client.get(reverse("shop:sale", args=[sale.pk])).content.decode()
-    client.post(reverse("shop:buy", args=[sale.pk]), {"quantity": 1, "attempt": attempt_token(page)})
+    client.post(reverse("purchase:buy", args=[sale.pk]), {"quantity": 1, "attempt": attempt_token(page)})
 
-    response = client.post(reverse("shop:buy", args=[sale.pk]), {"quantity": 1, "attempt": "second-try"}, follow=True)
+    second_try = {"quantity": 1, "attempt": "second-try"}
+    response = client.post(reverse("purchase:buy", args=[sale.pk]), second_try, follow=True)
 
     assert "You already hold as many as one shopper may buy in this sale." in response.content.decode()
     assert Order.objects.count() == 1
@@ -72,7 +73,7 @@ def test_bad_buy_forms_buy_nothing(client, make_sale, form):
     sale = make_sale(quantity=5, limit=1)
     client.force_login(User.objects.create_user("fay", password="x" * 20))
 
-    response = client.post(reverse("shop:buy", args=[sale.pk]), form, follow=True)
+    response = client.post(reverse("purchase:buy", args=[sale.pk]), form, follow=True)
 
     assert response.status_code == 200
     assert not Order.objects.exists()
@@ -82,7 +83,7 @@ def test_anonymous_shoppers_are_sent_to_sign_in(client, make_sale):
     sale = make_sale()
 
     assert "Sign in</a> to buy" in client.get(reverse("shop:sale", args=[sale.pk])).content.decode()
-    response = client.post(reverse("shop:buy", args=[sale.pk]), {"quantity": 1, "attempt": "a"})
+    response = client.post(reverse("purchase:buy", args=[sale.pk]), {"quantity": 1, "attempt": "a"})
     assert response.status_code == 302
     assert reverse("accounts:login") in response["Location"]
 
@@ -91,7 +92,7 @@ def test_someone_elses_purchase_page_is_404(client, make_sale):
     sale = make_sale()
     client.force_login(User.objects.create_user("gus", password="x" * 20))
     page = client.get(reverse("shop:sale", args=[sale.pk])).content.decode()
-    status_url = client.post(reverse("shop:buy", args=[sale.pk]), {"quantity": 1, "attempt": attempt_token(page)})[
+    status_url = client.post(reverse("purchase:buy", args=[sale.pk]), {"quantity": 1, "attempt": attempt_token(page)})[
         "Location"
     ]
 
@@ -105,7 +106,7 @@ def test_the_buy_form_caps_a_purchase_like_the_api_does(client, make_sale, setti
     client.force_login(User.objects.create_user("ivy", password="x" * 20))
     too_many = settings.PURCHASE_MAX_QUANTITY + 1
 
-    response = client.post(reverse("shop:buy", args=[sale.pk]), {"quantity": too_many, "attempt": "a"}, follow=True)
+    response = client.post(reverse("purchase:buy", args=[sale.pk]), {"quantity": too_many, "attempt": "a"}, follow=True)
 
     assert f"less than or equal to {settings.PURCHASE_MAX_QUANTITY}" in response.content.decode()
     assert redis_sales.sale_remaining(sale.pk) == 50

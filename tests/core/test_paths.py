@@ -1,0 +1,12 @@
+"""The purchase's paths that the rate limiter and the lane know before any URL is resolved are
+the ones the URLconfs route."""
+
+from django.urls import reverse
+
+from core.paths import PURCHASE_API_PATH, PURCHASE_FORM_PATH
+
+
+def test_the_purchase_paths_are_the_routed_ones():
+    assert PURCHASE_API_PATH.match(reverse("flash-sale-purchase", args=[42]))["pk"] == "42"
+    assert PURCHASE_FORM_PATH.match(reverse("purchase:buy", args=[42]))["pk"] == "42"
+    assert PURCHASE_API_PATH.match("/api/v1/flash-sales/42/pass/") is None
