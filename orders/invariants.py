@@ -46,22 +46,15 @@ def check_invariants(sale_ids: Collection[int] | None = None) -> Report:
 
 
 def _check_sale(report: Report, sale: FlashSale) -> None:
-    units = sale.orders.tally()["units"]
+    units = sale.orders.units()
     # 1. No oversell, and the counter the writer guards tells the truth.
     if units > sale.quantity:
         report.violation("no_oversell", sale=sale.pk, units_in_orders=units, quantity=sale.quantity)
     _check_shards(report, sale)
     # 4. Per-user limit.
-    over = (
-        sale.orders.not_cancelled()
-        .values("user_id")
-        .annotate(units=Sum("quantity"))
-        .filter(units__gt=sale.per_user_limit)
-    )
-    for row in over:
-        report.violation(
-            "per_user_limit", sale=sale.pk, user=row["user_id"], units=row["units"], limit=sale.per_user_limit
-        )
+    for user_id, units in sale.orders.units_by_user().items():
+        if units > sale.per_user_limit:
+            report.violation("per_user_limit", sale=sale.pk, user=user_id, units=units, limit=sale.per_user_limit)
     # 3. Cache agreement, counting reservations still on their way to the database.
     if sale.status in FlashSale.OPEN_STATUSES:
         _check_cache(report, sale)
@@ -74,7 +67,7 @@ def _check_shards(report: Report, sale: FlashSale) -> None:
     if len(rows) != sale.stock_shards or sum(row.allotment for row in rows) != sale.quantity:
         report.violation("shard_allotments", sale=sale.pk, shards=len(rows), allotments=[row.allotment for row in rows])
     for row in rows:
-        units = sale.orders.in_shard(shard=row.index, shards=sale.stock_shards).tally()["units"]
+        units = sale.orders.in_shard(shard=row.index, shards=sale.stock_shards).units()
         if units != row.units_sold:
             report.violation(
                 "sale_counter", sale=sale.pk, shard=row.index, units_in_orders=units, units_sold=row.units_sold

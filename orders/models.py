@@ -28,6 +28,10 @@ class OrderQuerySet(ShopperRowsQuerySet):
     def paid(self):
         return self.filter(status__in=Order.PAID_STATUSES)
 
+    def units(self) -> int:
+        """Units these orders hold: those not cancelled."""
+        return self.not_cancelled().aggregate(units=Coalesce(Sum("quantity"), 0))["units"]
+
     def units_by_user(
         self, *, user_ids: Iterable[int] | None = None, shard: int = 0, shards: int = 1
     ) -> dict[int, int]:

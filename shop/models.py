@@ -1,7 +1,7 @@
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -10,7 +10,8 @@ from django.db import models
 from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 
-from inventory.redis_sales import GiveBack
+if TYPE_CHECKING:
+    from inventory.redis_sales import GiveBack
 
 
 class ProductQuerySet(models.QuerySet):
@@ -212,7 +213,7 @@ class FlashSale(models.Model):
 
     # The database's side of the sale's Redis counters, read through the orders app's relations.
 
-    def reservations_settled(self, reservation_ids: Iterable[str]) -> dict[str, GiveBack]:
+    def reservations_settled(self, reservation_ids: Iterable[str]) -> dict[str, "GiveBack"]:
         """Those of the sale's reservations that ended as an order or a failed result, each with
         what Redis gives back for it when the writer finishes its stream entry."""
         ids = list(reservation_ids)

@@ -105,11 +105,7 @@ def units_in_flight(entries: list["StreamReservation"], settled: dict[str, GiveB
     unsettled one's, what Redis has yet to give back of a settled one's. reconcile.lua counts
     them the same way, atomically with its repair."""
     unsettled = GiveBack(units=True, tally=True)
-    return sum(
-        entry.quantity * settled.get(entry.reservation_id, unsettled).units
-        - settled.get(entry.reservation_id, unsettled).less
-        for entry in entries
-    )
+    return sum(settled.get(entry.reservation_id, unsettled).amounts(entry.quantity)[0] for entry in entries)
 
 
 def sale_reconcile_counters(
