@@ -28,6 +28,7 @@ from purchase.passes import CheckedPass, spent_passes
 from purchase.reservations import reservation_id_new
 from purchase.terms import flash_sale_terms
 from shop.models import FlashSale, FlashSaleShard
+from shop.services import flash_sale_preheat
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,16 @@ def purchase_admit_database(
                 may_borrow=may_borrow,
             )
 
-    refused = with_room(answer, sale_id=sale_id, shard=shard)
+    try:
+        refused = with_room(answer, sale_id=sale_id, shard=shard)
+    except ShoppersShardLost:
+        # Rebuilt outside this path's locks (the preheat takes them in their order), then asked
+        # again: the units then come off the shopper's shard as Redis counts them, waves and all.
+        flash_sale_preheat(sale=FlashSale.objects.get(pk=sale_id))
+        try:
+            refused = with_room(answer, sale_id=sale_id, shard=shard)
+        except ShoppersShardLost as error:  # Lost again, or another process is rebuilding it.
+            raise SaleLayerUnavailable() from error
     if refused.code == "pass_spent":
         spent_passes.add(checked_pass.nonce, checked_pass.expires)
         raise PurchasePassInvalid()
@@ -107,6 +117,11 @@ def replay_from_database(
         return None
     units, code = first
     return redis_sales.Admission(code or "accepted", "" if code else rid, False, True, units or quantity)
+
+
+class ShoppersShardLost(Exception):
+    """Redis lost the shopper's stock shard while it holds others of the sale: those offer the
+    wave's released units, so the database alone cannot tell which of them are left here."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +202,8 @@ def _take_in_redis(
     more. Redis away (the fallback's very case): the database decides alone, and reconciliation
     counts its orders once Redis is back. Raises SaleLayerUnavailable when units could not be
     moved to the shopper's shard in time (or a shard Redis lost holds what it lacks), as the
-    Redis path does."""
+    Redis path does, and ShoppersShardLost when Redis lost the shopper's own shard but holds
+    others."""
     shards, shard = sale.stock_shards, redis_sales.home_shard(user_id, sale.stock_shards)
 
     def take() -> str | None:
@@ -206,6 +222,10 @@ def _take_in_redis(
             shard=shard,
             shards=shards,
         )
+        if refusal == "not_loaded":
+            if shards > 1 and any(redis_sales.sale_shard_states(sale.pk, shards)):
+                raise ShoppersShardLost()
+            return None  # Redis holds none of the sale: its next load reads the order from here.
         if refusal == "sold_out" and left is None:
             raise SaleLayerUnavailable()
         return refusal

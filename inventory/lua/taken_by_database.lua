@@ -13,9 +13,9 @@
 -- ARGV[3] the reservation id of the order
 -- ARGV[4] seconds to remember the Idempotency-Key
 --
--- Returns 1 when taken; 0 when the shard is not loaded (its next load reads the order from the
--- database) or the request was admitted here already (Redis counts its units; the order writer
--- settles its entry against the database's order); -1 when this shard has fewer units on offer
+-- Returns 1 when taken; 0 when the request was admitted here already (Redis counts its units;
+-- the order writer settles its entry against the database's order); -3 when the shard is not
+-- loaded (its next load reads the order from the database); -1 when this shard has fewer units on offer
 -- (by the waves, as admit.lua counts them: the caller moves units here first in a sale of
 -- several shards), -2 when the shopper would hold more than the limit: the database path
 -- refuses then, as the Redis path would.
@@ -24,7 +24,10 @@ assert(#KEYS == 5, "taken_by_database.lua takes 5 keys")
 assert(#ARGV == 4, "taken_by_database.lua takes 4 arguments")
 
 local remaining = tonumber(redis.call("GET", KEYS[2]))
-if not remaining or redis.call("HEXISTS", KEYS[4], ARGV[3]) == 1 then
+if not remaining then
+    return -3
+end
+if redis.call("HEXISTS", KEYS[4], ARGV[3]) == 1 then
     return 0
 end
 local units = tonumber(ARGV[2])

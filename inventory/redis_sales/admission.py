@@ -157,12 +157,12 @@ def sale_taken_by_database(
 ) -> str | None:
     """Take off the offer, and onto the user's tally, the units of an order the database path is
     writing, and remember it as the request's first answer (see taken_by_database.lua). Returns
-    None when taken (or Redis had it, or has not the sale), else Redis's refusal: sold_out or
-    limit_exceeded."""
+    None when taken (or Redis had it), `not_loaded` when Redis has not the shard, else Redis's
+    refusal: sold_out or limit_exceeded."""
     keys = SaleKeys(sale_id, shard, shards)
     args = [user_id, quantity, reservation_id, settings.IDEMPOTENCY_KEY_TTL]
     idempotency = keys.idempotency(user_id, idempotency_key)
     taken = int(
         run_script("taken_by_database", [keys.meta, keys.remaining, keys.buyers, keys.admitted, idempotency], args)
     )
-    return {-1: "sold_out", -2: "limit_exceeded"}.get(taken)
+    return {-1: "sold_out", -2: "limit_exceeded", -3: "not_loaded"}.get(taken)
