@@ -189,7 +189,7 @@ def main() -> int:
 
         django.setup()
         from bench.setup import stage
-        from inventory.redis_sales import redis_client
+        from core.redis import redis_client
 
         print(f"Preparing {args.users} shoppers and the sales ...", flush=True)
         data = stage(users=args.users, folder=logs, writer_reservations=args.writer_reservations)
