@@ -1,14 +1,22 @@
 """The flash-sale storm benchmark: the real stack, wrk as the crowd, ratios that matter.
 
-Brings the shop up as `make run` does (gunicorn with the shop's config, a Celery worker and
-beat; private PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set), plus the
-yardsticks (bench/yardsticks.py) on the same server software, a second shop server on the
-database-only path and a third whose purchase endpoint answers a constant. Then wrk (never
-Python threads) fires each phase for --duration seconds with --connections in flight:
+Brings the shop up as `make run` does (the Procfile's web line, its logging included, a
+Celery worker and beat; private PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set),
+plus the yardsticks (bench/yardsticks.py) twice: on gunicorn's sync worker (fixed, so that
+figures compare across changes of the shop's server) and on the Procfile's own server line; a
+second shop server on the database-only path and a third whose purchase endpoint answers a
+constant. Then wrk (never Python threads) fires each phase for --duration seconds with
+--connections in flight, the purchases spread over --users shoppers' tokens (more than a
+process keeps verified):
 
-    z   a bare Django view, constant JSON, no middleware           (yardstick)
-    y   a minimal seckill view: one EVALSHA that takes a unit       (yardstick)
+    z   a bare Django view, constant JSON, no middleware (gunicorn sync)     (yardstick)
+    y   a minimal seckill view: one EVALSHA that takes a unit (gunicorn sync) (yardstick)
+    z'  z on the shop's own server (the Procfile's line)                    (yardstick)
+    y'  y on the shop's own server                                          (yardstick)
     l   GET /livez of the shop
+    s   GET /sales/<id>/state/: what every open sale page polls each second
+    g   GET /sales/<id>/: the sale page
+    h   GET /: the home page
     a   the purchase endpoint answering a constant after auth, limits and validation
     b   purchase accepted (Redis path), three storms in a row (memory is read after each)
     c   purchase refused: the sale is sold out (the gate answers)
@@ -40,13 +48,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.devstack import RUN_DIR, free_port, services, stop_process, wait_for_http  # noqa: E402
+from bench import instructions  # noqa: E402
+from scripts.devstack import (  # noqa: E402
+    RUN_DIR,
+    free_port,
+    procfile_commands,
+    services,
+    stop_process,
+    wait_for_http,
+)
 
 WRK_SCRIPT = ROOT / "bench" / "wrk" / "storm.lua"
+YARDSTICKS = ("z", "y", "z'", "y'")  # every phase's rate is shown against each of them
+SHOP_APP = "config.wsgi:application"  # as the Procfile's web line names it
+YARDSTICKS_APP = "bench.yardsticks:application"
 PHASES = {
     "z": "z: bare Django view",
     "y": "y: minimal one-EVALSHA view",
+    "z'": "z': z on the shop's server",
+    "y'": "y': y on the shop's server",
     "l": "GET /livez",
+    "s": "s: GET the sale's state",
+    "g": "g: GET the sale page",
+    "h": "h: GET the home page",
     "a": "a: purchase, constant answer",
     "b1": "b: purchase accepted",
     "b2": "b: purchase accepted (2nd)",
@@ -65,13 +89,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64, help="requests in flight")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--web-workers", type=int, default=3, help="processes of each server")
-    parser.add_argument(
-        "--server", choices=["gunicorn", "granian"], default="gunicorn",
-        help="what serves the shop and the yardsticks (granian: `pip install granian` first)",
-    )  # fmt: skip
-    parser.add_argument("--users", type=int, default=5000, help="shoppers with tokens")
+    parser.add_argument("--users", type=int, default=30_000, help="shoppers with tokens")
     parser.add_argument("--phases", default=",".join(PHASES), help="which phases to run, e.g. z,y,b1 (default: all)")
     parser.add_argument("--writer-reservations", type=int, default=20_000, help="reservations for the drain test")
+    parser.add_argument(
+        "--instructions", action=argparse.BooleanOptionalAction, default=True,
+        help="count CPU instructions per request of z, y, b, c, e, s and g under valgrind's callgrind",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=RUN_DIR / "bench" / "report.json", help="the JSON report")
     parser.add_argument(
         "--profile", action="append", default=[], metavar="PHASE",
@@ -81,15 +105,16 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
+def ensure_program(name: str) -> str:
+    """A program from Debian's package of the same name, installed when missing (as root)."""
+    found = shutil.which(name)
     if found:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("Installing wrk (Debian's package) ...", flush=True)
-        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, stdout=subprocess.DEVNULL)
-        return shutil.which("wrk") or "wrk"
-    raise SystemExit("wrk is needed: `apt-get install wrk` (Debian/Ubuntu)")
+        print(f"Installing {name} (Debian's package) ...", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", name], check=True, stdout=subprocess.DEVNULL)
+        return shutil.which(name) or name
+    raise SystemExit(f"{name} is needed: `apt-get install {name}` (Debian/Ubuntu)")
 
 
 def wrk(args, port: int, method: str, path: str, tokens: Path | None, run: str, header: str = "") -> dict:
@@ -141,16 +166,21 @@ class Stack:
                 argv, cwd=ROOT, env={**self.env, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
 
-    def web(self, name: str, app: str, workers: int, server: str = "gunicorn", **env: str) -> int:
+    def web(self, name: str, workers: int, *, app: str = SHOP_APP, **env: str) -> int:
+        """A server of `app` started by the Procfile's web line, as `make run` starts the shop."""
         port = free_port()
-        if server == "granian":
-            argv = [self.bin / "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
-                    "--workers", str(workers), "--blocking-threads", "1", app]  # fmt: skip
-        else:
-            argv = [self.bin / "gunicorn", app, "--config", "python:config.gunicorn", "--bind", f"127.0.0.1:{port}",
-                    "--workers", str(workers)]  # fmt: skip
-        self.start(name, argv, **env)
-        wait_for_http(f"http://127.0.0.1:{port}/{'z' if app.startswith('bench') else 'livez'}", self.processes)
+        command = procfile_commands()["web"]
+        argv = [*command[:-1], command[-1].replace(SHOP_APP, app, 1)]
+        self.start(name, argv, HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY=str(workers), **env)
+        wait_for_http(f"http://127.0.0.1:{port}/{'z' if app != SHOP_APP else 'livez'}", self.processes)
+        return port
+
+    def yardsticks(self, name: str, workers: int) -> int:
+        """The yardsticks on gunicorn's sync worker, whatever serves the shop."""
+        port = free_port()
+        self.start(name, [self.bin / "gunicorn", YARDSTICKS_APP, "--bind", f"127.0.0.1:{port}",
+                          "--workers", str(workers)])  # fmt: skip
+        wait_for_http(f"http://127.0.0.1:{port}/z", self.processes)
         return port
 
     def stop(self, name: str) -> None:
@@ -163,7 +193,7 @@ class Stack:
 
 def main() -> int:
     args = parse_args()
-    args.wrk = ensure_wrk()
+    args.wrk = ensure_program("wrk")
     logs = RUN_DIR / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     with services("bench") as service_env:
@@ -178,12 +208,15 @@ def main() -> int:
             "RATE_LIMIT_IP_RATE": "0",  # the whole crowd comes from this one address
             "LOG_LEVEL": "WARNING",
             "PROMETHEUS_MULTIPROC_DIR": str(logs / "prometheus"),
+            # The Procfile's commands are found as `make run` finds them.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         env.setdefault("CELERY_BROKER_URL", env["REDIS_URL"])
         shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
         Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True)
         os.environ.update(env)
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+        for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):  # as `make run` does
+            subprocess.run([sys.executable, "manage.py", *command, "-v0"], cwd=ROOT, env=env, check=True)
 
         import django
 
@@ -203,17 +236,14 @@ def main() -> int:
             stack.start("beat", [stack.bin / "celery", "-A", "config", "beat", "--loglevel", "WARNING",
                                  "--schedule", str(logs / "celerybeat-schedule")])  # fmt: skip
             ports = {
-                "yardsticks": stack.web("yardsticks", "bench.yardsticks:application", args.web_workers, args.server),
-                "shop": stack.web("shop", "config.wsgi:application", args.web_workers, args.server),
-                # The full stack with a constant answer: the purchase lane would go round it.
+                "yardsticks": stack.yardsticks("yardsticks", args.web_workers),
+                "yardsticks'": stack.web("yardsticks'", args.web_workers, app=YARDSTICKS_APP),
+                "shop": stack.web("shop", args.web_workers),
+                # The full stack with a constant answer: the purchase door would go round it.
                 "constant": stack.web(
-                    "constant",
-                    "config.wsgi",
-                    args.web_workers,
-                    DJANGO_SETTINGS_MODULE="bench.constant_answer",
-                    PURCHASE_LANE="0",
+                    "constant", args.web_workers, DJANGO_SETTINGS_MODULE="bench.constant_answer", PURCHASE_DOOR="0"
                 ),
-                "database": stack.web("database", "config.wsgi", args.web_workers, PURCHASE_ADMISSION="database"),
+                "database": stack.web("database", args.web_workers, PURCHASE_ADMISSION="database"),
             }
             results = run_phases(args, data, ports, stack)
             stack.stop("beat")
@@ -235,6 +265,9 @@ def main() -> int:
             data.fill_for_the_writer(2 * args.writer_reservations, sale_id=sharded)
             seconds = data.drain_in_parallel([(sharded, 0, 2), (sharded, 1, 2)])
             results["writer"]["two_shard_writers_orders_per_second"] = round(2 * args.writer_reservations / seconds, 1)
+            if args.instructions:
+                print("Instructions per request, under callgrind ...", flush=True)
+                results["instructions"] = count_instructions(data, env, logs)
             results["invariants"] = data.invariants()
         finally:
             stack.stop_all()
@@ -249,7 +282,12 @@ def run_phases(args, data, ports: dict[str, int], stack: Stack) -> dict:
     plan = {
         "z": (ports["yardsticks"], "GET", "/z", None),
         "y": (ports["yardsticks"], "POST", "/y", None),
+        "z'": (ports["yardsticks'"], "GET", "/z", None),
+        "y'": (ports["yardsticks'"], "POST", "/y", None),
         "l": (ports["shop"], "GET", "/livez", None),
+        "s": (ports["shop"], "GET", f"/sales/{data.sales['accepted']}/state/", None),
+        "g": (ports["shop"], "GET", f"/sales/{data.sales['accepted']}/", None),
+        "h": (ports["shop"], "GET", "/", None),
         "a": (ports["constant"], "POST", purchase("accepted"), data.tokens_file),
         "b1": (ports["shop"], "POST", purchase("accepted"), data.tokens_file),
         "b2": (ports["shop"], "POST", purchase("accepted"), data.tokens_file),
@@ -290,6 +328,37 @@ def run_phases(args, data, ports: dict[str, int], stack: Stack) -> dict:
     return results
 
 
+def count_instructions(data, env: dict, logs: Path) -> dict:
+    """bench/instructions.py's counts, for the yardsticks and the shop's phases."""
+    ensure_program("valgrind")
+
+    def purchase(sale: str) -> str:
+        return f"/api/v1/flash-sales/{data.sales[sale]}/purchase/"
+
+    accepted = data.sales["accepted"]
+    plans = [
+        {"app": "yardsticks", "phases": {"z": ["GET", "/z", None], "y": ["POST", "/y", None]}},
+        {
+            "app": "shop",
+            "tokens": str(data.tokens_file),
+            "phases": {
+                "b": ["POST", purchase("accepted"), "crowd"],
+                "c": ["POST", purchase("sold_out"), "crowd"],
+                "e": ["POST", purchase("accepted"), "one"],
+                "s": ["GET", f"/sales/{accepted}/state/", None],
+                "g": ["GET", f"/sales/{accepted}/", None],
+            },
+        },
+    ]
+    # One shopper's tries are refused by the rate limiter after its burst however slowly
+    # callgrind runs them (phase e); the crowd's shoppers each buy once.
+    env = {**env, "RATE_LIMIT_USER_RATE": "0.001", "LOG_LEVEL": "ERROR"}
+    counted = {}
+    for plan in plans:
+        counted |= instructions.count(plan, logs / "callgrind", env)
+    return counted
+
+
 def profile(args, phase: str, master: int) -> subprocess.Popen:
     """py-spy sampling the first worker of a server for the phase; its top lines are printed after."""
     worker = sorted(int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split())[0]
@@ -320,13 +389,16 @@ def profile_top(path: Path, lines: int = 25) -> list[str]:
 
 def report(args, results: dict) -> None:
     phases = results["phases"]
-    z, y = (phases[name]["throughput"] if name in phases else float("nan") for name in ("z", "y"))
+    yardsticks = {name: phases[name]["throughput"] if name in phases else float("nan") for name in YARDSTICKS}
     print()
-    print(f"{'phase':<34}{'req/s':>9}{'/ z':>7}{'/ y':>7}{'p50 ms':>9}{'p99 ms':>9}  answers")
+    print(f"{'phase':<34}{'req/s':>9}" + "".join(f"{'/ ' + name:>7}" for name in YARDSTICKS)
+          + f"{'p50 ms':>9}{'p99 ms':>9}{'CPU ms':>8}  answers")  # fmt: skip
     for phase, row in phases.items():
-        row["vs_z"], row["vs_y"] = round(row["throughput"] / z, 3), round(row["throughput"] / y, 3)
-        print(f"{PHASES[phase]:<34}{row['throughput']:>9}{row['vs_z']:>7}{row['vs_y']:>7}"
-              f"{row['p50_us'] / 1000:>9.1f}{row['p99_us'] / 1000:>9.1f}  {row['statuses']}")  # fmt: skip
+        row |= {f"vs_{name}": round(row["throughput"] / value, 3) for name, value in yardsticks.items()}
+        print(f"{PHASES[phase]:<34}{row['throughput']:>9}" + "".join(f"{row['vs_' + name]:>7}" for name in YARDSTICKS)
+              + f"{row['p50_us'] / 1000:>9.1f}{row['p99_us'] / 1000:>9.1f}{row['server_cpu_ms_per_request']:>8.3f}"
+              f"  {row['statuses']}")  # fmt: skip
+    z, y = yardsticks["z"], yardsticks["y"]
     if {"b1", "d"} <= phases.keys():
         b, d = phases["b1"]["throughput"], phases["d"]["throughput"]
         results["ratios"] = {"b_vs_z": round(b / z, 3), "b_vs_y": round(b / y, 3), "b_vs_d": round(b / d, 2)}
@@ -340,6 +412,13 @@ def report(args, results: dict) -> None:
         first, last = results["memory_mib"]["b1"], results["memory_mib"]["b3"]
         workers = [name for name in first if name.startswith("worker")]
         results["memory_growth"] = {name: round(last[name] / first[name] - 1, 3) for name in workers if name in last}
+    if "instructions" in results:
+        counted = results["instructions"]
+        print(f"\n{'instructions per request (callgrind)':<40}{'instructions':>14}{'/ z':>7}{'/ y':>7}  answers")
+        for name, row in counted.items():
+            row["vs_z"] = round(row["instructions"] / counted["z"]["instructions"], 3)
+            row["vs_y"] = round(row["instructions"] / counted["y"]["instructions"], 3)
+            print(f"  {name:<38}{row['instructions']:>14,}{row['vs_z']:>7}{row['vs_y']:>7}  {row['answers']}")
     print()
     print(f"  ratios                  {results.get('ratios')}")
     print(f"  writer                  {results['writer']}")

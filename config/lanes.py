@@ -1,8 +1,9 @@
-"""Short view stacks for the hottest requests, in front of the full Django stack (config/wsgi.py).
+"""The probe lane: a short view stack in front of the full Django stack (config/wsgi.py) for the
+liveness probe, which a load balancer asks every second of a sale and which needs nothing but to
+be answered.
 
 A lane is Django's own WSGI handler (signals, database connections, error pages) with a
-middleware chain and URLs of its own: the purchase (purchase/lane.py) and the liveness probe,
-which a load balancer asks every second of a sale and which needs nothing but to be answered.
+middleware chain and URLs of its own.
 """
 
 from django.core.handlers.exception import convert_exception_to_response

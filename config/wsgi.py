@@ -1,8 +1,8 @@
-"""The WSGI application: Django's, with two lanes in front (config/lanes.py).
+"""The WSGI application: Django's, with two doors in front.
 
-`GET /livez` is answered by the probe lane, a bearer-token purchase by the purchase lane
-(purchase/lane.py), each through a short stack of its own; everything else, and every purchase
-when PURCHASE_LANE=0, by the full one.
+`GET /livez` is answered by the probe lane (config/lanes.py) and a bearer-token purchase by the
+purchase door (purchase/door.py), each without most of what Django's full stack does;
+everything else, and every purchase when PURCHASE_DOOR=0, by the full stack.
 """
 
 import os
@@ -14,19 +14,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 django_application = get_wsgi_application()
 
-# Only once Django is set up: the lanes import the apps' models.
+# Only once Django is set up: the door and the lane import the apps' models.
 from config.lanes import PROBE_MIDDLEWARE, LaneHandler, probe_takes  # noqa: E402
-from purchase import lane  # noqa: E402
+from core.metrics import metrics_forget_dead_processes  # noqa: E402
+from purchase.door import PurchaseDoor  # noqa: E402
+
+metrics_forget_dead_processes()
 
 probe_application = LaneHandler(middleware=PROBE_MIDDLEWARE, urlconf="config.lanes")
-purchase_application = None
-if settings.PURCHASE_LANE:
-    purchase_application = LaneHandler(middleware=lane.MIDDLEWARE, urlconf=lane.__name__)
+doors = PurchaseDoor(django_application) if settings.PURCHASE_DOOR else django_application
 
 
 def application(environ, start_response):
     if probe_takes(environ):
         return probe_application(environ, start_response)
-    if purchase_application is not None and lane.takes(environ):
-        return purchase_application(environ, start_response)
-    return django_application(environ, start_response)
+    return doors(environ, start_response)

@@ -37,10 +37,15 @@ def _is_trusted(address: str) -> bool:
 def client_ip(request: HttpRequest) -> str:
     """The peer address, unless the peer is a trusted proxy: then the nearest untrusted hop
     that the proxies recorded in X-Forwarded-For. A client cannot choose its own address."""
-    peer = request.META.get("REMOTE_ADDR", "")
+    return client_ip_from(request.META)
+
+
+def client_ip_from(environ: dict) -> str:
+    """`client_ip` from a WSGI environ (or a request's META)."""
+    peer = environ.get("REMOTE_ADDR", "")
     if not _is_trusted(peer):
         return peer
-    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+    hops = [hop.strip() for hop in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
     for hop in reversed(hops):
         if not _is_trusted(hop):
             return hop

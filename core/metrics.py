@@ -1,12 +1,12 @@
 """The shop's own Prometheus metrics, and what the /metrics view exports.
 
-Under gunicorn and Celery, PROMETHEUS_MULTIPROC_DIR (set by `make run`) lets every process
+Under granian and Celery, PROMETHEUS_MULTIPROC_DIR (set by `make run`) lets every process
 write its samples to files that the view adds up, so any web process answers for them all.
 """
 
 import os
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.multiprocess import MultiProcessCollector
 
 PURCHASE_OUTCOMES = Counter("shop_purchase_outcomes_total", "Purchase attempts by how they were answered.", ["outcome"])
@@ -29,6 +29,23 @@ WRITER_LAG_SECONDS = Histogram(
 # Gauges read from the database at scrape time (what is open right now): each app registers its
 # own collectors here from its AppConfig.ready().
 SCRAPE_TIME = CollectorRegistry()
+
+
+def metrics_forget_dead_processes() -> None:
+    """Stop counting the live gauges of processes that are gone: a web server's worker that died
+    (granian tells no one, so each new worker looks when it starts)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return
+    live = [name for name in os.listdir(folder) if name.startswith("gauge_live")]
+    pids = {int(name.removesuffix(".db").rsplit("_", 1)[1]) for name in live}
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid)
+        except PermissionError:
+            pass  # Alive, as someone else.
 
 
 def metrics_exposition() -> bytes:

@@ -11,13 +11,17 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 ACCEPTED_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
+def request_id_for(incoming: str) -> str:
+    """The id of a request that came with `incoming` as its X-Request-ID (may be empty)."""
+    return incoming if ACCEPTED_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if ACCEPTED_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = request_id_for(request.headers.get("X-Request-ID", ""))
         token = request_id_var.set(request_id)
         try:
             response = self.get_response(request)

@@ -1,5 +1,5 @@
 """The purchase's paths, for the code that must know a request is a purchase before any URL is
-resolved: the rate limiter and the purchase lane. The URLconfs route the same paths (a test
+resolved: the rate limiter and the purchase door. The URLconfs route the same paths (a test
 holds them to these)."""
 
 import re

@@ -8,9 +8,10 @@ import redis
 from django.conf import settings
 from django_redis import get_redis_connection
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import RedisClusterException, SlotNotCoveredError
+from redis.exceptions import NoScriptError, RedisClusterException, SlotNotCoveredError
 
 from core.metrics import REDIS_SCRIPT_SECONDS
+from core.redis_transport import redis_transport
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,6 +86,32 @@ def lua_script(path: Path) -> redis.commands.core.Script:
     return redis.Redis().register_script(lua_source(path))
 
 
+@cache
+def _script_seconds(path: Path):
+    return REDIS_SCRIPT_SECONDS.labels(path.stem)
+
+
 def run_lua(path: Path, keys: list[str], args: list):
-    with REDIS_SCRIPT_SECONDS.labels(path.stem).time():
-        return lua_script(path)(keys=keys, args=args, client=redis_client())
+    with _script_seconds(path).time():
+        script = lua_script(path)
+        transport = redis_transport()
+        if transport is None:
+            return script(keys=keys, args=args, client=redis_client())
+        call = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            return transport.execute(call)[0]
+        except NoScriptError:  # Redis restarted, or flushed its scripts: load it again.
+            transport.execute(("SCRIPT", "LOAD", script.script))
+            return transport.execute(call)[0]
+
+
+def redis_round_trip(*commands: tuple) -> list:
+    """Each command's reply, in one round trip: through the purchase's transport to a standalone
+    Redis (core/redis_transport.py), else a pipeline of redis-py's client."""
+    transport = redis_transport()
+    if transport is not None:
+        return transport.execute(*commands)
+    pipe = redis_client().pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return pipe.execute()

@@ -65,6 +65,10 @@ class LocalBuckets:
             self._buckets.clear()
 
 
+# The process's buckets: every door of the shop takes from the same ones.
+local_buckets = LocalBuckets()
+
+
 def gcra_arguments(limits: Sequence[Limit]) -> list[int]:
     """The two arguments per limit that gcra.lua takes: emission interval (µs) and burst."""
     return [value for limit in limits for value in (round(1_000_000 / limit.rate), limit.burst)]

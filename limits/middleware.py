@@ -23,7 +23,7 @@ from core.addresses import client_ip
 from core.api.authentication import bearer_token
 from core.api.parsers import json_parse
 from core.paths import PURCHASE_API_PATH, PURCHASE_FORM_PATH
-from limits.buckets import Decision, Limit, LocalBuckets, shared_take
+from limits.buckets import Decision, Limit, local_buckets, shared_take
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +83,15 @@ def login_username(request: HttpRequest) -> str | None:
 
 
 def request_limits(request: HttpRequest, group: str) -> list[Limit]:
-    rates = settings.RATE_LIMITS.get(group, {})
     identities = {"ip": client_ip(request), "user": request_user_id(request)}
-    if "username" in rates:
+    if "username" in settings.RATE_LIMITS.get(group, {}):
         identities["username"] = login_username(request)
+    return limits_for(group, identities)
+
+
+def limits_for(group: str, identities: dict[str, str | None]) -> list[Limit]:
+    """The limits of a route group for who is asking (by scope: ip, user, username)."""
+    rates = settings.RATE_LIMITS.get(group, {})
     limits = []
     for scope, (rate, burst) in rates.items():
         identity = identities.get(scope)
@@ -95,13 +100,27 @@ def request_limits(request: HttpRequest, group: str) -> list[Limit]:
     return limits
 
 
+RATE_LIMITED = {"code": "rate_limited", "detail": "Too many requests. Slow down and try again shortly."}
+
+
+def rate_limit_headers(decision: Decision | None, present: list[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """The RateLimit-* headers of an answer to a limited request, but for those it has already."""
+    if decision is None:
+        return []
+    have = {name for name, _ in present}
+    headers = [
+        ("RateLimit-Limit", str(decision.limit.burst)),
+        ("RateLimit-Remaining", str(max(0, decision.remaining))),
+        ("RateLimit-Reset", str(math.ceil(decision.reset_seconds or decision.retry_after))),
+    ]
+    return [(name, value) for name, value in headers if name not in have]
+
+
 def too_many_requests(request: HttpRequest, decision: Decision) -> HttpResponse:
     """429 with Retry-After: JSON for the API (and the probes), a page for a shopper's browser."""
     seconds = max(1, math.ceil(decision.retry_after))
     if request.path.startswith(("/api/", "/healthz")):
-        response = JsonResponse(
-            {"code": "rate_limited", "detail": "Too many requests. Slow down and try again shortly."}, status=429
-        )
+        response = JsonResponse(RATE_LIMITED, status=429)
     else:
         response = too_many_requests_page(request, seconds)
     response["Retry-After"] = str(seconds)
@@ -118,14 +137,13 @@ def too_many_requests_page(request: HttpRequest, seconds: int) -> HttpResponse:
 class RateLimitMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
-        self.local = LocalBuckets()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         group = route_group(request)
         limits = request_limits(request, group) if group else []
         if not limits:
             return self.get_response(request)
-        decision = self.local.take(limits)
+        decision = local_buckets.take(limits)
         if decision.allowed and group == "purchase":
             # The admission script takes the shared buckets in the same round trip as the
             # purchase itself (a refusal the sale gate answers needs neither).
@@ -135,7 +153,6 @@ class RateLimitMiddleware:
             with contextlib.suppress(redis.RedisError):
                 decision = shared_take(limits)
         response = too_many_requests(request, decision) if not decision.allowed else self.get_response(request)
-        response.headers.setdefault("RateLimit-Limit", str(decision.limit.burst))
-        response.headers.setdefault("RateLimit-Remaining", str(max(0, decision.remaining)))
-        response.headers.setdefault("RateLimit-Reset", str(math.ceil(decision.reset_seconds or decision.retry_after)))
+        for name, value in rate_limit_headers(decision, list(response.items())):
+            response[name] = value
         return response

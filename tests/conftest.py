@@ -13,6 +13,7 @@ from core.health import check_broker
 from inventory import redis_sales
 from inventory.redis_sales.gate import sale_gate
 from inventory.services import stock_receive
+from limits.buckets import local_buckets
 from orders.blocks import block_list
 from purchase.passes import spent_passes
 from purchase.terms import sale_terms_forget
@@ -31,6 +32,7 @@ def fresh_process_state():
     spent_passes.clear()
     flash_sale_states_forget()
     sale_terms_forget()
+    local_buckets.clear()
     redis_breaker.reset()
     check_broker.forget()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-from scripts.devstack import free_port
+from scripts.devstack import free_port, procfile_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,10 +29,12 @@ def start_shop_process(argv: list, tmp_path: Path, name: str, **env: str) -> sub
     """A process of the shop, as production runs it (tasks go to the broker), logging to tmp_path."""
     log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115 - the process writes to it until stopped
     return subprocess.Popen(
-        [sys.executable, "-m", *argv],
+        argv,
         cwd=ROOT,
         env={
             **os.environ,
+            # The Procfile's programs are found as `make run` finds them.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
             "DATABASE_URL": database_url_for_processes(),
             "REDIS_URL": settings.REDIS_URL,
@@ -58,8 +60,8 @@ def stop_shop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> N
 
 
 def start_worker(tmp_path: Path, name: str, *, beat: bool = False, **env: str) -> subprocess.Popen:
-    argv = ["celery", "-A", "config", "worker", "--loglevel", "INFO", "--pool", "solo", "--without-mingle",
-            "--without-gossip", "--hostname", f"{name}@%h"]  # fmt: skip
+    argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--pool", "solo",
+            "--without-mingle", "--without-gossip", "--hostname", f"{name}@%h"]  # fmt: skip
     if beat:
         argv += ["--beat", "--schedule", str(tmp_path / f"{name}-beat")]
     return start_shop_process(argv, tmp_path, name, **env)
@@ -76,10 +78,10 @@ def running_worker(tmp_path: Path, name: str = "worker", **options) -> Iterator[
 
 @contextlib.contextmanager
 def running_web_server(tmp_path: Path, name: str = "web", **env: str) -> Iterator[str]:
-    """A gunicorn process serving the shop; yields its base URL."""
+    """The shop's web server as the Procfile starts it, with one worker; yields its base URL."""
     port = free_port()
     server = start_shop_process(
-        ["gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"], tmp_path, name, **env
+        procfile_commands()["web"], tmp_path, name, HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="1", **env
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -331,8 +331,8 @@ SALE_GATE_ENDED_SECONDS = env.float("SALE_GATE_ENDED_SECONDS", default=30.0)
 # "redis" admits purchases in Redis (the fast path); "database" sells through PostgreSQL alone,
 # for a shop run without Redis and to measure the difference.
 PURCHASE_ADMISSION = env.str("PURCHASE_ADMISSION", default="redis")
-# Bearer-token purchases go through a short view stack of their own (purchase/lane.py).
-PURCHASE_LANE = env.bool("PURCHASE_LANE", default=True)
+# Bearer-token purchases on the usual path are served in plain WSGI (purchase/door.py).
+PURCHASE_DOOR = env.bool("PURCHASE_DOOR", default=True)
 # With Redis away, sell through PostgreSQL alone (slower, still correct) instead of a 503.
 PURCHASE_DATABASE_FALLBACK = env.bool("PURCHASE_DATABASE_FALLBACK", default=False)
 

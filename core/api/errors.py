@@ -73,23 +73,26 @@ def exception_handler(exc, context):
 
 
 def _say_when_to_retry(response, seconds: float) -> None:
-    response["Retry-After"] = str(max(1, math.ceil(seconds)))
-    response["RateLimit-Remaining"] = "0"
+    for name, value in retry_headers(seconds):
+        response[name] = value
 
 
-def domain_error_response(error: DomainError) -> JsonResponse:
-    """A service's refusal as the contract's answer, outside DRF (the purchase lane)."""
-    response = JsonResponse({"code": error.code, "detail": str(error), **error.extra}, status=error.status_code)
-    if getattr(error, "retry_after", None) is not None:
-        _say_when_to_retry(response, error.retry_after)
-    return response
+def retry_headers(seconds: float) -> list[tuple[str, str]]:
+    """The headers of a refusal that says when to try again."""
+    return [("Retry-After", str(max(1, math.ceil(seconds)))), ("RateLimit-Remaining", "0")]
 
 
-def dependency_unavailable_response() -> JsonResponse:
-    """A dependency away, as the contract's 503, outside DRF (the purchase lane)."""
-    return json_error(
-        DependencyUnavailable.default_code, str(DependencyUnavailable.default_detail), DependencyUnavailable.status_code
-    )
+def domain_error(error: DomainError) -> tuple[int, dict]:
+    """A service's refusal as the contract's status and body, outside DRF."""
+    return error.status_code, {"code": error.code, "detail": str(error), **error.extra}
+
+
+def dependency_unavailable() -> tuple[int, dict]:
+    """A dependency away, as the contract's 503 status and body, outside DRF."""
+    return DependencyUnavailable.status_code, {
+        "code": DependencyUnavailable.default_code,
+        "detail": str(DependencyUnavailable.default_detail),
+    }
 
 
 def error_code(exc: exceptions.APIException) -> str:

@@ -46,7 +46,11 @@ class IdempotentRequestInProgress(exceptions.APIException):
 
 def idempotency_key(request, *, required: bool) -> str | None:
     """The request's Idempotency-Key, validated; None when absent and not required."""
-    key = request.headers.get("Idempotency-Key")
+    return idempotency_key_from(request.headers.get("Idempotency-Key"), required=required)
+
+
+def idempotency_key_from(key: str | None, *, required: bool) -> str | None:
+    """An Idempotency-Key header's value, validated, as `idempotency_key` does."""
     if key is None:
         if required:
             raise IdempotencyKeyRequired()

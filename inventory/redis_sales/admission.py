@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
-from core.redis import redis_client
+from core.redis import redis_round_trip
 from inventory.redis_sales.keys import SaleKeys, SaleNotLoaded
 from inventory.redis_sales.scripts import as_text, run_script
 from limits.buckets import Limit, gcra_arguments
@@ -124,11 +124,11 @@ def admission_replay(
     reservation id. One round trip of plain reads, no script. Raises SaleNotLoaded when the
     shard is not loaded: only an admission can tell then."""
     keys = SaleKeys(sale_id, shard, shards)
-    pipe = redis_client().pipeline(transaction=False)
-    pipe.hmget(keys.idempotency(user_id, idempotency_key), "outcome", "rid", "quantity")
-    pipe.hget(keys.admitted, reservation_id)
-    pipe.exists(keys.remaining)
-    first, admitted, loaded = pipe.execute()
+    first, admitted, loaded = redis_round_trip(
+        ("HMGET", keys.idempotency(user_id, idempotency_key), "outcome", "rid", "quantity"),
+        ("HGET", keys.admitted, reservation_id),
+        ("EXISTS", keys.remaining),
+    )
     if first[0] is not None:
         return Admission(as_text(first[0]), as_text(first[1]), False, True, int(first[2]))
     if admitted is not None:

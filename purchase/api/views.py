@@ -90,9 +90,6 @@ PURCHASE_PASS_HEADER = OpenApiParameter(
 )
 
 
-NOT_SCREENED = object()
-
-
 class FlashSalePurchaseApi(ShopperApi):
     """Admission only: Redis decides; the order is written later by the order writer. The user
     comes from the token alone, so that purchases keep being admitted into Redis while
@@ -113,17 +110,15 @@ class FlashSalePurchaseApi(ShopperApi):
         },
     )
     def post(self, request, pk: int):
-        # Screened first, as the purchase lane screens before it reads the rest (one answer to
-        # one request, whichever door it came through); a lane that screened it hands it over.
-        screened = getattr(request, "purchase_screened", NOT_SCREENED)
-        if screened is NOT_SCREENED:
-            screened = purchase_screen(
-                sale_id=pk,
-                user_id=int(request.user.pk),
-                purchase_pass=request.headers.get("Purchase-Pass"),
-                queue_ticket=request.headers.get("Queue-Ticket"),
-                address=client_ip(request),
-            )
+        # Screened before the rest is read, as the purchase door screens it (one answer to one
+        # request, whichever door it came through).
+        screened = purchase_screen(
+            sale_id=pk,
+            user_id=int(request.user.pk),
+            purchase_pass=request.headers.get("Purchase-Pass"),
+            queue_ticket=request.headers.get("Queue-Ticket"),
+            address=client_ip(request),
+        )
         key = idempotency_key(request, required=True)
         serializer = PurchaseInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -62,7 +62,15 @@ def test_the_env_example_lists_every_variable_the_settings_read():
     assert read - {"ENV_FILE"} <= listed, sorted(read - listed)
     # Read outside the settings: by the web server's command line (Procfile, make run) and by
     # prometheus_client.
-    by_procfile = {"HOST", "PORT", "WEB_CONCURRENCY", "WORKER_CONCURRENCY", "CELERY_BEAT_SCHEDULE"}
+    by_procfile = {
+        "HOST",
+        "PORT",
+        "WEB_CONCURRENCY",
+        "WEB_BACKPRESSURE",
+        "WEB_SHUTDOWN_SECONDS",
+        "WORKER_CONCURRENCY",
+        "CELERY_BEAT_SCHEDULE",
+    }
     assert listed - read <= by_procfile | {"PROMETHEUS_MULTIPROC_DIR"}, sorted(listed - read)
     assert len(read) > 40
 

@@ -1,6 +1,11 @@
+import os
+import subprocess
+import sys
+
 import pytest
 from prometheus_client import REGISTRY
 
+from core.metrics import metrics_forget_dead_processes
 from tests.conftest import client_for, purchase
 from tests.factories import UserFactory
 
@@ -73,3 +78,25 @@ def test_metrics_need_the_token_or_an_allowed_network(client, settings, networks
     if status == 403:
         assert response.json()["code"] == "permission_denied"
         assert b"shop_flash_sale_remaining_units" not in response.content
+
+
+def test_a_new_web_worker_stops_the_live_gauges_of_dead_ones_counting(tmp_path, monkeypatch):
+    # Given the metric files of a worker that died and of one that lives (this process)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    dead = _a_pid_that_is_gone()
+    for pid in (dead, os.getpid()):
+        (tmp_path / f"gauge_livesum_{pid}.db").write_bytes(b"")
+        (tmp_path / f"counter_{pid}.db").write_bytes(b"")
+
+    metrics_forget_dead_processes()
+
+    # Then only the dead worker's live gauges are gone; counters keep what every worker counted
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        [f"counter_{dead}.db", f"counter_{os.getpid()}.db", f"gauge_livesum_{os.getpid()}.db"]
+    )
+
+
+def _a_pid_that_is_gone() -> int:
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid

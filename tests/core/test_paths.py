@@ -1,4 +1,4 @@
-"""The purchase's paths that the rate limiter and the lane know before any URL is resolved are
+"""The purchase's paths that the rate limiter and the purchase door know before any URL is resolved are
 the ones the URLconfs route."""
 
 from django.urls import reverse

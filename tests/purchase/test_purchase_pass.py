@@ -41,7 +41,7 @@ def signed(body: str) -> str:
 
 def test_a_pass_buys_for_its_shopper_and_is_shown_on_the_sale(make_sale, user):
     sale = make_sale(quantity=5, requires_pass=True)
-    client = bearer_client(user)  # through the purchase lane, as integrators buy
+    client = bearer_client(user)  # a bearer token, as integrators buy
     answer = client.post(f"/api/v1/flash-sales/{sale.pk}/pass/", {}, format="json").json()
 
     response = purchase_with(client, sale, answer["pass"], key="one")
@@ -54,12 +54,12 @@ def test_a_pass_buys_for_its_shopper_and_is_shown_on_the_sale(make_sale, user):
 
 
 @override_settings(PURCHASE_PASS_USES=2)
-@pytest.mark.parametrize("door", ["lane", "api"])
+@pytest.mark.parametrize("door", ["bearer token", "authenticated client"])
 def test_every_invalid_pass_is_refused_without_the_admission_script(make_sale, admissions, door):
     sale = make_sale(quantity=10, limit=10, requires_pass=True)
     other_sale = make_sale(quantity=10, requires_pass=True)
     shopper, stranger = UserFactory(), UserFactory()
-    client = bearer_client(shopper) if door == "lane" else client_for(shopper)
+    client = bearer_client(shopper) if door == "bearer token" else client_for(shopper)
     good = pass_for(client, sale)
     nonce = good.split("-")[3]
     past = int(time.time()) - 1
