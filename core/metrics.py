@@ -4,12 +4,21 @@ Under granian and Celery, PROMETHEUS_MULTIPROC_DIR (set by `make run`) lets ever
 write its samples to files that the view adds up, so any web process answers for them all.
 """
 
+import functools
 import os
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.multiprocess import MultiProcessCollector
 
 PURCHASE_OUTCOMES = Counter("shop_purchase_outcomes_total", "Purchase attempts by how they were answered.", ["outcome"])
+
+
+@functools.cache
+def purchase_outcome(outcome: str) -> Counter:
+    """The counter of one answer to purchases, resolved once: every purchase counts one."""
+    return PURCHASE_OUTCOMES.labels(outcome)
+
+
 REDIS_SCRIPT_SECONDS = Histogram(
     "shop_redis_script_seconds",
     "Time of one Lua script call.",

@@ -2,8 +2,8 @@
 
 import contextvars
 import logging
+import os
 import re
-import uuid
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -13,7 +13,7 @@ ACCEPTED_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 def request_id_for(incoming: str) -> str:
     """The id of a request that came with `incoming` as its X-Request-ID (may be empty)."""
-    return incoming if ACCEPTED_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return incoming if ACCEPTED_REQUEST_ID.match(incoming) else os.urandom(16).hex()
 
 
 class RequestIdMiddleware:

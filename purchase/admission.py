@@ -17,7 +17,7 @@ from kombu.exceptions import KombuError
 
 from core.breaker import redis_breaker
 from core.exceptions import DomainError, IdempotencyKeyReused, RateLimited
-from core.metrics import PURCHASE_OUTCOMES
+from core.metrics import purchase_outcome
 from core.middleware import request_id_var
 from inventory import redis_sales
 from inventory.redis_sales import Outcome
@@ -93,12 +93,12 @@ def purchase_admit(
             screened=screened,
         )
     except FlashSale.DoesNotExist as error:
-        PURCHASE_OUTCOMES.labels(SaleNotFound.code).inc()
+        purchase_outcome(SaleNotFound.code).inc()
         raise SaleNotFound() from error
     except DomainError as error:
-        PURCHASE_OUTCOMES.labels(error.code).inc()
+        purchase_outcome(error.code).inc()
         raise
-    PURCHASE_OUTCOMES.labels("accepted").inc()
+    purchase_outcome("accepted").inc()
     return reservation_id
 
 
@@ -236,7 +236,7 @@ def purchase_screen(
     except FlashSale.DoesNotExist:
         return None
     except DomainError as error:
-        PURCHASE_OUTCOMES.labels(error.code).inc()
+        purchase_outcome(error.code).inc()
         raise
 
 

@@ -18,7 +18,6 @@ answer for every token.
 import base64
 import binascii
 import functools
-import hashlib
 import hmac
 import json
 import time
@@ -68,7 +67,7 @@ def _issued_here(raw: str) -> dict | None:
     if key is None or header != HS256_HEADER or not signature or "." in signature:
         return None
     try:
-        expected = hmac.new(key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        expected = hmac.digest(key, f"{header}.{payload}".encode(), "sha256")
         if not hmac.compare_digest(expected, _segment(signature)):
             return None
         claims = json.loads(_segment(payload))

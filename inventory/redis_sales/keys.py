@@ -65,8 +65,12 @@ class SaleKeys:
     def all_of(cls, sale_id: int, shards: int) -> list["SaleKeys"]:
         return [cls(sale_id, shard, shards) for shard in range(shards)]
 
+    @functools.cached_property
+    def _prefix(self) -> str:
+        return f"fs:{{{shard_tag(self.sale_id, self.shard, self.shards)}}}:"
+
     def _key(self, suffix: str) -> str:
-        return f"fs:{{{shard_tag(self.sale_id, self.shard, self.shards)}}}:{suffix}"
+        return self._prefix + suffix
 
     @property
     def meta(self) -> str:
