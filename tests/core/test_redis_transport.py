@@ -1,4 +1,4 @@
-"""The purchase's transport to Redis (core/redis_transport.py), against a real Redis: it loads a
+"""The purchase's transport to Redis (core/redis.py), against a real Redis: it loads a
 script Redis forgot, raises redis-py's exceptions, connects again after Redis closed its
 connection or the process forked, and gives up at its timeout."""
 
@@ -10,8 +10,7 @@ import uuid
 import pytest
 import redis
 
-from core.redis import lua_script, redis_round_trip, run_lua
-from core.redis_transport import Transport, redis_transport
+from core.redis import Transport, lua_script, redis_round_trip, redis_transport, run_lua
 from limits.buckets import RATE_LIMIT_LUA
 
 
