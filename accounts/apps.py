@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self):
-        from accounts import schema  # noqa: F401 - registers the OpenAPI scheme
+        from accounts import schema, sessions  # noqa: F401 - register the OpenAPI scheme, the sign-in card

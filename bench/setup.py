@@ -7,12 +7,18 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.hashers import make_password
+from django.contrib.sessions.backends.cached_db import SessionStore
 from django.db import connections
+from django.middleware.csrf import CSRF_SECRET_LENGTH
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
+from accounts.sessions import CARD
 from inventory import redis_sales
 from inventory.services import stock_get_or_create, stock_receive
 from orders.invariants import check_invariants
@@ -34,6 +40,8 @@ class Stage:
     few_tokens_file: Path
     # The same shoppers, each with their ticket of a waiting room that lets one through a second.
     queued_tokens_file: Path
+    # Shoppers signed in to the storefront: a session cookie and a CSRF cookie each.
+    sessions_file: Path
     sales: dict[str, int] = field(default_factory=dict)  # phase -> sale id
 
     def orders_of(self, phase: str) -> int:
@@ -129,6 +137,29 @@ def _sale(
     return sale
 
 
+# Shoppers of the crowd signed in to the storefront, as a sign-in leaves them.
+SIGNED_IN = 5_000
+
+
+def _signed_in(users: list[User]) -> list[str]:
+    """A Cookie header's value per shopper: a session as signing in writes it, and a CSRF secret."""
+    cookies = []
+    for user in users:
+        session = SessionStore()
+        session.update(
+            {
+                SESSION_KEY: str(user.pk),
+                BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+                HASH_SESSION_KEY: user.get_session_auth_hash(),
+                CARD: {"name": user.get_username(), "staff": False},
+            }
+        )
+        session.create()
+        cookies.append(f"{settings.SESSION_COOKIE_NAME}={session.session_key}; "
+                       f"{settings.CSRF_COOKIE_NAME}={get_random_string(CSRF_SECRET_LENGTH)}")  # fmt: skip
+    return cookies
+
+
 def stage(*, users: int, folder: Path, writer_reservations: int) -> Stage:
     run = timezone.now().strftime("%Y%m%d%H%M%S")
     # These shoppers only ever hold tokens: no password can sign them in.
@@ -140,10 +171,12 @@ def stage(*, users: int, folder: Path, writer_reservations: int) -> Stage:
         one_token_file=folder / "one-token.txt",
         few_tokens_file=folder / "few-tokens.txt",
         queued_tokens_file=folder / "queued-tokens.txt",
+        sessions_file=folder / "sessions.txt",
     )
     result.tokens_file.write_text("".join(f"{AccessToken.for_user(user)}\n" for user in crowd))
     result.one_token_file.write_text(f"{AccessToken.for_user(crowd[0])}\n")
     result.few_tokens_file.write_text("".join(f"{AccessToken.for_user(user)}\n" for user in crowd[:1000]))
+    result.sessions_file.write_text("".join(f"-\tCookie: {cookie}\n" for cookie in _signed_in(crowd[:SIGNED_IN])))
     product = Product.objects.create(name=f"Benchmark {run}", slug=f"bench-{run}")
     # Enough units that no storm sells out, and a limit no shopper reaches.
     result.sales["accepted"] = _sale(product, "accepted", quantity=2_000_000, limit=1_000).pk

@@ -16,6 +16,7 @@ process keeps verified):
     l   GET /livez of the shop
     s   GET /sales/<id>/state/: what every open sale page polls each second
     g   GET /sales/<id>/: the sale page
+    G   the sale page for a signed-in shopper (5,000 sessions, each with its CSRF cookie)
     h   GET /: the home page
     a   the purchase endpoint answering a constant after auth, limits and validation
     b   purchase accepted (Redis path), three storms in a row (memory is read after each)
@@ -70,6 +71,7 @@ PHASES = {
     "l": "GET /livez",
     "s": "s: GET the sale's state",
     "g": "g: GET the sale page",
+    "G": "G: the sale page, signed in",
     "h": "h: GET the home page",
     "a": "a: purchase, constant answer",
     "b1": "b: purchase accepted",
@@ -287,6 +289,7 @@ def run_phases(args, data, ports: dict[str, int], stack: Stack) -> dict:
         "l": (ports["shop"], "GET", "/livez", None),
         "s": (ports["shop"], "GET", f"/sales/{data.sales['accepted']}/state/", None),
         "g": (ports["shop"], "GET", f"/sales/{data.sales['accepted']}/", None),
+        "G": (ports["shop"], "GET", f"/sales/{data.sales['accepted']}/", data.sessions_file),
         "h": (ports["shop"], "GET", "/", None),
         "a": (ports["constant"], "POST", purchase("accepted"), data.tokens_file),
         "b1": (ports["shop"], "POST", purchase("accepted"), data.tokens_file),

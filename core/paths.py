@@ -1,6 +1,6 @@
-"""The purchase's paths, for the code that must know a request is a purchase before any URL is
-resolved: the rate limiter and the purchase door. The URLconfs route the same paths (a test
-holds them to these)."""
+"""The paths that code must know before any URL is resolved (the rate limiter, the purchase
+door): the purchase's, and the pages a crowd refreshes. The URLconfs route the same paths (a
+test holds them to these)."""
 
 import re
 
@@ -9,3 +9,5 @@ PURCHASE_API_ROUTE = r"api/v1/flash-sales/(?P<pk>\d+)/purchase/"
 PURCHASE_API_PATH = re.compile(rf"^/{PURCHASE_API_ROUTE}$")
 # The storefront's Buy form.
 PURCHASE_FORM_PATH = re.compile(r"^/sales/(?P<pk>\d+)/buy/$")
+# The pages every waiting shopper refreshes: the home page, a sale's page and its state.
+CROWD_PAGE_PATH = re.compile(r"^/(sales/\d+/(state/)?)?$")

@@ -1,10 +1,13 @@
 """Rate limiting before any view runs: a per-process bucket first, then Redis's shared one.
 
-Each request falls in a route group (purchase, login, write, read, health); liveness, metrics
-and static files fall in none. A group limits per user and per client IP (and login per username,
+Each request falls in a route group (purchase, login, write, page, read, health); liveness,
+metrics and static files fall in none. A group limits per user and per client IP (and login per username,
 against password guessing), with rates from RATE_LIMITS. Over the limit: 429 `rate_limited`
 with Retry-After. Every limited response carries RateLimit-Limit/-Remaining/-Reset. When
-Redis is unreachable the per-process bucket decides alone.
+Redis is unreachable the per-process bucket decides alone. So it does for the pages a crowd
+refreshes (shop/pages.py), limited per address only: served from memory, they touch neither
+Redis nor the database, and a shared bucket's round trip would cost more than the page; across
+N processes a client may then read N times the rate.
 """
 
 import contextlib
@@ -22,7 +25,7 @@ from django.shortcuts import render
 from core.addresses import client_ip
 from core.api.authentication import bearer_token
 from core.api.parsers import json_parse
-from core.paths import PURCHASE_API_PATH, PURCHASE_FORM_PATH
+from core.paths import CROWD_PAGE_PATH, PURCHASE_API_PATH, PURCHASE_FORM_PATH
 from limits.buckets import Decision, Limit, local_buckets, shared_take
 
 logger = logging.getLogger(__name__)
@@ -56,6 +59,8 @@ def route_group(request: HttpRequest) -> str | None:
         if path in LOGIN_PATHS:
             return "login"
         return "write"
+    if CROWD_PAGE_PATH.match(path):
+        return "page"
     return "read"
 
 
@@ -83,8 +88,12 @@ def login_username(request: HttpRequest) -> str | None:
 
 
 def request_limits(request: HttpRequest, group: str) -> list[Limit]:
-    identities = {"ip": client_ip(request), "user": request_user_id(request)}
-    if "username" in settings.RATE_LIMITS.get(group, {}):
+    # Only who the group's limits name is looked up: the session is read for a user's limit.
+    scopes = settings.RATE_LIMITS.get(group, {})
+    identities = {"ip": client_ip(request)}
+    if "user" in scopes:
+        identities["user"] = request_user_id(request)
+    if "username" in scopes:
         identities["username"] = login_username(request)
     return limits_for(group, identities)
 
@@ -148,7 +157,7 @@ class RateLimitMiddleware:
             # The admission script takes the shared buckets in the same round trip as the
             # purchase itself (a refusal the sale gate answers needs neither).
             request.purchase_limits = limits
-        elif decision.allowed:
+        elif decision.allowed and group != "page":
             # With Redis away, the per-process bucket decides alone.
             with contextlib.suppress(redis.RedisError):
                 decision = shared_take(limits)

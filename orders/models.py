@@ -20,6 +20,9 @@ class ShopperRowsQuerySet(models.QuerySet):
     def units_by_reservation(self) -> dict[str, int]:
         return dict(self.values_list("reservation_id", "quantity"))
 
+    def users(self) -> set[int]:
+        return set(self.values_list("user_id", flat=True).distinct())
+
 
 class OrderQuerySet(ShopperRowsQuerySet):
     def not_cancelled(self):

@@ -126,6 +126,10 @@ def _purchase_admit(
     shards = flash_sale_terms(sale_id).shards
     shard = redis_sales.home_shard(user_id, shards)
     refusal = sale_gate.refusal(sale_id)
+    if refusal and refusal != "ended" and sale_gate.is_newcomer(sale_id, user_id):
+        # No first answer of this shopper's to give again: the crowd at a closed sale costs no
+        # round trip (inventory/redis_sales/gate.py).
+        raise PurchaseRefused(refusal, next_wave_at=sale_gate.next_wave_at(sale_id))
     try:
         admission = None
         if refusal:
@@ -155,7 +159,7 @@ def _purchase_admit(
             )
             if not admission.replayed:
                 # Only a fresh answer closes the gate: a replayed one may be stale.
-                sale_gate.close(sale_id, admission.outcome, next_wave_at=admission.next_wave_at)
+                sale_gate.close(sale_id, admission.outcome, next_wave_at=admission.next_wave_at, shards=shards)
     except redis.RedisError as error:
         if refusal:
             raise PurchaseRefused(refusal) from error

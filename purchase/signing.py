@@ -16,7 +16,7 @@ def _key(salt: str, secret: str) -> bytes:
 
 
 def signature(salt: str, body: str, length: int = 32) -> str:
-    return hmac.new(_key(salt, settings.SECRET_KEY), body.encode(), hashlib.sha256).hexdigest()[:length]
+    return hmac.digest(_key(salt, settings.SECRET_KEY), body.encode(), "sha256").hex()[:length]
 
 
 def signature_matches(salt: str, body: str, given: str, length: int = 32) -> bool:

@@ -1,5 +1,3 @@
-import uuid
-
 from django import forms
 from django.conf import settings
 from django.utils import timezone
@@ -8,8 +6,8 @@ from shop.models import Wave
 
 
 class BuyForm(forms.Form):
-    """One purchase attempt; `attempt` is its Idempotency-Key, fixed when the page was drawn,
-    so a double click or a resubmitted form buys once."""
+    """One purchase attempt; `attempt` is its Idempotency-Key, fixed when the page was served
+    (shop/pages.py fills in a fresh one), so a double click or a resubmitted form buys once."""
 
     attempt = forms.RegexField(r"^[A-Za-z0-9-]{1,64}\Z", widget=forms.HiddenInput)
 
@@ -18,7 +16,6 @@ class BuyForm(forms.Form):
         # As many as the shopper may hold, but never more than one purchase may ask for (the API's cap).
         most = min(limit, settings.PURCHASE_MAX_QUANTITY)
         self.fields["quantity"] = forms.IntegerField(min_value=1, max_value=most, initial=1)
-        self.fields["attempt"].initial = uuid.uuid4().hex
 
 
 class WavesField(forms.CharField):

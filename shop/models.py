@@ -229,6 +229,13 @@ class FlashSale(models.Model):
             **self.orders.in_shard(shard=shard, shards=shards).units_by_reservation(),
         }
 
+    def reservation_users(self, *, shard: int = 0, shards: int = 1) -> set[int]:
+        """The shoppers (of one stock shard) with a reservation of the sale in the database."""
+        return (
+            self.failed_reservations.in_shard(shard=shard, shards=shards).users()
+            | self.orders.in_shard(shard=shard, shards=shards).users()
+        )
+
 
 class Wave(NamedTuple):
     """Units of a sale released at a time."""

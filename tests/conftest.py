@@ -18,6 +18,7 @@ from orders.blocks import block_list
 from purchase.passes import spent_passes
 from purchase.terms import sale_terms_forget
 from shop.models import FlashSale
+from shop.pages import crowd_pages_forget
 from shop.selectors import flash_sale_states_forget
 from shop.services import flash_sale_create, flash_sale_preheat
 from tests.factories import StaffFactory, StockFactory, UserFactory
@@ -31,6 +32,7 @@ def fresh_process_state():
     block_list.forget()
     spent_passes.clear()
     flash_sale_states_forget()
+    crowd_pages_forget()
     sale_terms_forget()
     local_buckets.clear()
     redis_breaker.reset()
@@ -119,6 +121,11 @@ def make_sale(staff, redis_client):
 def purchase(client: APIClient, sale: FlashSale, *, key: str | None = None, quantity: int = 1):
     headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
     return client.post(f"/api/v1/flash-sales/{sale.pk}/purchase/", {"quantity": quantity}, format="json", **headers)
+
+
+def redis_commands(client) -> int:
+    """Commands Redis has run since it started, but those that read this count."""
+    return sum(stats["calls"] for name, stats in client.info("commandstats").items() if name != "cmdstat_info")
 
 
 def move_units(sale: FlashSale, *, shard: int, units: int) -> int | None:

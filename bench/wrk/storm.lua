@@ -3,8 +3,8 @@
 -- wrk -s bench/wrk/storm.lua URL -- <method> <path> [tokens file] [run id] [header]
 --   method, path   what every request asks
 --   tokens file    one JWT a line ("-" for none), optionally followed by a tab and a header of that
---                  shopper's ("Queue-Ticket: ..."); each thread walks the shoppers from its own
---                  starting point, so each shopper is asked for rarely
+--                  shopper's ("Queue-Ticket: ...", or for a GET "Cookie: ..."); each thread walks
+--                  the shoppers from its own starting point, so each shopper is asked for rarely
 --   run id         prefix of the Idempotency-Keys, unique per phase: every request is a new one
 --   header         "Name: value" sent with every purchase, if given (a Purchase-Pass)
 -- done() prints one line: BENCH {"requests":..,"seconds":..,"p50_us":..,"statuses":{..}}
@@ -37,20 +37,28 @@ function init(args)
     statuses = {}
 end
 
+local function shopper()
+    return tokens[((id - 1) * 104729 + sent) % #tokens + 1]
+end
+
 function request()
     sent = sent + 1
     if method == "GET" then
-        return wrk.format("GET", path)
+        local headers, one = {}, #tokens > 0 and shopper()
+        if one and one[2] then
+            headers[one[2]] = one[3]
+        end
+        return wrk.format("GET", path, headers)
     end
     local headers = {["Content-Type"] = "application/json", ["Idempotency-Key"] = run .. "-" .. id .. "-" .. sent}
     if extra_name then
         headers[extra_name] = extra_value
     end
     if #tokens > 0 then
-        local shopper = tokens[((id - 1) * 104729 + sent) % #tokens + 1]
-        headers["Authorization"] = "Bearer " .. shopper[1]
-        if shopper[2] then
-            headers[shopper[2]] = shopper[3]
+        local one = shopper()
+        headers["Authorization"] = "Bearer " .. one[1]
+        if one[2] then
+            headers[one[2]] = one[3]
         end
     end
     return wrk.format(method, path, headers, '{"quantity": 1}')

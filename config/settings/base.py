@@ -308,6 +308,9 @@ RATE_LIMITS = {
         "user": (RATE_LIMIT_USER_RATE * 4, RATE_LIMIT_USER_BURST * 4),
         "ip": (RATE_LIMIT_IP_RATE * 4, RATE_LIMIT_IP_BURST * 4),
     },
+    # The crowd's pages, per process and per address only (limits/middleware.py): telling the
+    # shopper would cost the state poll a read of the session.
+    "page": {"ip": (RATE_LIMIT_IP_RATE * 4, RATE_LIMIT_IP_BURST * 4)},
     # Purchase passes: a few per shopper per minute, however many accounts share an address.
     "pass": {"user": (RATE_LIMIT_PASS_PER_MINUTE / 60, RATE_LIMIT_PASS_PER_MINUTE)},
     "login": {

@@ -11,8 +11,11 @@
 -- KEYS[8]  fs:{id}:drain      short-lived flag: a drain task was just scheduled
 -- KEYS[9]  fs:{id}:stats      hash: "<minute>:<outcome>" -> answers given, for the back office
 -- KEYS[10] fs:{id}:blocked    set: user ids that may not buy (deactivated accounts)
--- KEYS[11..10+n] fs:{id}:rl:...  the purchase's shared rate limits (GCRA arrival times), if any
--- KEYS[11+n]   fs:{id}:rl:pass:... the uses of the purchase's pass (a GCRA bucket), when it carries one
+-- KEYS[11] fs:{id}:answered   set: user ids with a first answer remembered here (see the sale gate)
+-- KEYS[12] fs:{id}:gated      present while some process's sale gate answers for this shard; a
+--                             user newly answered is then published on this key's name
+-- KEYS[13..12+n] fs:{id}:rl:...  the purchase's shared rate limits (GCRA arrival times), if any
+-- KEYS[13+n]   fs:{id}:rl:pass:... the uses of the purchase's pass (a GCRA bucket), when it carries one
 -- ARGV[1] user id
 -- ARGV[2] quantity (a positive integer)
 -- ARGV[3] reservation id to use if the attempt is accepted (derived from the Idempotency-Key)
@@ -42,17 +45,18 @@
 -- after its Idempotency-Key expired: the repeat gets the first answer, not a second unit.
 --!include limits/lua/gcra.lua
 --!include inventory/lua/waves.lua
+--!include inventory/lua/answered.lua
 local limit_count = tonumber(ARGV[8])
-local has_pass = #KEYS == 11 + limit_count
-assert(#KEYS == 10 + limit_count or has_pass, "admit.lua takes 10 keys, its rate limits' and its pass's")
-assert(#ARGV == 8 + 2 * (#KEYS - 10), "admit.lua takes 8 arguments and 2 per rate limit and pass")
+local has_pass = #KEYS == 13 + limit_count
+assert(#KEYS == 12 + limit_count or has_pass, "admit.lua takes 12 keys, its rate limits' and its pass's")
+assert(#ARGV == 8 + 2 * (#KEYS - 12), "admit.lua takes 8 arguments and 2 per rate limit and pass")
 
 local user, quantity, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local time = redis.call("TIME")
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 
 local limits = {}
-for i = 11, 10 + limit_count do
+for i = 13, 12 + limit_count do
     limits[#limits + 1] = KEYS[i]
 end
 local verdict, new_tats = gcra_check(limits, ARGV, 9, now)
@@ -78,6 +82,7 @@ end
 local function remember(outcome, reservation, units)
     redis.call("HSET", KEYS[7], "outcome", outcome, "rid", reservation, "quantity", units)
     redis.call("EXPIRE", KEYS[7], tonumber(ARGV[4]))
+    answered(KEYS[11], KEYS[12], user)
 end
 
 local function answer(outcome, reservation, schedule)
@@ -93,7 +98,7 @@ if admitted then
 end
 
 if has_pass then
-    local pass = {KEYS[11 + limit_count]}
+    local pass = {KEYS[13 + limit_count]}
     local pass_verdict, pass_tats = gcra_check(pass, ARGV, 9 + 2 * limit_count, now)
     if pass_verdict[1] == 0 then
         return {"pass_spent", "", 0, quantity, 0}

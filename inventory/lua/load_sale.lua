@@ -6,6 +6,7 @@
 -- KEYS[4] fs:{id}:stream
 -- KEYS[5] fs:{id}:admitted
 -- KEYS[6] fs:{id}:blocked
+-- KEYS[7] fs:{id}:answered
 -- ARGV[1] starts_at (microseconds since the epoch)
 -- ARGV[2] ends_at (microseconds since the epoch)
 -- ARGV[3] per-user limit
@@ -13,7 +14,8 @@
 -- ARGV[5] consumer group of the order writer
 -- ARGV[6] "" or, to load the counters, a JSON object from the database:
 --         {"remaining": n, "allotment": units this shard may sell, "held": {user: units},
---          "admitted": {reservation id: units}, "blocked": [user, ...],
+--          "admitted": {reservation id: units}, "blocked": [user, ...], "answered": [the users of
+--          those reservations, ...] (see answered.lua),
 --          "version": the sale's version they reflect, "fence": the token of the move lock they
 --          were computed under, so that no mover older than the rebuild moves units here}
 -- ARGV[7] the waves, "<opens at, microseconds since the epoch>:<units>,..." in order, or "" when
@@ -27,7 +29,7 @@
 -- twice. The terms are always refreshed, so a restock or an extension reaches Redis, except
 -- that a closed sale stays closed: a load that read the status before a cancel or an end
 -- must not reopen it.
-assert(#KEYS == 6, "load_sale.lua takes 6 keys")
+assert(#KEYS == 7, "load_sale.lua takes 7 keys")
 assert(#ARGV == 8, "load_sale.lua takes 8 arguments")
 
 local loaded_now = 0
@@ -37,8 +39,9 @@ if redis.call("EXISTS", KEYS[2]) == 0 then
     end
     loaded_now = 1
     local counters = cjson.decode(ARGV[6])
-    -- The blocked set is merged into, never replaced: an account deactivated after the caller
-    -- read the blocked accounts was added here by its own service, after its commit.
+    -- The blocked and answered sets are merged into, never replaced: an account deactivated
+    -- after the caller read the blocked accounts was added here by its own service, after its
+    -- commit, and a refusal remembered here has no row in the database.
     redis.call("DEL", KEYS[3], KEYS[5])
     redis.call("SET", KEYS[2], counters.remaining)
     redis.call("HSET", KEYS[1], "version", counters.version, "allotment", counters.allotment,
@@ -51,6 +54,9 @@ if redis.call("EXISTS", KEYS[2]) == 0 then
     end
     for _, user in ipairs(counters.blocked) do
         redis.call("SADD", KEYS[6], user)
+    end
+    for _, user in ipairs(counters.answered) do
+        redis.call("SADD", KEYS[7], user)
     end
 end
 

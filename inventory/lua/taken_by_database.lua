@@ -8,6 +8,7 @@
 -- KEYS[3] fs:{id}:buyers
 -- KEYS[4] fs:{id}:admitted
 -- KEYS[5] fs:{id}:idem:<user>:<key>  the request's first answer, as admit.lua remembers it
+-- KEYS[6] fs:{id}:answered, KEYS[7] fs:{id}:gated (see answered.lua)
 -- ARGV[1] user id
 -- ARGV[2] units
 -- ARGV[3] the reservation id of the order
@@ -20,7 +21,8 @@
 -- several shards), -2 when the shopper would hold more than the limit: the database path
 -- refuses then, as the Redis path would.
 --!include inventory/lua/waves.lua
-assert(#KEYS == 5, "taken_by_database.lua takes 5 keys")
+--!include inventory/lua/answered.lua
+assert(#KEYS == 7, "taken_by_database.lua takes 7 keys")
 assert(#ARGV == 4, "taken_by_database.lua takes 4 arguments")
 
 local remaining = tonumber(redis.call("GET", KEYS[2]))
@@ -45,4 +47,5 @@ redis.call("HSET", KEYS[4], ARGV[3], units)
 -- So that a repeat on the Redis path gets this answer wherever it asks, the sale gate's too.
 redis.call("HSET", KEYS[5], "outcome", "accepted", "rid", ARGV[3], "quantity", units)
 redis.call("EXPIRE", KEYS[5], tonumber(ARGV[4]))
+answered(KEYS[6], KEYS[7], ARGV[1])
 return 1

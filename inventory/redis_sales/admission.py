@@ -86,19 +86,13 @@ def admission_call(
 ) -> tuple[list[str], list]:
     """The keys and arguments of admit.lua for one purchase attempt (the capacity benchmark
     drives the script with them directly)."""
-    keys = SaleKeys(sale_id, shard, shards)
+    keys = SaleKeys.of(sale_id, shard, shards)
+    before, after = keys.admission
     return (
         [
-            keys.meta,
-            keys.remaining,
-            keys.buyers,
-            keys.stream,
-            keys.pending,
-            keys.admitted,
+            *before,
             keys.idempotency(user_id, idempotency_key),
-            keys.drain,
-            keys.stats,
-            keys.blocked,
+            *after,
             *(keys.rate_limit(limit) for limit in limits),
             *([keys.rate_limit(pass_uses)] if pass_uses else []),
         ],
@@ -161,8 +155,9 @@ def sale_taken_by_database(
     refusal: sold_out or limit_exceeded."""
     keys = SaleKeys(sale_id, shard, shards)
     args = [user_id, quantity, reservation_id, settings.IDEMPOTENCY_KEY_TTL]
-    idempotency = keys.idempotency(user_id, idempotency_key)
-    taken = int(
-        run_script("taken_by_database", [keys.meta, keys.remaining, keys.buyers, keys.admitted, idempotency], args)
-    )
+    script_keys = [
+        keys.meta, keys.remaining, keys.buyers, keys.admitted, keys.idempotency(user_id, idempotency_key),
+        keys.answered, keys.gated,
+    ]  # fmt: skip
+    taken = int(run_script("taken_by_database", script_keys, args))
     return {-1: "sold_out", -2: "limit_exceeded", -3: "not_loaded"}.get(taken)

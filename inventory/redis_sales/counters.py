@@ -24,6 +24,7 @@ class SaleCounters:
     version: int  # the sale's version these counters reflect (see edit_sale.lua)
     allotment: int  # the units of the sale this shard may sell: its remaining and what it sold
     fence: int = 0  # the token of the move lock they were computed under (see shard_fence.lua)
+    answered_users: Sequence[int] = ()  # the shoppers of those reservations (see answered.lua)
 
     def as_json(self) -> str:
         return json.dumps(
@@ -33,6 +34,7 @@ class SaleCounters:
                 "held": {str(user): units for user, units in self.held_by_user.items()},
                 "admitted": self.admitted,
                 "blocked": [str(user) for user in self.blocked_users],
+                "answered": [str(user) for user in self.answered_users],
                 "version": self.version,
                 "fence": self.fence,
             }
@@ -59,7 +61,7 @@ def sale_load(
     keys = SaleKeys(sale_id, shard, shards)
     _, remaining = run_script(
         "load_sale",
-        [keys.meta, keys.remaining, keys.buyers, keys.stream, keys.admitted, keys.blocked],
+        [keys.meta, keys.remaining, keys.buyers, keys.stream, keys.admitted, keys.blocked, keys.answered],
         [
             micros(starts_at),
             micros(ends_at),
@@ -226,7 +228,7 @@ def sale_forget(sale_id: int, shards: int = 1) -> None:
     for keys in SaleKeys.all_of(sale_id, shards):
         client.delete(
             keys.meta, keys.remaining, keys.buyers, keys.drain, keys.stream, keys.pending, keys.admitted,
-            keys.blocked, keys.stats, *keys.queue,
+            keys.answered, keys.blocked, keys.stats, *keys.queue,
         )  # fmt: skip
     client.delete(*move_keys(sale_id))
 

@@ -65,6 +65,20 @@ class SaleKeys:
     def all_of(cls, sale_id: int, shards: int) -> list["SaleKeys"]:
         return [cls(sale_id, shard, shards) for shard in range(shards)]
 
+    @classmethod
+    @functools.lru_cache(maxsize=4096)
+    def of(cls, sale_id: int, shard: int = 0, shards: int = 1) -> "SaleKeys":
+        """The keys of a shard, made once per process: a purchase asks for them every time."""
+        return cls(sale_id, shard, shards)
+
+    @functools.cached_property
+    def admission(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """admit.lua's keys of the shard, before and after the request's own Idempotency-Key."""
+        return (
+            (self.meta, self.remaining, self.buyers, self.stream, self.pending, self.admitted),
+            (self.drain, self.stats, self.blocked, self.answered, self.gated),
+        )
+
     @functools.cached_property
     def _prefix(self) -> str:
         return f"fs:{{{shard_tag(self.sale_id, self.shard, self.shards)}}}:"
@@ -99,6 +113,14 @@ class SaleKeys:
     @property
     def blocked(self) -> str:
         return self._key("blocked")
+
+    @property
+    def answered(self) -> str:
+        return self._key("answered")
+
+    @property
+    def gated(self) -> str:
+        return self._key("gated")
 
     @property
     def drain(self) -> str:

@@ -116,6 +116,7 @@ def _sale_counters(
             allotment=sold[shard] + left,
             held_by_user=sale.orders.units_by_user(shard=shard, shards=shards),
             admitted=sale.reservation_units(shard=shard, shards=shards),
+            answered_users=sorted(sale.reservation_users(shard=shard, shards=shards)),
             blocked_users=[user for user in blocked if redis_sales.home_shard(user, shards) == shard],
             version=sale.version,
             fence=fence,

@@ -7,6 +7,8 @@ window.shopClock = (function () {
 
   const served = Number(document.body.dataset.serverNow);
   let offset = served ? served - Date.now() : 0; // error pages carry no server time
+  const READINGS_KEPT = 8;
+  const readings = served ? [offset] : [];
 
 
   function duration(ms) {
@@ -25,8 +27,12 @@ window.shopClock = (function () {
   const clock = {
     now: () => Date.now() + offset,
     // A server time read from an answer sent at `sentAt` and received at `receivedAt` (our clock).
+    // An answer a proxy held for a moment carries an older time, never a newer one: the clock
+    // goes by the newest of the last few readings.
     correct(serverMs, sentAt, receivedAt) {
-      offset = serverMs - (sentAt + receivedAt) / 2;
+      readings.push(serverMs - (sentAt + receivedAt) / 2);
+      if (readings.length > READINGS_KEPT) readings.shift();
+      offset = Math.max(...readings);
     },
     duration,
   };

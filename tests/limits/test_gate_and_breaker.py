@@ -6,11 +6,13 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from core.breaker import redis_breaker
 from inventory import redis_sales
+from inventory.redis_sales.gate import sale_gate
 from orders.invariants import check_invariants
 from orders.models import Order
 from orders.services import order_cancel
 from orders.writer import order_writer_drain
-from tests.conftest import client_for, purchase
+from purchase.reservations import reservation_id_new
+from tests.conftest import client_for, purchase, redis_commands
 from tests.factories import UserFactory
 from tests.processes import http, running_web_server, wait_for
 
@@ -45,6 +47,72 @@ def test_after_sell_out_the_gate_refuses_without_the_admission_script(make_sale,
     # A repeat of the winner's request still gets its first answer, from a plain read
     assert purchase(winner, sale, key="w").json() == first.json()
     assert len(admission_calls) == 2
+
+
+def test_the_crowd_at_a_sold_out_sale_costs_no_round_trip_and_repeats_get_their_first_answer(
+    make_sale, redis_client, settings
+):
+    settings.SALE_GATE_SECONDS = 60  # only what the gate hears opens it during the test
+    sale = make_sale(quantity=2, limit=1)
+    winner, refused, crowd = client_for(UserFactory()), client_for(UserFactory()), UserFactory()
+    first = purchase(winner, sale, key="w")
+    assert purchase(client_for(UserFactory()), sale, key="x").status_code == 202
+    # Given a shopper whose first answer, remembered in Redis, is not sold out
+    assert purchase(refused, sale, key="r", quantity=2).json()["code"] == "limit_exceeded"
+    assert purchase(client_for(UserFactory()), sale, key="s").json()["code"] == "sold_out"
+
+    # When the crowd comes, no request of it reaches Redis
+    before = redis_commands(redis_client)
+    late = [purchase(client_for(crowd), sale, key=f"c{i}") for i in range(5)]
+    assert [(r.status_code, r.json()["code"]) for r in late] == [(409, "sold_out")] * 5
+    assert redis_commands(redis_client) == before
+
+    # Then the shoppers with a first answer still get it, from Redis
+    assert purchase(winner, sale, key="w").json() == first.json()
+    assert purchase(refused, sale, key="r", quantity=2).json()["code"] == "limit_exceeded"
+    assert redis_commands(redis_client) - before > 2
+
+
+def test_a_purchase_another_process_admits_while_the_gate_is_closed_is_replayed_here(make_sale, settings):
+    settings.SALE_GATE_SECONDS = 60
+    sale = make_sale(quantity=1, limit=1)
+    winner = UserFactory()
+    assert purchase(client_for(winner), sale, key="w").status_code == 202
+    assert purchase(client_for(UserFactory()), sale, key="x").json()["code"] == "sold_out"
+    assert sale_gate.refusal(sale.pk) == "sold_out"
+    # Given a unit back in Redis that this process has not heard of (its reopen is still on the
+    # way), and another process admitting a shopper with it
+    shopper = UserFactory()
+    assert redis_sales.sale_release_units(sale_id=sale.pk, user_id=winner.pk, quantity=1) == 1
+    rid = reservation_id_new(sale_id=sale.pk, user_id=shopper.pk, idempotency_key="k")
+    admitted = redis_sales.reservation_admit(
+        sale_id=sale.pk, user_id=shopper.pk, quantity=1, reservation_id=rid, idempotency_key="k"
+    )
+    assert admitted.outcome == "accepted"
+
+    # When the shopper sends the request again to this process, whose gate is still closed
+    again = purchase(client_for(shopper), sale, key="k")
+
+    # Then they get their first answer, not the gate's sold out
+    assert (again.status_code, again.json()["reservation_id"]) == (202, rid)
+    assert sale_gate.refusal(sale.pk) == "sold_out"
+    assert purchase(client_for(UserFactory()), sale, key="y").json()["code"] == "sold_out"
+
+
+def test_a_gate_whose_subscription_broke_forgets_what_it_knew(make_sale, redis_client, admissions, settings):
+    settings.SALE_GATE_SECONDS = 60
+    sale = make_sale(quantity=1, limit=1)
+    assert purchase(client_for(UserFactory()), sale, key="w").status_code == 202
+    assert purchase(client_for(UserFactory()), sale, key="x").json()["code"] == "sold_out"
+    assert purchase(client_for(UserFactory()), sale, key="y").json()["code"] == "sold_out"
+    assert len(admissions) == 2
+
+    # When Redis drops the gate's subscription, whatever was published since may be lost
+    assert redis_client.client_kill_filter(_type="pubsub") >= 1
+
+    # Then the gate trusts nothing it knew: the next request asks Redis again
+    assert purchase(client_for(UserFactory()), sale, key="z").json()["code"] == "sold_out"
+    assert len(admissions) == 3
 
 
 def test_units_coming_back_reopen_the_gate_at_once(make_sale, admission_calls, brokered):

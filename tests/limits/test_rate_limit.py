@@ -7,7 +7,7 @@ import core.api.authentication
 from core.breaker import redis_breaker
 from inventory import redis_sales
 from orders.invariants import check_invariants
-from tests.conftest import bearer_client, purchase
+from tests.conftest import bearer_client, purchase, redis_commands
 from tests.processes import http, running_web_server
 
 pytestmark = pytest.mark.django_db
@@ -144,3 +144,14 @@ def test_a_purchase_verifies_its_token_once_for_the_limiter_and_the_view(limits,
     assert purchase(bearer_client(user), sale, key="once").status_code == 202
     # One check of the token's signature and claims; the view reads what the limiter verified.
     assert core.api.authentication._verified.cache_info()[:2] == (0, 1)  # hits, misses
+
+
+def test_the_crowds_pages_are_limited_by_each_process_alone_per_address(limits, client, redis_client):
+    limits(page={"ip": (0.01, 2)}, read={"ip": (0.01, 1)})
+    before = redis_commands(redis_client)
+
+    statuses = [client.get("/").status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]
+    assert redis_commands(redis_client) == before  # no shared bucket, no session
+    assert client.get("/api/v1/products/").status_code == 200  # the read budget is another

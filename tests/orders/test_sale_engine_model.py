@@ -3,7 +3,8 @@
 A Hypothesis state machine draws a sale (one or several stock shards, with or without waves, a
 purchase pass and a waiting room) and drives it through the shop's own services and scripts,
 against the real PostgreSQL and Redis: purchases from shoppers of every home shard on both
-admission paths, replays, payments, cancels, expiries, edits, writer batches, moves of units
+admission paths and through a second process's sale gate (which hears only what Redis
+publishes), replays, payments, cancels, expiries, edits, writer batches, moves of units
 between shards, reconciles, preheats, Redis losing a shard or the whole sale, time passing (the
 next wave opening) and the sale's end. A step may also run while another is paused between two
 of its statements (a writer's batch after it decided, under its shard's row lock; a mover
@@ -41,13 +42,13 @@ from config.celery import app as celery_app
 from core.exceptions import DomainError
 from core.redis import redis_client
 from inventory import redis_sales
-from inventory.redis_sales.gate import sale_gate
+from inventory.redis_sales.gate import SaleGate, sale_gate
 from inventory.services import stock_receive
 from orders import writer
 from orders.invariants import check_invariants
 from orders.models import FailedReservation, Order
 from orders.services import order_cancel, order_pay, orders_expire_unpaid
-from purchase import tasks
+from purchase import admission, tasks
 from purchase.admission import purchase_admit
 from purchase.passes import purchase_pass_issue, spent_passes
 from purchase.terms import sale_terms_forget
@@ -90,6 +91,7 @@ class SaleEngine(RuleBasedStateMachine):
         self.keys: dict[int, list[tuple[str, int]]] = {}  # shopper -> [(key, quantity)]
         self.passes: dict[int, str] = {}
         self.tickets: dict[int, str] = {}
+        self.elsewhere = SaleGate()  # another web process's: news reach it through Redis only
         # The model's own record of the clock (preconditions read no outside state: a rerun of
         # the same steps must draw the same rules).
         self.shifted = self.ended = False
@@ -174,6 +176,11 @@ class SaleEngine(RuleBasedStateMachine):
     @rule(shopper=st.integers(0, SHOPPERS - 1), replay=st.booleans(), quantity=st.integers(1, 2))
     def purchase_through_the_database(self, shopper, replay, quantity):
         with override_settings(PURCHASE_ADMISSION="database"):
+            self.buy(shopper, replay, quantity)
+
+    @rule(shopper=st.integers(0, SHOPPERS - 1), replay=st.booleans(), quantity=st.integers(1, 2))
+    def purchase_through_another_process(self, shopper, replay, quantity):
+        with gate_of(self.elsewhere):
             self.buy(shopper, replay, quantity)
 
     def order(self, index: int, status: str = Order.Status.PENDING_PAYMENT) -> Order | None:
@@ -283,6 +290,7 @@ class SaleEngine(RuleBasedStateMachine):
         {
             "purchase": lambda: self.buy(shopper, False, 1),
             "purchase through the database": lambda: self.purchase_through_the_database(shopper, False, 1),
+            "purchase through another process": lambda: self.purchase_through_another_process(shopper, False, 1),
             "cancel": lambda: self.cancel(shopper),
             "edit": lambda: self.edit(1, 1, True),
             "write": lambda: self.write(shopper % self.sale.stock_shards),
@@ -292,8 +300,8 @@ class SaleEngine(RuleBasedStateMachine):
         }[step]()
 
     COMPETITORS = [
-        "purchase", "purchase through the database", "cancel", "edit", "write", "reconcile", "preheat",
-        "lose a shard and rebuild it",
+        "purchase", "purchase through the database", "purchase through another process", "cancel", "edit",
+        "write", "reconcile", "preheat", "lose a shard and rebuild it",
     ]  # fmt: skip
 
     def interleave(self, first, pause, step: str, shopper: int) -> None:
@@ -353,6 +361,7 @@ class SaleEngine(RuleBasedStateMachine):
         )
 
     def teardown(self):
+        self.elsewhere.clear()
         if not hasattr(self, "sale"):
             return
         shards = self.sale.stock_shards
@@ -372,6 +381,16 @@ class SaleEngine(RuleBasedStateMachine):
         pending = set().union(*(redis_sales.reservations_pending(self.sale.pk, s, shards) for s in range(shards)))
         unaccounted = accepted - settled - in_flight
         assert not unaccounted & pending, f"accepted reservations neither written nor failed: {unaccounted & pending}"
+
+
+@contextlib.contextmanager
+def gate_of(gate: SaleGate):
+    """Purchases go through this sale gate, as another web process's would."""
+    here, admission.sale_gate = admission.sale_gate, gate
+    try:
+        yield
+    finally:
+        admission.sale_gate = here
 
 
 def test_the_sale_engine_keeps_its_promises(capsys):

@@ -1,0 +1,93 @@
+"""The pages a crowd refreshes, the home page and a sale's page, rendered once per process and
+variant and served from memory for at most PAGE_SECONDS: the sales on offer are the hot tier.
+
+A page is the same for every shopper but for a few marks filled in per request: the server's
+clock, the CSRF token, a fresh purchase attempt, the shopper's name. Who the shopper is comes
+from the session's card (accounts/sessions.py), not from a query of the user. A request with
+messages to show is rendered in full. The anonymous variant may be held by a proxy for
+PAGE_SECONDS too (`Cache-Control`; the nginx lines are in docs/deployment.md); a signed-in
+one is the shopper's own.
+"""
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.contrib.messages import get_messages
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.template.loader import render_to_string
+from django.utils.html import escape
+
+from accounts.sessions import shopper_card
+
+PAGE_SECONDS = 1.0
+# Private-use characters, which nothing the shop renders holds, and which escaping leaves alone.
+CSRF, NAME, NOW, ATTEMPT = (f"\ue000{mark}\ue001" for mark in ("csrf", "name", "now", "attempt"))
+# Pages kept past which expired ones are dropped: one per sale and variant seen lately.
+PAGES_KEPT = 512
+
+
+@dataclass(frozen=True)
+class PageUser:
+    """What the templates ask of `user`, the name left as a mark."""
+
+    is_authenticated: bool
+    is_staff: bool
+
+    def get_username(self) -> str:
+        return NAME
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """What the templates ask of `request`."""
+
+    path: str
+
+
+_pages: dict[tuple, tuple[float, str]] = {}
+
+
+def crowd_page(request: HttpRequest, template: str, key: tuple, context: Callable[[], dict]) -> HttpResponse:
+    """The page `template` draws from `context()` (called only to draw it: it may raise Http404),
+    for this request; `key` names what the context depends on besides the shopper. A purchase
+    attempt in the context is the mark ATTEMPT."""
+    if len(get_messages(request)):
+        html = render_to_string(template, context(), request=request)
+        return _personal(HttpResponse(html.replace(ATTEMPT, uuid.uuid4().hex)))
+    card = shopper_card(request)
+    user = PageUser(is_authenticated=card is not None, is_staff=bool(card and card["staff"]))
+    page_key = (template, *key, user)
+    now = time.monotonic()
+    cached = _pages.get(page_key)
+    if cached is None or cached[0] <= now:
+        marks = {"user": user, "request": PageRequest(request.path), "csrf_token": CSRF, "server_now_ms": NOW}
+        cached = (now + PAGE_SECONDS, render_to_string(template, {**context(), **marks}))
+        if len(_pages) >= PAGES_KEPT:
+            _forget_expired(now)
+        _pages[page_key] = cached
+    html = cached[1].replace(NOW, str(int(time.time() * 1000)))
+    if card is None:
+        response = HttpResponse(html)
+        response["Cache-Control"] = f"public, max-age={PAGE_SECONDS:.0f}"
+        return response
+    html = html.replace(NAME, escape(card["name"])).replace(CSRF, get_token(request))
+    return _personal(HttpResponse(html.replace(ATTEMPT, uuid.uuid4().hex)))
+
+
+def _personal(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def _forget_expired(now: float) -> None:
+    for page_key, (until, _) in list(_pages.items()):
+        if until <= now:
+            _pages.pop(page_key, None)
+
+
+def crowd_pages_forget() -> None:
+    """Forget the pages this process holds (tests start afresh)."""
+    _pages.clear()

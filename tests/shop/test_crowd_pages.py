@@ -1,0 +1,171 @@
+"""The pages a crowd refreshes come from each process's memory, the same for every shopper but
+for the marks filled in per request (shop/pages.py), and the state poll with them."""
+
+import re
+import time
+
+import pytest
+from django.template.loader import render_to_string
+from django.test import Client, RequestFactory
+from django.utils import timezone
+
+from accounts.sessions import CARD
+from inventory import redis_sales
+from shop import pages, selectors
+from shop.forms import BuyForm
+from shop.selectors import flash_sale_state
+from tests.conftest import client_for, purchase, redis_commands
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+# What differs between two servings of one page: the server's clock, the CSRF token, the attempt.
+PER_REQUEST = [
+    (re.compile(r'data-server-now="\d+"'), 'data-server-now="-"'),
+    (re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"'), 'name="csrfmiddlewaretoken" value="-"'),
+    (re.compile(r'name="attempt" value="[^"]+"'), 'name="attempt" value="-"'),
+]
+
+
+def per_request_removed(html: str) -> str:
+    for pattern, replacement in PER_REQUEST:
+        html = pattern.sub(replacement, html)
+    return html
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_page_served_from_memory_is_the_page_django_draws_for_that_shopper(make_sale):
+    sale = make_sale(quantity=5)
+    shopper = UserFactory(username="ada<script>")
+    client = signed_in(shopper)
+    first = client.get(f"/sales/{sale.pk}/").content.decode()
+
+    # When the page is served again, from memory
+    again = client.get(f"/sales/{sale.pk}/").content.decode()
+
+    # Then it is what the template draws with the shopper's own request
+    request = RequestFactory().get(f"/sales/{sale.pk}/")
+    request.user, request.session = shopper, client.session
+    drawn = render_to_string(
+        "shop/sale_detail.html",
+        {
+            "sale": sale,
+            "state": flash_sale_state(sale_id=sale.pk),
+            "started": True,
+            "form": BuyForm(limit=sale.per_user_limit, initial={"attempt": "any"}),
+        },
+        request=request,
+    )
+    assert per_request_removed(again) == per_request_removed(first) == per_request_removed(drawn)
+    assert "Sign out ada&lt;script&gt;" in again and "\ue000" not in again
+
+
+def test_each_serving_has_its_own_token_attempt_and_clock_and_no_query(make_sale, django_assert_num_queries):
+    sale = make_sale(quantity=5)
+    client = signed_in(UserFactory())
+    client.get(f"/sales/{sale.pk}/")
+
+    with django_assert_num_queries(0):
+        one, two = client.get(f"/sales/{sale.pk}/"), client.get(f"/sales/{sale.pk}/")
+
+    attempts = [re.search(r'name="attempt" value="([0-9a-f]{32})"', r.content.decode())[1] for r in (one, two)]
+    assert attempts[0] != attempts[1]
+    assert 'name="csrfmiddlewaretoken" value="\ue000' not in one.content.decode()
+    assert one["Cache-Control"] == "private, no-cache"
+
+
+def test_two_shoppers_share_the_drawing_not_the_greeting(make_sale):
+    sale = make_sale(quantity=5)
+    ada, bob = UserFactory(username="ada"), UserFactory(username="bob")
+
+    pages_of = {user.username: signed_in(user).get(f"/sales/{sale.pk}/").content.decode() for user in (ada, bob)}
+
+    assert "Sign out ada" in pages_of["ada"] and "Sign out bob" in pages_of["bob"]
+    assert "Sign out ada" not in pages_of["bob"]
+
+
+def test_the_anonymous_page_is_the_proxys_to_hold_and_sets_no_cookie(make_sale):
+    sale = make_sale(quantity=5)
+
+    response = Client().get(f"/sales/{sale.pk}/")
+
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "public, max-age=1"
+    assert "Cookie" in response["Vary"]
+    assert not response.cookies
+    assert "Sign in" in response.content.decode() and "csrfmiddlewaretoken" not in response.content.decode()
+
+
+def test_a_session_from_before_the_card_is_greeted_after_one_look_at_the_user(make_sale):
+    sale = make_sale(quantity=5)
+    client = signed_in(UserFactory(username="carol"))
+    session = client.session
+    del session[CARD]
+    session.save()
+
+    assert "Sign out carol" in client.get(f"/sales/{sale.pk}/").content.decode()
+    assert client.session[CARD] == {"name": "carol", "staff": False}
+
+
+def test_a_shopper_with_a_message_gets_the_page_drawn_with_it(make_sale):
+    sale = make_sale(quantity=5)
+    client = signed_in(UserFactory())
+    client.get(f"/sales/{sale.pk}/")
+
+    # A Buy form without its attempt is refused with a message on the sale page
+    client.post(f"/sales/{sale.pk}/buy/", {"quantity": 1})
+    page = client.get(f"/sales/{sale.pk}/").content.decode()
+
+    assert 'class="messages"' in page
+    assert re.search(r'name="attempt" value="[0-9a-f]{32}"', page)
+
+
+def test_an_unknown_sale_is_404_and_not_remembered(db):
+    assert Client().get("/sales/999999/").status_code == 404
+    assert not pages._pages
+
+
+def test_a_page_is_drawn_again_once_it_is_older_than_a_second(make_sale, monkeypatch):
+    monkeypatch.setattr(pages, "PAGE_SECONDS", 0.05)
+    sale = make_sale(quantity=5, limit=5)
+    shown = Client().get(f"/sales/{sale.pk}/").content.decode()
+    assert '<strong data-role="remaining">5</strong>' in shown
+
+    assert purchase(client_for(UserFactory()), sale, key="k", quantity=2).status_code == 202
+    time.sleep(0.6)  # past the page's life and the sale state's
+
+    assert '<strong data-role="remaining">3</strong>' in Client().get(f"/sales/{sale.pk}/").content.decode()
+
+
+def test_the_state_poll_costs_no_query_and_no_redis_and_carries_a_fresh_clock(
+    make_sale, redis_client, monkeypatch, django_assert_num_queries
+):
+    monkeypatch.setattr(selectors, "SALE_STATE_SECONDS", 60)
+    sale = make_sale(quantity=5)
+    client = Client()
+    client.get(f"/sales/{sale.pk}/state/")
+    before = redis_commands(redis_client)
+
+    with django_assert_num_queries(0):
+        answers = [client.get(f"/sales/{sale.pk}/state/") for _ in range(3)]
+
+    assert redis_commands(redis_client) == before
+    times = [answer.json()["server_time"] for answer in answers]
+    assert times == sorted(times) and len(set(times)) == 3
+    assert {answer.json()["remaining"] for answer in answers} == {redis_sales.sale_remaining(sale.pk)}
+    assert answers[0]["Cache-Control"] == "public, max-age=1"
+
+
+def test_the_state_poll_turns_its_badge_at_the_start_though_nothing_else_changed(make_sale, monkeypatch):
+    monkeypatch.setattr(selectors, "SALE_STATE_SECONDS", 60)  # one state read, before and after the start
+    sale = make_sale(quantity=5, starts_in=1.5)
+    assert Client().get(f"/sales/{sale.pk}/state/").json()["badge"] == "scheduled"
+
+    time.sleep(max(0.0, (sale.starts_at - timezone.now()).total_seconds()) + 0.05)
+
+    assert Client().get(f"/sales/{sale.pk}/state/").json()["badge"] == "live"
