@@ -11,3 +11,5 @@ PURCHASE_API_PATH = re.compile(rf"^/{PURCHASE_API_ROUTE}$")
 PURCHASE_FORM_PATH = re.compile(r"^/sales/(?P<pk>\d+)/buy/$")
 # The pages every waiting shopper refreshes: the home page, a sale's page and its state.
 CROWD_PAGE_PATH = re.compile(r"^/(sales/\d+/(state/)?)?$")
+# A sale's state, which every open sale page polls (the state lane: config/lanes.py).
+SALE_STATE_PATH = re.compile(r"^/sales/\d+/state/$")

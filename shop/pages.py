@@ -3,7 +3,7 @@ variant and served from memory for at most PAGE_SECONDS: the sales on offer are 
 
 A page is the same for every shopper but for a few marks filled in per request: the server's
 clock, the CSRF token, a fresh purchase attempt, the shopper's name. Who the shopper is comes
-from the session's card (accounts/sessions.py), not from a query of the user. A request with
+from the card signing in wrote (accounts/sessions.py), not from the session or the user. A request with
 messages to show is rendered in full. The anonymous variant may be held by a proxy for
 PAGE_SECONDS too (`Cache-Control`; the nginx lines are in docs/deployment.md); a signed-in
 one is the shopper's own.
@@ -18,6 +18,7 @@ from django.contrib.messages import get_messages
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
+from django.utils.cache import patch_vary_headers
 from django.utils.html import escape
 
 from accounts.sessions import shopper_card
@@ -72,6 +73,7 @@ def crowd_page(request: HttpRequest, template: str, key: tuple, context: Callabl
     if card is None:
         response = HttpResponse(html)
         response["Cache-Control"] = f"public, max-age={PAGE_SECONDS:.0f}"
+        patch_vary_headers(response, ("Cookie",))  # a shopper signed in is drawn another page
         return response
     html = html.replace(NAME, escape(card["name"])).replace(CSRF, get_token(request))
     return _personal(HttpResponse(html.replace(ATTEMPT, uuid.uuid4().hex)))
@@ -79,6 +81,7 @@ def crowd_page(request: HttpRequest, template: str, key: tuple, context: Callabl
 
 def _personal(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "private, no-cache"
+    patch_vary_headers(response, ("Cookie",))
     return response
 
 

@@ -1,15 +1,19 @@
 """The pages a crowd refreshes come from each process's memory, the same for every shopper but
 for the marks filled in per request (shop/pages.py), and the state poll with them."""
 
+import json
 import re
 import time
 
 import pytest
+from django.core import signing
 from django.template.loader import render_to_string
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
-from accounts.sessions import CARD
+from accounts.sessions import CARD, CARD_COOKIE
+from config.lanes import state_takes
+from config.wsgi import application
 from inventory import redis_sales
 from shop import pages, selectors
 from shop.forms import BuyForm
@@ -65,13 +69,19 @@ def test_a_page_served_from_memory_is_the_page_django_draws_for_that_shopper(mak
     assert "Sign out ada&lt;script&gt;" in again and "\ue000" not in again
 
 
-def test_each_serving_has_its_own_token_attempt_and_clock_and_no_query(make_sale, django_assert_num_queries):
+def test_each_serving_has_its_own_token_attempt_and_clock_and_no_query(
+    make_sale, django_assert_num_queries, redis_client
+):
     sale = make_sale(quantity=5)
     client = signed_in(UserFactory())
-    client.get(f"/sales/{sale.pk}/")
+    client.get(f"/sales/{sale.pk}/")  # the session's first page writes the card's cookie
+    assert CARD_COOKIE in client.cookies
+    before = redis_commands(redis_client)
 
     with django_assert_num_queries(0):
         one, two = client.get(f"/sales/{sale.pk}/"), client.get(f"/sales/{sale.pk}/")
+
+    assert redis_commands(redis_client) == before  # not even the session is read
 
     attempts = [re.search(r'name="attempt" value="([0-9a-f]{32})"', r.content.decode())[1] for r in (one, two)]
     assert attempts[0] != attempts[1]
@@ -110,6 +120,29 @@ def test_a_session_from_before_the_card_is_greeted_after_one_look_at_the_user(ma
 
     assert "Sign out carol" in client.get(f"/sales/{sale.pk}/").content.decode()
     assert client.session[CARD] == {"name": "carol", "staff": False}
+    assert CARD_COOKIE in client.cookies
+
+
+def test_a_card_is_believed_only_beside_a_session_and_signed_and_goes_with_signing_out(make_sale):
+    sale = make_sale(quantity=5)
+    client = signed_in(UserFactory(username="dan"))
+    client.get(f"/sales/{sale.pk}/")
+    card = client.cookies[CARD_COOKIE].value
+
+    # A card without its session cookie greets no one
+    stranger = Client()
+    stranger.cookies[CARD_COOKIE] = card
+    assert "Sign out dan" not in stranger.get(f"/sales/{sale.pk}/").content.decode()
+    # Nor does a card someone wrote themselves, beside any session cookie
+    forger = Client()
+    forger.cookies["sessionid"] = "made-up"
+    forger.cookies[CARD_COOKIE] = signing.dumps({"name": "eve", "staff": True}, salt="another")
+    assert "Sign out" not in forger.get(f"/sales/{sale.pk}/").content.decode()
+
+    # Signing out takes the card with it
+    signed_out = client.post("/accounts/logout/")
+    assert signed_out.cookies[CARD_COOKIE].value == ""
+    assert "Sign in" in client.get(f"/sales/{sale.pk}/").content.decode()
 
 
 def test_a_shopper_with_a_message_gets_the_page_drawn_with_it(make_sale):
@@ -169,3 +202,37 @@ def test_the_state_poll_turns_its_badge_at_the_start_though_nothing_else_changed
     time.sleep(max(0.0, (sale.starts_at - timezone.now()).total_seconds()) + 0.05)
 
     assert Client().get(f"/sales/{sale.pk}/state/").json()["badge"] == "live"
+
+
+def through_the_server(environ: dict) -> tuple[str, dict, bytes]:
+    started = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        started["status"], started["headers"] = status, dict(response_headers)
+
+    body = b"".join(application(environ, start_response))
+    return started["status"], started["headers"], body
+
+
+@pytest.mark.django_db(transaction=True)  # the lane closes the connection when a request ends
+def test_the_state_lane_answers_as_the_full_stack_does(make_sale, monkeypatch):
+    monkeypatch.setattr(selectors, "SALE_STATE_SECONDS", 60)
+    sale = make_sale(quantity=5)
+    path = f"/sales/{sale.pk}/state/"
+    environ = RequestFactory().get(path, HTTP_X_REQUEST_ID="poll-0001", HTTP_HOST="testserver").environ
+    assert state_takes(environ) and not state_takes(RequestFactory().post(path).environ)
+    assert not state_takes(RequestFactory().get(f"/sales/{sale.pk}/").environ)
+
+    status, headers, body = through_the_server(environ)
+    full = Client().get(path, HTTP_X_REQUEST_ID="poll-0001")
+
+    assert status == "200 OK" and full.status_code == 200
+    lane, stack = json.loads(body), full.json()
+    assert lane.pop("server_time") <= stack.pop("server_time")
+    assert lane == stack
+    for name in ("Content-Type", "Cache-Control", "X-Request-ID", "X-Content-Type-Options", "X-Frame-Options"):
+        assert headers[name] == full[name], name
+    assert "Cookie" not in headers.get("Vary", "")  # it reads no session
+
+    unknown = RequestFactory().get("/sales/999999/state/", HTTP_HOST="testserver").environ
+    assert through_the_server(unknown)[0] == "404 Not Found"
