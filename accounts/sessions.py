@@ -40,6 +40,11 @@ def shopper_card(request) -> dict | None:
     return card
 
 
+def shopper_card_cookie(card: dict) -> str:
+    """The card's cookie value, as signing in writes it."""
+    return signing.dumps(card, salt=SALT, compress=True)
+
+
 def _card(user) -> dict:
     return {"name": user.get_username(), "staff": user.is_staff}
 
@@ -70,7 +75,7 @@ class ShopperCardMiddleware:
         elif card is not _UNSET:
             response.set_cookie(
                 CARD_COOKIE,
-                signing.dumps(card, salt=SALT, compress=True),
+                shopper_card_cookie(card),
                 max_age=settings.SESSION_COOKIE_AGE,
                 secure=settings.SESSION_COOKIE_SECURE,
                 httponly=True,

@@ -18,7 +18,7 @@ from django.utils.crypto import get_random_string
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from accounts.sessions import CARD
+from accounts.sessions import CARD, CARD_COOKIE, shopper_card_cookie
 from inventory import redis_sales
 from inventory.services import stock_get_or_create, stock_receive
 from orders.invariants import check_invariants
@@ -142,7 +142,8 @@ SIGNED_IN = 5_000
 
 
 def _signed_in(users: list[User]) -> list[str]:
-    """A Cookie header's value per shopper: a session as signing in writes it, and a CSRF secret."""
+    """A Cookie header's value per shopper: a session and its card as signing in writes them,
+    and a CSRF secret."""
     cookies = []
     for user in users:
         session = SessionStore()
@@ -156,6 +157,7 @@ def _signed_in(users: list[User]) -> list[str]:
         )
         session.create()
         cookies.append(f"{settings.SESSION_COOKIE_NAME}={session.session_key}; "
+                       f"{CARD_COOKIE}={shopper_card_cookie(session[CARD])}; "
                        f"{settings.CSRF_COOKIE_NAME}={get_random_string(CSRF_SECRET_LENGTH)}")  # fmt: skip
     return cookies
 
