@@ -126,7 +126,7 @@ def _purchase_admit(
     shards = flash_sale_terms(sale_id).shards
     shard = redis_sales.home_shard(user_id, shards)
     refusal = sale_gate.refusal(sale_id)
-    if refusal and refusal != "ended" and sale_gate.is_newcomer(sale_id, user_id):
+    if refusal and sale_gate.is_newcomer(sale_id, user_id):
         # No first answer of this shopper's to give again: the crowd at a closed sale costs no
         # round trip (inventory/redis_sales/gate.py).
         raise PurchaseRefused(refusal, next_wave_at=sale_gate.next_wave_at(sale_id))

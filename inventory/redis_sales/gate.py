@@ -83,7 +83,8 @@ class SaleGate:
 
     def is_newcomer(self, sale_id: int, user_id: int) -> bool:
         """Whether the shopper surely has no first answer remembered in the sale, so that the
-        flag's refusal is their whole answer (ask after `refusal`, which hears the news)."""
+        flag's refusal is their whole answer (ask after `refusal`, which hears the news). Never
+        for an ended sale, whose repeats may need the database."""
         answered = self._answered.get(sale_id)
         return answered is not None and time.monotonic() < answered.until and user_id not in answered.users
 
@@ -105,7 +106,9 @@ class SaleGate:
             self._waves.pop(sale_id, None)
         else:
             return
-        if outcome != "ended":  # An ended sale's repeats may need the database: they go on asking.
+        if outcome == "ended":  # An ended sale's repeats may need the database: they go on asking.
+            self._answered.pop(sale_id, None)
+        else:
             self._learn(sale_id, shards, seconds)
 
     def open(self, sale_id: int) -> None:

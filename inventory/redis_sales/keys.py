@@ -63,7 +63,7 @@ class SaleKeys:
 
     @classmethod
     def all_of(cls, sale_id: int, shards: int) -> list["SaleKeys"]:
-        return [cls(sale_id, shard, shards) for shard in range(shards)]
+        return [cls.of(sale_id, shard, shards) for shard in range(shards)]
 
     @classmethod
     @functools.lru_cache(maxsize=4096)
