@@ -1,10 +1,8 @@
-"""Lanes: short view stacks in front of the full Django stack (config/wsgi.py) for the requests
-that come every second of a sale and need little of it: the liveness probe, which a load
-balancer asks and which needs nothing but to be answered, and a sale's state, which every open
-sale page polls and which needs neither a session nor CSRF.
+"""The probe lane: a short view stack in front of the full Django stack (config/wsgi.py) for
+`GET /livez`, which a load balancer asks and which needs nothing but to be answered.
 
 A lane is Django's own WSGI handler (signals, database connections, error pages) with a
-middleware chain of its own; the lanes share their URLs.
+middleware chain of its own.
 """
 
 from django.core.handlers.exception import convert_exception_to_response
@@ -13,8 +11,6 @@ from django.urls import include, path, set_urlconf
 from django.utils.module_loading import import_string
 
 from core import views
-from core.paths import SALE_STATE_PATH
-from shop import views as shop_views
 
 
 class LaneHandler(WSGIHandler):
@@ -45,28 +41,9 @@ def probe_takes(environ: dict) -> bool:
 # The probe lane: /livez alone, with its request id (every answer carries one) and nothing else
 # (no session, no metrics; the rate limiter exempts it anyway).
 PROBE_MIDDLEWARE = ["core.middleware.RequestIdMiddleware"]
-
-
-def state_takes(environ: dict) -> bool:
-    """Whether the state lane serves this request: `GET /sales/<id>/state/`."""
-    return environ.get("REQUEST_METHOD") == "GET" and SALE_STATE_PATH.match(environ.get("PATH_INFO", "")) is not None
-
-
-# The state lane: what the full stack does to a sale's state but for the session, CSRF, the
-# user, messages and static files, none of which it reads: the same metrics, request id,
-# security headers and rate limit (per process and address: limits/middleware.py).
-STATE_MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "core.middleware.RequestIdMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "limits.middleware.RateLimitMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
-]
-# The lanes' own routes first; then the whole shop's, for the pages that name them (an error page).
+# The lane's own route first; then the whole shop's, for the pages that name them (an error page).
 urlpatterns = [
     path("livez", views.livez),
-    path("sales/<int:pk>/state/", shop_views.sale_state),
     path("", include("config.urls")),
 ]
 handler404 = "core.views.page_not_found"

@@ -38,16 +38,24 @@ def sale_detail(request, pk: int):
 
 
 def sale_state(request, pk: int):
-    """The sale's live state for its page's script: polled every second by each open page, so
-    served from memory (flash_sale_state), encoded once, with the server's clock added. A proxy
-    may hold it for a second: the page's clock keeps the newest of the times it reads."""
+    """The sale's live state for its page's script (the state door, shop/door.py, serves it on
+    the usual path)."""
     state = flash_sale_state(sale_id=pk)
     if state is None:
         raise Http404("No such sale.")
-    body = state_json(state, state.badge) + b', "server_time": "' + timezone.now().isoformat().encode() + b'"}'
-    response = HttpResponse(body, content_type="application/json")
-    response["Cache-Control"] = f"public, max-age={PAGE_SECONDS:.0f}"
+    response = HttpResponse(state_body(state), content_type="application/json")
+    response["Cache-Control"] = STATE_CACHE_CONTROL
     return response
+
+
+# A proxy may hold the state for a second: the page's clock keeps the newest of the times it reads.
+STATE_CACHE_CONTROL = f"public, max-age={PAGE_SECONDS:.0f}"
+
+
+def state_body(state: SaleState) -> bytes:
+    """The state as its page's script reads it: polled every second by each open page, so served
+    from memory (flash_sale_state) and encoded once, with the server's clock added."""
+    return state_json(state, state.badge) + b', "server_time": "' + timezone.now().isoformat().encode() + b'"}'
 
 
 @functools.lru_cache(maxsize=256)

@@ -150,8 +150,9 @@ def test_the_crowds_pages_are_limited_by_each_process_alone_per_address(limits, 
     limits(page={"ip": (0.01, 2)}, read={"ip": (0.01, 1)})
     before = redis_commands(redis_client)
 
-    statuses = [client.get("/").status_code for _ in range(3)]
+    answers = [client.get("/") for _ in range(3)]
 
-    assert statuses == [200, 200, 429]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert answers[-1]["X-Frame-Options"] == "DENY"  # the refusal's page cannot be framed either
     assert redis_commands(redis_client) == before  # no shared bucket, no session
     assert client.get("/api/v1/products/").status_code == 200  # the read budget is another

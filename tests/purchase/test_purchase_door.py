@@ -29,8 +29,9 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# The headers the API contract gives a purchase's answer.
+# The headers the API contract gives a purchase's answer, and those every answer of the shop has.
 CONTRACT_HEADERS = ("Content-Type", "X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining")
+SECURITY_HEADERS = ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Cross-Origin-Opener-Policy")
 
 
 def json_body(content: bytes) -> dict:
@@ -169,7 +170,7 @@ def comparable(answer: tuple[int, dict, dict]) -> tuple:
     status, headers, body = answer
     if "reservation_id" in body:  # <sale>-<shopper>-<digest>-<signature>: each world's own ids.
         body = {**body, "reservation_id": [len(part) for part in body["reservation_id"].split("-")[2:]]}
-    return status, {name: headers.get(name) for name in CONTRACT_HEADERS}, body
+    return status, {name: headers.get(name) for name in CONTRACT_HEADERS + SECURITY_HEADERS}, body
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
@@ -177,13 +178,13 @@ def test_both_doors_give_the_same_answer(shape, make_sale, staff, settings, monk
     for name, value in shape.settings.items():
         setattr(settings, name, value)
     handed_on = []
-    full_stack = wsgi.doors.application
+    full_stack = wsgi.purchase_door.application
 
     def handed(environ, start_response):
         handed_on.append(environ["PATH_INFO"])
         return full_stack(environ, start_response)
 
-    monkeypatch.setattr(wsgi.doors, "application", handed)
+    monkeypatch.setattr(wsgi.purchase_door, "application", handed)
     answers = []
     for send in (through_the_server, through_the_full_view):
         # Given the same world twice, each reached through one door
@@ -209,7 +210,7 @@ def test_the_door_serves_a_bearer_purchase_and_its_replay(make_sale):
     user = UserFactory()
     path = f"/api/v1/flash-sales/{sale.pk}/purchase/"
     headers = {**bearer(user), "Idempotency-Key": "door-1", "X-Request-ID": "door-request-0001"}
-    assert door.takes(RequestFactory().post(path, HTTP_AUTHORIZATION=headers["Authorization"]).environ)
+    assert wsgi.purchase_door.takes(RequestFactory().post(path, HTTP_AUTHORIZATION=headers["Authorization"]).environ)
 
     status, response_headers, body = through_the_server(path, headers, b'{"quantity": 1}')
     again = through_the_server(path, headers, b'{"quantity": 1}')
@@ -263,7 +264,7 @@ def test_the_door_answers_503_when_postgresql_is_away_for_a_processs_first_purch
 def test_a_session_purchase_is_not_the_doors():
     environ = RequestFactory().post("/api/v1/flash-sales/1/purchase/", HTTP_COOKIE="sessionid=abc").environ
 
-    assert not door.takes(environ)
+    assert not wsgi.purchase_door.takes(environ)
 
 
 def test_the_doors_purchases_are_counted_with_the_full_stacks(make_sale):

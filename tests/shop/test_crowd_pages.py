@@ -12,9 +12,11 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from accounts.sessions import CARD, CARD_COOKIE
-from config.lanes import state_takes
+from config import wsgi
 from config.wsgi import application
 from inventory import redis_sales
+from limits.buckets import local_buckets
+from shop import door as shop_door
 from shop import pages, selectors
 from shop.forms import BuyForm
 from shop.selectors import flash_sale_state
@@ -214,25 +216,85 @@ def through_the_server(environ: dict) -> tuple[str, dict, bytes]:
     return started["status"], started["headers"], body
 
 
-@pytest.mark.django_db(transaction=True)  # the lane closes the connection when a request ends
-def test_the_state_lane_answers_as_the_full_stack_does(make_sale, monkeypatch):
+@pytest.fixture
+def handed_on(monkeypatch) -> list[str]:
+    """The paths the state door handed to the full stack."""
+    paths, full_stack = [], wsgi.doors.application
+
+    def handed(environ, start_response):
+        paths.append(environ["PATH_INFO"])
+        return full_stack(environ, start_response)
+
+    monkeypatch.setattr(wsgi.doors, "application", handed)
+    return paths
+
+
+@pytest.mark.django_db(transaction=True)  # the door closes the connection when a request ends
+@pytest.mark.parametrize("behind_tls", [False, True], ids=["plain HTTP", "behind a TLS proxy, with HSTS"])
+def test_the_state_door_answers_as_the_full_stack_does(behind_tls, make_sale, settings, monkeypatch, handed_on):
     monkeypatch.setattr(selectors, "SALE_STATE_SECONDS", 60)
+    settings.RATE_LIMITS = {"page": {"ip": (100, 100)}}
+    forwarded = {}
+    if behind_tls:
+        settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+        settings.SECURE_SSL_REDIRECT, settings.SECURE_HSTS_SECONDS, settings.SECURE_HSTS_PRELOAD = True, 3600, True
+        forwarded = {"HTTP_X_FORWARDED_PROTO": "https"}
     sale = make_sale(quantity=5)
     path = f"/sales/{sale.pk}/state/"
-    environ = RequestFactory().get(path, HTTP_X_REQUEST_ID="poll-0001", HTTP_HOST="testserver").environ
-    assert state_takes(environ) and not state_takes(RequestFactory().post(path).environ)
-    assert not state_takes(RequestFactory().get(f"/sales/{sale.pk}/").environ)
+    environ = RequestFactory().get(path, HTTP_X_REQUEST_ID="poll-0001", HTTP_HOST="testserver", **forwarded).environ
+    takes = wsgi.doors.takes
+    assert takes(environ) and not takes(RequestFactory().post(path).environ)
+    assert not takes(RequestFactory().get(f"/sales/{sale.pk}/").environ)
 
     status, headers, body = through_the_server(environ)
-    full = Client().get(path, HTTP_X_REQUEST_ID="poll-0001")
+    local_buckets.clear()  # the same address's first poll each time
+    full = Client().get(path, HTTP_X_REQUEST_ID="poll-0001", **forwarded)
 
+    assert handed_on == []
     assert status == "200 OK" and full.status_code == 200
-    lane, stack = json.loads(body), full.json()
-    assert lane.pop("server_time") <= stack.pop("server_time")
-    assert lane == stack
-    for name in ("Content-Type", "Cache-Control", "X-Request-ID", "X-Content-Type-Options", "X-Frame-Options"):
-        assert headers[name] == full[name], name
-    assert "Cookie" not in headers.get("Vary", "")  # it reads no session
+    door, stack = json.loads(body), full.json()
+    assert door.pop("server_time") <= stack.pop("server_time")
+    assert door == stack
+    # Every header alike (the length follows the clock's digits), the rate limiter's too.
+    assert {name: value for name, value in headers.items() if name != "Content-Length"} == {
+        name: value for name, value in full.items() if name != "Content-Length"
+    }
+    assert {"RateLimit-Limit", "X-Content-Type-Options", "X-Frame-Options"} <= headers.keys()
+    assert ("Strict-Transport-Security" in headers) == behind_tls
 
-    unknown = RequestFactory().get("/sales/999999/state/", HTTP_HOST="testserver").environ
-    assert through_the_server(unknown)[0] == "404 Not Found"
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "case",
+    [
+        "no such sale",
+        "a host the shop does not serve",
+        "plain HTTP to a shop that redirects to https",
+        "over the rate limit",
+        "a failure no one expected",
+    ],
+)
+def test_the_state_door_hands_the_unusual_to_the_full_stack(case, make_sale, settings, monkeypatch, handed_on):
+    sale = make_sale(quantity=5)
+    path, host, expected = f"/sales/{sale.pk}/state/", "testserver", "200 OK"
+    if case == "no such sale":
+        path, expected = "/sales/999999/state/", "404 Not Found"
+    elif case == "a host the shop does not serve":
+        settings.ALLOWED_HOSTS, host, expected = ["testserver"], "evil.example.net", "400 Bad Request"
+    elif case == "plain HTTP to a shop that redirects to https":
+        # The full stack's SecurityMiddleware read the setting when it was made: that the door
+        # did not answer is what this case holds.
+        settings.SECURE_SSL_REDIRECT, expected = True, None
+    elif case == "over the rate limit":
+        settings.RATE_LIMITS = {"page": {"ip": (0.001, 1)}}
+        through_the_server(RequestFactory().get(path, HTTP_HOST=host).environ)
+        handed_on.clear()
+        expected = "429 Too Many Requests"
+    else:
+        monkeypatch.setattr(shop_door, "flash_sale_state", lambda sale_id: 1 / 0)
+
+    status, headers, _ = through_the_server(RequestFactory().get(path, HTTP_HOST=host).environ)
+
+    assert handed_on == [path]
+    assert status == expected or expected is None
+    assert headers["X-Request-ID"]
