@@ -4,8 +4,9 @@ whether an address lies in a list of networks."""
 import ipaddress
 from functools import cache
 
-from django.conf import settings
 from django.http import HttpRequest
+
+from core.conf import hot_settings
 
 
 @cache
@@ -31,7 +32,8 @@ def address_in(address: str, cidrs: list[str]) -> bool:
 
 def _is_trusted(address: str) -> bool:
     # Most deployments trust no proxy: then no address needs parsing.
-    return bool(settings.RATE_LIMIT_TRUSTED_PROXIES) and address_in(address, settings.RATE_LIMIT_TRUSTED_PROXIES)
+    proxies = hot_settings.RATE_LIMIT_TRUSTED_PROXIES
+    return bool(proxies) and address_in(address, proxies)
 
 
 def client_ip(request: HttpRequest) -> str:

@@ -23,6 +23,7 @@ from django.dispatch import receiver
 from django.http.request import split_domain_port, validate_host
 from django_prometheus.middleware import Metrics
 
+from core.conf import hot_settings
 from core.middleware import request_id_for, request_id_var
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class Door:
         if not self.takes(environ) or not host_served(environ):
             return self.application(environ, start_response)
         secure = is_secure(environ)
-        if settings.SECURE_SSL_REDIRECT and not secure:
+        if hot_settings.SECURE_SSL_REDIRECT and not secure:
             return self.application(environ, start_response)  # SecurityMiddleware's redirect
         started = time.perf_counter()
         request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
@@ -114,7 +115,7 @@ class Door:
 def host_served(environ: dict) -> bool:
     """Whether the request's Host is one the shop serves, as `HttpRequest.get_host` judges it;
     False for anything it would have to think about (a forwarded host, none at all)."""
-    if settings.USE_X_FORWARDED_HOST and "HTTP_X_FORWARDED_HOST" in environ:
+    if hot_settings.USE_X_FORWARDED_HOST and "HTTP_X_FORWARDED_HOST" in environ:
         return False
     host = environ.get("HTTP_HOST")
     return host is not None and _served(host)
@@ -131,8 +132,8 @@ def _served(host: str) -> bool:
 
 def is_secure(environ: dict) -> bool:
     """`HttpRequest.is_secure`, from the environ."""
-    if settings.SECURE_PROXY_SSL_HEADER:
-        header, secure_value = settings.SECURE_PROXY_SSL_HEADER
+    if hot_settings.SECURE_PROXY_SSL_HEADER:
+        header, secure_value = hot_settings.SECURE_PROXY_SSL_HEADER
         value = environ.get(header)
         if value is not None:
             return value.split(",", 1)[0].strip() == secure_value

@@ -17,6 +17,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import parse_url
 from redis.exceptions import NoScriptError, RedisClusterException, SlotNotCoveredError
 
+from core.conf import hot_settings
 from core.metrics import REDIS_SCRIPT_SECONDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +25,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def redis_client() -> redis.Redis | RedisCluster:
     """The one Redis of the shop, or with REDIS_CLUSTER the cluster that REDIS_URL names a node of."""
-    if settings.REDIS_CLUSTER:
+    if hot_settings.REDIS_CLUSTER:
         return _cluster_client(settings.REDIS_URL, settings.REDIS_SOCKET_TIMEOUT)
     return get_redis_connection("default")
 
@@ -222,8 +223,8 @@ def redis_transport() -> Transport | None:
     """This thread's transport to the shop's standalone Redis (as the cache's settings name it,
     so that a test pointing them elsewhere is followed), or None where redis-py must carry the
     call: a Cluster, Sentinel, TLS or a socket path."""
-    location = settings.CACHES["default"]["LOCATION"]
-    if settings.REDIS_CLUSTER or settings.REDIS_SENTINELS or not str(location).startswith("redis://"):
+    location = hot_settings.CACHES["default"]["LOCATION"]
+    if hot_settings.REDIS_CLUSTER or hot_settings.REDIS_SENTINELS or not str(location).startswith("redis://"):
         return None
     transport = getattr(_local, "transport", None)
     if transport is not None and transport.location == location and transport.pid == os.getpid():

@@ -17,7 +17,6 @@ import math
 import re
 
 import redis
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -25,6 +24,7 @@ from django.shortcuts import render
 from core.addresses import client_ip
 from core.api.authentication import bearer_token
 from core.api.parsers import json_parse
+from core.conf import hot_settings
 from core.paths import CROWD_PAGE_PATH, PURCHASE_API_PATH, PURCHASE_FORM_PATH
 from limits.buckets import Decision, Limit, local_buckets, shared_take
 
@@ -89,7 +89,7 @@ def login_username(request: HttpRequest) -> str | None:
 
 def request_limits(request: HttpRequest, group: str) -> list[Limit]:
     # Only who the group's limits name is looked up: the session is read for a user's limit.
-    scopes = settings.RATE_LIMITS.get(group, {})
+    scopes = hot_settings.RATE_LIMITS.get(group, {})
     identities = {"ip": client_ip(request)}
     if "user" in scopes:
         identities["user"] = request_user_id(request)
@@ -100,7 +100,7 @@ def request_limits(request: HttpRequest, group: str) -> list[Limit]:
 
 def limits_for(group: str, identities: dict[str, str | None]) -> list[Limit]:
     """The limits of a route group for who is asking (by scope: ip, user, username)."""
-    rates = settings.RATE_LIMITS.get(group, {})
+    rates = hot_settings.RATE_LIMITS.get(group, {})
     limits = []
     for scope, (rate, burst) in rates.items():
         identity = identities.get(scope)

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from django.conf import settings
 from django.utils import timezone
 
 from core.addresses import ip_address
 from core.breaker import redis_breaker
+from core.conf import hot_settings
 from core.redis import redis_client, run_lua
 from orders.models import PurchaseBlock
 
@@ -79,10 +79,10 @@ class BlockList:
         return ip is not None and any(ip in network and block.holds(sale_id, now) for network, block in self._networks)
 
     def _refresh(self) -> None:
-        if time.monotonic() - self._read_at < settings.PURCHASE_BLOCKS_REFRESH_SECONDS:
+        if time.monotonic() - self._read_at < hot_settings.PURCHASE_BLOCKS_REFRESH_SECONDS:
             return
         with self._lock:
-            if time.monotonic() - self._read_at < settings.PURCHASE_BLOCKS_REFRESH_SECONDS:
+            if time.monotonic() - self._read_at < hot_settings.PURCHASE_BLOCKS_REFRESH_SECONDS:
                 return
             self._read_at = time.monotonic()
             try:

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
-from django.conf import settings
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from core.breaker import redis_breaker
+from core.conf import hot_settings
 from core.exceptions import DomainError, IdempotencyKeyReused, RateLimited
 from core.metrics import purchase_outcome
 from core.middleware import request_id_var
@@ -121,7 +121,7 @@ def _purchase_admit(
         )
     checked_pass = screened.checked_pass
     request = {"sale_id": sale_id, "user_id": user_id, "quantity": quantity, "idempotency_key": idempotency_key}
-    if settings.PURCHASE_ADMISSION == "database":
+    if hot_settings.PURCHASE_ADMISSION == "database":
         return purchase_admit_database(**request, checked_pass=checked_pass)
     shards = flash_sale_terms(sale_id).shards
     shard = redis_sales.home_shard(user_id, shards)
@@ -163,7 +163,7 @@ def _purchase_admit(
     except redis.RedisError as error:
         if refusal:
             raise PurchaseRefused(refusal) from error
-        if settings.PURCHASE_DATABASE_FALLBACK:
+        if hot_settings.PURCHASE_DATABASE_FALLBACK:
             return purchase_admit_database(**request, checked_pass=checked_pass)
         raise SaleLayerUnavailable() from error
     if admission.replayed and admission.quantity != quantity:

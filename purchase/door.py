@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass
 from io import BytesIO
 
-from django.conf import settings
 from rest_framework.exceptions import APIException
 from rest_framework_simplejwt.exceptions import TokenError
 
@@ -31,6 +30,7 @@ from core.api.authentication import token_claims
 from core.api.errors import DEPENDENCY_ERRORS, dependency_unavailable, domain_error, retry_headers
 from core.api.idempotency import idempotency_key_from
 from core.api.parsers import json_parse
+from core.conf import hot_settings
 from core.door import Answer, Door
 from core.exceptions import DomainError
 from core.paths import PURCHASE_API_PATH
@@ -83,7 +83,7 @@ class Attempt:
 def attempt_read(environ: dict) -> Attempt | None:
     """The attempt, or None when the full stack should judge it. Reads the body and puts it back
     for the full stack to read again; does nothing else that anyone could see."""
-    if settings.PURCHASE_ADMISSION == "database":
+    if hot_settings.PURCHASE_ADMISSION == "database":
         return None
     try:
         claims = token_claims(environ["HTTP_AUTHORIZATION"].removeprefix("Bearer ").strip())
@@ -119,7 +119,7 @@ def _quantity(environ: dict) -> int | None:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return None
-    if not 0 < length <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+    if not 0 < length <= hot_settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         return None
     body = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = BytesIO(body)

@@ -6,8 +6,9 @@ import functools
 import hashlib
 import hmac
 
-from django.conf import settings
 from django.utils.crypto import constant_time_compare
+
+from core.conf import hot_settings
 
 
 @functools.cache
@@ -16,7 +17,7 @@ def _key(salt: str, secret: str) -> bytes:
 
 
 def signature(salt: str, body: str, length: int = 32) -> str:
-    return hmac.digest(_key(salt, settings.SECRET_KEY), body.encode(), "sha256").hex()[:length]
+    return hmac.digest(_key(salt, hot_settings.SECRET_KEY), body.encode(), "sha256").hex()[:length]
 
 
 def signature_matches(salt: str, body: str, given: str, length: int = 32) -> bool:

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.conf import settings
-
+from core.conf import hot_settings
 from core.redis import redis_round_trip
 from inventory.redis_sales.keys import SaleKeys, SaleNotLoaded
 from inventory.redis_sales.scripts import as_text, run_script
@@ -100,8 +99,8 @@ def admission_call(
             user_id,
             quantity,
             reservation_id,
-            settings.IDEMPOTENCY_KEY_TTL,
-            settings.ORDER_WRITER_DRAIN_FLAG_MS,
+            hot_settings.IDEMPOTENCY_KEY_TTL,
+            hot_settings.ORDER_WRITER_DRAIN_FLAG_MS,
             request_id,
             int(short_is_final),
             len(limits),
@@ -154,7 +153,7 @@ def sale_taken_by_database(
     None when taken (or Redis had it), `not_loaded` when Redis has not the shard, else Redis's
     refusal: sold_out or limit_exceeded."""
     keys = SaleKeys(sale_id, shard, shards)
-    args = [user_id, quantity, reservation_id, settings.IDEMPOTENCY_KEY_TTL]
+    args = [user_id, quantity, reservation_id, hot_settings.IDEMPOTENCY_KEY_TTL]
     script_keys = [
         keys.meta, keys.remaining, keys.buyers, keys.admitted, keys.idempotency(user_id, idempotency_key),
         keys.answered, keys.gated,
