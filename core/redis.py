@@ -4,6 +4,7 @@ Redis-backed module."""
 import os
 import socket
 import threading
+import time
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlparse
@@ -99,7 +100,8 @@ def _script_seconds(path: Path):
 
 
 def run_lua(path: Path, keys: list[str], args: list):
-    with _script_seconds(path).time():
+    started = time.perf_counter()  # Not the histogram's timer: a purchase's every µs counts.
+    try:
         script = lua_script(path)
         transport = redis_transport()
         if transport is None:
@@ -110,6 +112,8 @@ def run_lua(path: Path, keys: list[str], args: list):
         except NoScriptError:  # Redis restarted, or flushed its scripts: load it again.
             transport.execute(("SCRIPT", "LOAD", script.script))
             return transport.execute(call)[0]
+    finally:
+        _script_seconds(path).observe(time.perf_counter() - started)
 
 
 def redis_round_trip(*commands: tuple) -> list:

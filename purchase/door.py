@@ -176,5 +176,5 @@ def purchase_answer(attempt: Attempt) -> tuple[Answer, Decision | None]:
         return refusal(status, body, getattr(error, "retry_after", None)), decision
     except DEPENDENCY_ERRORS:
         return refusal(*dependency_unavailable()), decision
-    body = json.dumps({"reservation_id": reservation_id, "status": "pending"}).encode()
-    return Answer(202, body), decision
+    # Formatted, not encoded: a reservation id is digits and hex (purchase/reservations.py).
+    return Answer(202, f'{{"reservation_id": "{reservation_id}", "status": "pending"}}'.encode()), decision
