@@ -9,6 +9,7 @@ from orders.exceptions import InvalidBlock
 from orders.models import (
     FailedReservation,
     Order,
+    OrderEmail,
     OrderTransition,
     PaymentAttempt,
     PurchaseBlock,
@@ -44,6 +45,13 @@ class RefundInline(BelongsToPageInline, admin.StackedInline):
     readonly_fields = ["amount", "reason", "actor", "reference", "idempotency_key", "created_at"]
 
 
+class OrderEmailInline(BelongsToPageInline, admin.TabularInline):
+    model = OrderEmail
+    extra = 0
+    readonly_fields = ["kind", "claimed_at", "sent_at"]
+    verbose_name_plural = "E-mails to the shopper"
+
+
 @admin.register(Order)
 class OrderAdmin(CsvExportMixin, admin.ModelAdmin):
     """Orders change only through their state machine: the actions below, never the form."""
@@ -70,7 +78,7 @@ class OrderAdmin(CsvExportMixin, admin.ModelAdmin):
     search_fields = ["=id", "reservation_id", "user__username", "user__email", "sku__code"]
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Order._meta.fields]
-    inlines = [OrderTransitionInline, PaymentAttemptInline, RefundInline]
+    inlines = [OrderTransitionInline, PaymentAttemptInline, RefundInline, OrderEmailInline]
     actions = ["cancel", "fulfil", "refund"]
 
     def has_add_permission(self, request):

@@ -174,6 +174,29 @@ class OrderTransition(models.Model):
         return f"{self.order}: {self.from_status} → {self.to_status}"
 
 
+class OrderEmail(models.Model):
+    """An e-mail to an order's shopper about one of its events. Claimed (this row) before it is
+    sent, so that an event mails its shopper at most once however often the task runs."""
+
+    class Kind(models.TextChoices):
+        CONFIRMED = "confirmed", "Order confirmed"
+        PAID = "paid", "Payment received"
+        CANCELLED = "cancelled", "Order cancelled"
+        REFUNDED = "refunded", "Order refunded"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="emails")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    claimed_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="Empty: claimed, not sent (no address, or lost).")
+
+    class Meta:
+        ordering = ["claimed_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["order", "kind"], name="one_email_per_order_event")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.order}"
+
+
 class FailedReservationQuerySet(ShopperRowsQuerySet):
     def give_back(self, reservation_ids: Iterable[str]) -> dict[str, GiveBack]:
         """Those of the reservations that ended as one of these failures, each with what Redis

@@ -14,6 +14,7 @@ from inventory import redis_sales
 from inventory.redis_sales.gate import sale_gate_reopen
 from inventory.services import stock_release, stock_return, stock_sell
 from orders.blocks import block_list, purchase_blocks_publish
+from orders.emails import EMAIL_OF_STATUS, order_emails_schedule
 from orders.exceptions import (
     InvalidBlock,
     InvalidReason,
@@ -57,6 +58,10 @@ def order_transition(
         if not updated:
             raise InvalidTransition("The order changed status meanwhile; try again.")
         OrderTransition.objects.create(order=order, from_status=current, to_status=to, actor=actor, reason=reason)
+        # The shopper hears of it, but of a cancel they made themselves.
+        by_shopper = to == Order.Status.CANCELLED and actor is not None and actor.pk == order.user_id
+        if to in EMAIL_OF_STATUS and not by_shopper:
+            order_emails_schedule(order_ids=[order.pk], kind=EMAIL_OF_STATUS[to])
     order.status = to
     return order
 
@@ -238,7 +243,7 @@ def orders_expire_unpaid(*, limit: int = 500) -> int:
     cancelled = 0
     for order in due[:limit]:
         try:
-            order_cancel(order=order, actor=None, reason="payment timeout", expired_only=True)
+            order_cancel(order=order, actor=None, reason="not paid in time", expired_only=True)
         except InvalidTransition:
             continue  # Paid or cancelled meanwhile.
         cancelled += 1

@@ -7,7 +7,7 @@ from django.db import OperationalError
 from redis import RedisError
 
 from inventory import redis_sales
-from orders import blocks, services, waiting_room, writer
+from orders import blocks, emails, services, waiting_room, writer
 
 logger = logging.getLogger(__name__)
 
@@ -93,3 +93,10 @@ def purchase_blocks_publish() -> int:
 def waiting_rooms_record() -> int:
     """Record the draws of the waiting rooms whose sales just started."""
     return waiting_room.waiting_rooms_record()
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=5, retry_jitter=True, max_retries=8)
+def order_emails_send(order_ids: list[int], kind: str) -> int:
+    """Mail the shoppers of these orders about the event, each at most once however often this
+    runs; retried while the mail server is away. Returns how many this run sent."""
+    return emails.order_emails_send(order_ids=order_ids, kind=kind)

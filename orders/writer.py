@@ -20,7 +20,8 @@ from core.metrics import WRITER_BATCH_SIZE, WRITER_LAG_SECONDS
 from inventory import redis_sales
 from inventory.redis_sales import GiveBack, StreamReservation
 from inventory.redis_sales.gate import sale_gate_reopen
-from orders.models import GIVE_BACK, FailedReservation, Order
+from orders.emails import order_emails_schedule
+from orders.models import GIVE_BACK, FailedReservation, Order, OrderEmail
 from shop.models import FlashSale, FlashSaleShard
 from shop.services import flash_sale_shards_rebalance
 
@@ -189,7 +190,10 @@ def orders_insert(
                 "reservations": [entry.reservation_id for entry in accepted],
             },
         )
-        return dict(cursor.fetchall())
+        written = dict(cursor.fetchall())
+    # One task per batch, not per order: the writer's rate is the sale's.
+    order_emails_schedule(order_ids=written.values(), kind=OrderEmail.Kind.CONFIRMED)
+    return written
 
 
 def order_write_batch(

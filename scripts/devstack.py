@@ -468,6 +468,13 @@ def command_run() -> int:
             "HTTPS": os.environ.get("HTTPS", "0"),
             "ALLOWED_HOSTS": os.environ.get("ALLOWED_HOSTS", f"localhost,127.0.0.1,{host}"),
         }
+        base_url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104
+        mail_dir = RUN_DIR / "mail"
+        mail_dir.mkdir(parents=True, exist_ok=True)
+        # The shoppers' mails, each in a file of its own, for a person to open; their links lead here.
+        env.setdefault("EMAIL_BACKEND", "core.mail.OneFilePerMessageBackend")
+        env.setdefault("EMAIL_FILE_PATH", str(mail_dir))
+        env.setdefault("SHOP_URL", base_url)
         env.setdefault("SECRET_KEY", persistent_secret("secret_key", lambda: secrets.token_urlsafe(50)))
         env.setdefault("DEMO_ADMIN_PASSWORD", persistent_secret("admin_password", lambda: secrets.token_urlsafe(12)))
         # Every process writes its metrics here; /metrics adds them up. Stale files would count twice.
@@ -498,7 +505,6 @@ def command_run() -> int:
         supervisor = Supervisor(procfile_commands(), env=env, logs=logs)
         try:
             supervisor.start_all()
-            base_url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104
             wait_for_http(f"{base_url}/healthz", supervisor.processes)
             print(
                 f"""
@@ -507,7 +513,8 @@ def command_run() -> int:
     admin        {base_url}/admin/     login: admin / {env["DEMO_ADMIN_PASSWORD"]}
     API docs     {base_url}/api/docs/
     health       {base_url}/healthz
-  Logs are in {shown(logs)}/. `source {shown(env_file)}` lets manage.py in another terminal reach this shop.
+  Logs are in {shown(logs)}/, e-mails to shoppers and staff in {shown(Path(env["EMAIL_FILE_PATH"]))}/ (one file each).
+  `source {shown(env_file)}` lets manage.py in another terminal reach this shop.
   Press Ctrl-C to stop everything.
 """,
                 flush=True,

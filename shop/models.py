@@ -56,6 +56,14 @@ class SKU(models.Model):
     def __str__(self) -> str:
         return self.code
 
+    @property
+    def variant(self) -> str:
+        """The variant as a shopper names it, from its attributes' values in the order of their
+        names ("Black / M" of colour and size: PostgreSQL keeps no order of its own); empty for a
+        product's only variant."""
+        values = (self.attributes[name] for name in sorted(self.attributes))
+        return " / ".join(str(value) for value in values if value not in ("", None))
+
 
 MAX_STOCK_SHARDS = 64
 

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_prometheus",
     "core",
     "accounts",
@@ -87,6 +88,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "core.context_processors.server_time",
             ],
+            # `|money` on every page and e-mail: prices are written one way.
+            "builtins": ["core.templatetags.money"],
         },
     },
 ]
@@ -220,6 +223,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Files a browser asks for at the site's root (/favicon.ico), served by WhiteNoise.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -276,6 +281,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The docs' scripts and styles from the shop's own static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.schema.add_error_responses",
@@ -357,6 +366,11 @@ WAITING_ROOM_MAX_LET_THROUGH = env.int("WAITING_ROOM_MAX_LET_THROUGH", default=2
 # A new or lifted purchase block (orders/blocks.py) holds in every web process within this time.
 PURCHASE_BLOCKS_REFRESH_SECONDS = env.float("PURCHASE_BLOCKS_REFRESH_SECONDS", default=2.0)
 
+# The shop's money and its address in links that leave it (e-mails).
+SHOP_CURRENCY = env.str("SHOP_CURRENCY", default="EUR")
+SHOP_LOCALE = env.str("SHOP_LOCALE", default="en_IE")
+SHOP_URL = env.str("SHOP_URL", default="http://127.0.0.1:8000").rstrip("/")
+
 # Seconds an order waits for payment before it is cancelled and its unit released.
 ORDER_PAYMENT_TIMEOUT = env.int("ORDER_PAYMENT_TIMEOUT", default=15 * 60)
 PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="orders.payments.TestModePaymentProvider")
@@ -388,6 +402,8 @@ METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.
 # --- Email ---------------------------------------------------------------------------------
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# With core.mail.OneFilePerMessageBackend (make run): the folder each message is written to.
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / ".run" / "mail"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@localhost")
 STOCK_ALERT_RECIPIENTS = env.list("STOCK_ALERT_RECIPIENTS", default=[])
 

@@ -285,3 +285,38 @@ def test_a_sale_with_a_waiting_room_shows_the_place_and_the_wait_and_opens_the_b
     expect(line).to_contain_text("It's your turn")
     assert Order.objects.filter(flash_sale=sale).count() == 1
     assert check_invariants().ok
+
+
+@pytest.mark.parametrize("width", [320, 375])
+def test_an_order_on_a_phone_is_a_card_with_its_actions_in_view_and_a_page_of_its_own(visit, make_sale, width):
+    sale = make_sale(quantity=5, limit=2)
+    user = shopper()
+    purchase_admit(sale_id=sale.pk, user_id=user.pk, quantity=2, idempotency_key="mine")
+    order = Order.objects.get(user=user)
+    page = visit("/", viewport={"width": width, "height": 740})
+    sign_in(page, user, "/orders/")
+
+    card = page.locator(".order-card", has_text=f"Order #{order.pk}")
+    for name in (re.compile(r"^Pay €19\.98$"), "Cancel order"):
+        box = card.get_by_role("button", name=name).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (name, box)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, f"orders-{width}")
+    violations = [v["id"] for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
+
+    card.get_by_role("link", name=f"Order #{order.pk}").click()
+    page.wait_for_url(f"**/orders/{order.pk}/")
+    expect(page.get_by_role("heading", name=f"Order #{order.pk}")).to_be_visible()
+    facts = page.locator(".facts")
+    expect(facts).to_contain_text("2 \u00d7 €9.99")
+    expect(facts).to_contain_text("€19.98")
+    expect(page.locator("[data-count-to]")).to_contain_text("pay within")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    violations += [v["id"] for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
+    screenshot(page, f"order-{width}")
+    assert violations == []
+
+    page.get_by_role("button", name="Cancel order").click()
+    page.wait_for_url(f"**/orders/{order.pk}/")
+    expect(page.locator(".messages")).to_contain_text("is cancelled")
+    expect(page.locator(".history")).to_contain_text("cancelled (cancelled by customer)")
