@@ -46,7 +46,7 @@ def shopper_card_cookie(card: dict) -> str:
 
 
 def _card(user) -> dict:
-    return {"name": user.get_username(), "staff": user.is_staff}
+    return {"id": user.pk, "name": user.get_username(), "staff": user.is_staff}
 
 
 @receiver(user_logged_in)

@@ -26,6 +26,9 @@ from accounts.sessions import shopper_card
 PAGE_SECONDS = 1.0
 # Private-use characters, which nothing the shop renders holds, and which escaping leaves alone.
 CSRF, NAME, NOW, ATTEMPT = (f"\ue000{mark}\ue001" for mark in ("csrf", "name", "now", "attempt"))
+# What a page tells the signed-in shopper alone (shop/views.py fills them): the units they hold in
+# a sale, the sentence that says so, and " disabled" for a Buy button past their limit.
+HELD, HOLDING, AT_LIMIT = (f"\ue000{mark}\ue001" for mark in ("held", "holding", "at-limit"))
 # Pages kept past which expired ones are dropped: one per sale and variant seen lately.
 PAGES_KEPT = 512
 
@@ -51,14 +54,21 @@ class PageRequest:
 _pages: dict[tuple, tuple[float, str]] = {}
 
 
-def crowd_page(request: HttpRequest, template: str, key: tuple, context: Callable[[], dict]) -> HttpResponse:
+def crowd_page(
+    request: HttpRequest,
+    template: str,
+    key: tuple,
+    context: Callable[[], dict],
+    personal: Callable[[dict], dict[str, str]] | None = None,
+) -> HttpResponse:
     """The page `template` draws from `context()` (called only to draw it: it may raise Http404),
     for this request; `key` names what the context depends on besides the shopper. A purchase
-    attempt in the context is the mark ATTEMPT."""
+    attempt in the context is the mark ATTEMPT. `personal(card)` gives a signed-in shopper's own
+    marks and what each reads for them."""
+    card = shopper_card(request)
     if len(get_messages(request)):
         html = render_to_string(template, context(), request=request)
-        return _personal(HttpResponse(html.replace(ATTEMPT, uuid.uuid4().hex)))
-    card = shopper_card(request)
+        return _personal(HttpResponse(_filled(html.replace(ATTEMPT, uuid.uuid4().hex), card, personal)))
     user = PageUser(is_authenticated=card is not None, is_staff=bool(card and card["staff"]))
     page_key = (template, *key, user)
     now = time.monotonic()
@@ -76,7 +86,13 @@ def crowd_page(request: HttpRequest, template: str, key: tuple, context: Callabl
         patch_vary_headers(response, ("Cookie",))  # a shopper signed in is drawn another page
         return response
     html = html.replace(NAME, escape(card["name"])).replace(CSRF, get_token(request))
-    return _personal(HttpResponse(html.replace(ATTEMPT, uuid.uuid4().hex)))
+    return _personal(HttpResponse(_filled(html.replace(ATTEMPT, uuid.uuid4().hex), card, personal)))
+
+
+def _filled(html: str, card: dict | None, personal: Callable[[dict], dict[str, str]] | None) -> str:
+    for mark, text in (personal(card) if personal and card else {}).items():
+        html = html.replace(mark, text)
+    return html
 
 
 def _personal(response: HttpResponse) -> HttpResponse:

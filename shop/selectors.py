@@ -14,7 +14,8 @@ from shop.models import SKU, FlashSale, Product
 
 
 def product_list_active() -> QuerySet[Product]:
-    """Active products with their SKUs and each SKU's stock, in three queries at most."""
+    """Active products with their SKUs and each SKU's stock (for the API; the storefront shows
+    no stock counts: units are sold in flash sales), in three queries at most."""
     skus = SKU.objects.select_related("stock").order_by("price", "code")
     return Product.objects.active().prefetch_related(Prefetch("skus", queryset=skus))
 
@@ -67,6 +68,9 @@ class SaleState:
     starts_at: datetime
     ends_at: datetime
     next_wave_at: datetime | None = None
+    per_user_limit: int = 0
+    shards: int = 1
+    to_come: int = 0  # units of waves still to come
 
     @property
     def badge(self) -> str:
@@ -89,6 +93,7 @@ class SaleState:
             "starts_at": self.starts_at.isoformat(),
             "ends_at": self.ends_at.isoformat(),
             "next_wave_at": self.next_wave_at.isoformat() if self.next_wave_at else None,
+            "to_come": self.to_come,
         }
 
 
@@ -110,15 +115,28 @@ def flash_sale_state(*, sale_id: int, sale: FlashSale | None = None) -> SaleStat
         sale = FlashSale.objects.filter(pk=sale_id).first()
     if sale is None:
         return None  # Not remembered: ids from outside are endless, the sales that exist are not.
+    at = timezone.now()
     state = SaleState(
         sale.status,
         flash_sale_remaining_now(sale=sale),
         sale.starts_at,
         sale.ends_at,
-        sale.next_wave_at(timezone.now()),
+        sale.next_wave_at(at),
+        sale.per_user_limit,
+        sale.stock_shards,
+        sale.units_held_back(at),
     )
     _sale_states[sale_id] = (now + SALE_STATE_SECONDS, state)
     return state
+
+
+def flash_sale_units_held(*, state: SaleState, sale_id: int, user_id: int) -> int | None:
+    """The units the shopper holds in the sale against its limit, as Redis counts them (one read);
+    None when Redis cannot say."""
+    try:
+        return redis_breaker.call(lambda: redis_sales.sale_units_held(sale_id, user_id, state.shards))
+    except redis.RedisError:
+        return None
 
 
 def flash_sale_states_forget() -> None:

@@ -1,17 +1,19 @@
 import functools
 import json
 
+from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from shop.forms import BuyForm
-from shop.pages import ATTEMPT, PAGE_SECONDS, crowd_page
+from shop.pages import AT_LIMIT, ATTEMPT, HELD, HOLDING, PAGE_SECONDS, crowd_page
 from shop.selectors import (
     SaleState,
     flash_sale_list,
     flash_sale_list_on_offer,
     flash_sale_state,
+    flash_sale_units_held,
     product_list_active,
 )
 
@@ -32,9 +34,32 @@ def sale_detail(request, pk: int):
             "state": flash_sale_state(sale_id=sale.pk, sale=sale),
             "started": timezone.now() >= sale.starts_at,
             "form": BuyForm(limit=sale.per_user_limit, initial={"attempt": ATTEMPT}),
+            "held": HELD,
+            "holding": HOLDING,
+            "at_limit": AT_LIMIT,
+            "pay_minutes": settings.ORDER_PAYMENT_TIMEOUT // 60,
         }
 
-    return crowd_page(request, "shop/sale_detail.html", (pk,), context)
+    def personal(card: dict) -> dict[str, str]:
+        state = flash_sale_state(sale_id=pk)
+        held = None
+        if state is not None and "id" in card:  # A card from before it named the shopper: unknown.
+            held = flash_sale_units_held(state=state, sale_id=pk, user_id=card["id"])
+        if held is None:
+            return {HELD: "", HOLDING: "", AT_LIMIT: ""}
+        limit = state.per_user_limit
+        return {HELD: str(held), HOLDING: holding_sentence(held, limit), AT_LIMIT: " disabled" * (held >= limit)}
+
+    return crowd_page(request, "shop/sale_detail.html", (pk,), context, personal)
+
+
+def holding_sentence(held: int, limit: int) -> str:
+    """What the sale page tells a shopper of the units they hold against the sale's limit."""
+    if held <= 0:
+        return ""
+    if held >= limit:
+        return f"You hold {held} of the {limit} allowed per shopper: you cannot buy more in this sale."
+    return f"You hold {held} of the {limit} allowed per shopper: you may buy {limit - held} more."
 
 
 def sale_state(request, pk: int):

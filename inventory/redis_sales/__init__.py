@@ -24,6 +24,7 @@ from inventory.redis_sales.counters import (
     sale_set_status,
     sale_shard_states,
     sale_shard_terms,
+    sale_units_held,
     sales_block_user,
     units_in_flight,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "sale_shard_terms",
     "sale_shift_units",
     "sale_taken_by_database",
+    "sale_units_held",
     "sale_units_in_transit",
     "sales_block_user",
     "sales_with_streams",

@@ -217,6 +217,14 @@ def sale_remaining(sale_id: int, shards: int = 1) -> int | None:
     return sum(loaded) if loaded else None
 
 
+def sale_units_held(sale_id: int, user_id: int, shards: int = 1) -> int | None:
+    """The units a shopper holds in the sale (their home shard keeps the count); None when Redis
+    does not hold the sale."""
+    keys = SaleKeys.of(sale_id, home_shard(user_id, shards), shards)
+    held, loaded = redis_client().pipeline(transaction=False).hget(keys.buyers, user_id).exists(keys.meta).execute()
+    return int(held or 0) if loaded else None
+
+
 def sale_is_loaded(sale_id: int, shards: int = 1) -> bool:
     """Whether Redis holds every shard of the sale."""
     return all(sale_shard_states(sale_id, shards))

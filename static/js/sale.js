@@ -22,6 +22,10 @@
   let badge = $("badge").textContent.trim();
   let buying = false; // a purchase is in flight or done: the state poll leaves the button alone
   let holdUntil = 0; // after "too many requests", the button waits until then
+  // What the shopper holds against the limit, as the page was drawn for them ("" when unknown).
+  const holding = $("holding");
+  const held = holding && holding.dataset.held !== "" ? Number(holding.dataset.held) : 0;
+  const limit = holding ? Number(holding.dataset.limit) : Infinity;
 
   function say(text) {
     status.textContent = text;
@@ -32,9 +36,10 @@
     return text.replace("{seconds}", seconds === undefined ? "a few" : String(seconds));
   }
 
-  function setButton() {
+  // `t`: the moment the rest of the page shows (the tick's), so the button never opens at a turn
+  // or a wave the line beside it still counts down to.
+  function setButton(t = now()) {
     if (!button || buying) return;
-    const t = now();
     if (badge === "next wave") {
       button.disabled = true;
       button.textContent = "Next wave soon";
@@ -50,6 +55,9 @@
     } else if (t >= endsAt) {
       button.disabled = true;
       button.textContent = "Ended";
+    } else if (held >= limit) {
+      button.disabled = true;
+      button.textContent = "Limit reached";
     } else if (room && !(room.turnAt() !== null && t >= room.turnAt())) {
       announceStart();
       button.disabled = true;
@@ -92,13 +100,23 @@
     }
     if (t >= startsAt) announceStart();
     if (room) showPlace(t);
-    setButton();
+    setButton(t);
   }
 
   function showState(state) {
     remaining = state.remaining;
     nextWaveAt = state.next_wave_at ? Date.parse(state.next_wave_at) : null;
     $("remaining").textContent = String(state.remaining);
+    if ($("to-come") && state.to_come !== undefined) $("to-come").textContent = String(state.to_come);
+    const waves = $("waves");
+    if (waves && state.next_wave_at !== undefined) {
+      // The wave it named has opened: name the next, in the shopper's own time zone, or none.
+      const next = nextWaveAt
+        ? `; the next opens at ${new Date(nextWaveAt).toLocaleTimeString([], { timeZoneName: "short" })}`
+        : "; all of them are out";
+      waves.textContent = `Released in ${waves.dataset.count} waves${next}.`;
+    }
+    if ($("sold-out-note")) $("sold-out-note").hidden = state.badge !== "sold out";
     if (state.badge !== badge) {
       if (state.badge === "sold out" && !buying) say(sentence("sold_out"));
       if (badge === "next wave" && state.badge === "live" && !buying) say("The next wave is open: units are on offer again.");
@@ -277,9 +295,20 @@
     } else if (roomStage === "waiting") {
       line.textContent = `You are in the waiting room. At the start, in ${clock.duration(startsAt - t)}, everyone here gets a place in a random order: coming earlier gives no edge.`;
     } else if (roomStage === "placed" && t < room.turnAt()) {
-      line.textContent = `You are number ${room.position().toLocaleString("en")} in line. Estimated wait: ${clock.duration(room.turnAt() - t)}.`;
+      const ahead = room.position() - 1;
+      const people = ahead === 1 ? "1 person" : `${ahead.toLocaleString("en")} people`;
+      line.textContent = `You are number ${room.position().toLocaleString("en")} in line: ${people} ahead of you, ` +
+        `about ${remaining.toLocaleString("en")} units for them and you. Estimated wait: ${clock.duration(room.turnAt() - t)}. ` +
+        "You may leave this page and come back: your place is kept.";
     } else if (roomStage === "placed") {
       line.textContent = `It's your turn (you were number ${room.position().toLocaleString("en")} in line).`;
+    }
+    // The share of the wait behind the shopper, on the server's clock.
+    const progress = $("queue-progress");
+    if (progress && roomStage === "placed") {
+      const span = room.turnAt() - startsAt;
+      progress.hidden = false;
+      progress.value = span > 0 ? Math.min(1, Math.max(0, (t - startsAt) / span)) : 1;
     }
   }
   const room = page.dataset.queueUrl && form

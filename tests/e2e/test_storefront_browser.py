@@ -223,12 +223,23 @@ def test_a_sale_in_waves_counts_down_to_the_next_wave_and_sells_its_units_when_i
     expect(countdown).to_contain_text("Next wave in")
     first = countdown.text_content()
     expect(countdown).not_to_have_text(first)  # it ticks
-    expect(page.locator('[data-role="waves"]')).to_contain_text("Released in 2 waves")
+    waves = page.locator('[data-role="waves"]')
+    expect(waves).to_contain_text("Released in 2 waves; the next opens at")
+    expect(page.locator('[data-role="remaining"]')).to_have_text("0")
+    expect(page.locator('[data-role="to-come"]')).to_have_text("2")  # not "0 of 3 left"
     screenshot(page, "shopper-next-wave-countdown")
+    home = page.context.new_page()
+    home.goto("/")
+    card = home.locator(f'li:has(a[href="/sales/{sale.pk}/"]) [data-count-to]')
+    expect(card).to_contain_text("Next wave in")  # not "This sale is next wave."
+    home.close()
 
     # At the wave the button opens by itself, and the shopper buys one of its units
     expect(page.get_by_role("button", name="Buy now")).to_be_enabled(timeout=25_000)
     expect(page.locator('[data-role="remaining"]')).to_have_text("2")
+    expect(page.locator('[data-role="to-come"]')).to_have_text("0")
+    expect(waves).to_have_text("Released in 2 waves; all of them are out.")  # the wave it named opened
+    expect(countdown).to_contain_text("Ends in")  # never "Next wave" beside a live Buy now
     page.get_by_role("button", name="Buy now").click()
     expect(page.locator('[data-role="status"]')).to_contain_text("Confirmed")
     assert "The next wave is open: units are on offer again." in page.evaluate("window.__statuses")
@@ -276,8 +287,15 @@ def test_a_sale_with_a_waiting_room_shows_the_place_and_the_wait_and_opens_the_b
     expect(page.get_by_role("button", name="Starts soon")).to_be_disabled()
     screenshot(page, "shopper-waiting-room-before-the-start")
 
-    expect(line).to_contain_text("You are number 6 in line. Estimated wait:", timeout=20_000)
+    expect(line).to_contain_text("You are number 6 in line: 5 people ahead of you", timeout=20_000)
+    expect(line).to_contain_text("about 5 units for them and you. Estimated wait:")
+    expect(line).to_contain_text("You may leave this page and come back: your place is kept.")
     expect(page.get_by_role("button", name="Waiting for your turn")).to_be_disabled()
+    progress = page.locator('[data-role="queue-progress"]')
+    expect(progress).to_be_visible()
+    first = float(progress.get_attribute("value"))
+    moved = "(first) => Number(document.querySelector('[data-role=queue-progress]').value) > first"
+    page.wait_for_function(moved, arg=first)  # on the clock, with no poll needed
     screenshot(page, "shopper-waiting-room-place-in-line")
     # Place 6 goes five seconds after the start, at one a second.
     page.get_by_role("button", name="Buy now").click(timeout=15_000)
@@ -320,3 +338,20 @@ def test_an_order_on_a_phone_is_a_card_with_its_actions_in_view_and_a_page_of_it
     page.wait_for_url(f"**/orders/{order.pk}/")
     expect(page.locator(".messages")).to_contain_text("is cancelled")
     expect(page.locator(".history")).to_contain_text("cancelled (cancelled by customer)")
+
+
+def test_the_sale_page_does_not_offer_buy_now_past_the_shoppers_limit(visit, make_sale):
+    sale = make_sale(quantity=10, limit=2)
+    user = shopper()
+    purchase_admit(sale_id=sale.pk, user_id=user.pk, quantity=2, idempotency_key="both")
+    page = visit("/")
+
+    sign_in(page, user, f"/sales/{sale.pk}/")
+
+    expect(page.locator('[data-role="holding"]')).to_have_text(
+        "You hold 2 of the 2 allowed per shopper: you cannot buy more in this sale."
+    )
+    button = page.locator('[data-role="buy"]')
+    expect(button).to_have_text("Limit reached")
+    expect(button).to_be_disabled()
+    screenshot(page, "sale-at-limit")

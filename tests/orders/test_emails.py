@@ -78,7 +78,7 @@ def test_each_event_mails_once_and_the_shoppers_own_cancel_not_at_all(make_sale,
 
 
 def test_a_task_run_again_mails_no_one_twice(order):
-    again = tasks.order_emails_send.apply(args=[[order.pk], OrderEmail.Kind.CONFIRMED]).get()
+    again = tasks.order_emails_send.apply(args=[[order.pk], OrderEmail.Kind.CONFIRMED]).result
 
     assert again == 0
     assert len(mails_to(order.user)) == 1

@@ -64,6 +64,10 @@ def test_a_page_served_from_memory_is_the_page_django_draws_for_that_shopper(mak
             "state": flash_sale_state(sale_id=sale.pk),
             "started": True,
             "form": BuyForm(limit=sale.per_user_limit, initial={"attempt": "any"}),
+            "held": "0",  # what the shopper holds, as the page fills it in for them
+            "holding": "",
+            "at_limit": "",
+            "pay_minutes": 15,
         },
         request=request,
     )
@@ -83,7 +87,8 @@ def test_each_serving_has_its_own_token_attempt_and_clock_and_no_query(
     with django_assert_num_queries(0):
         one, two = client.get(f"/sales/{sale.pk}/"), client.get(f"/sales/{sale.pk}/")
 
-    assert redis_commands(redis_client) == before  # not even the session is read
+    # Not even the session is read: one round trip each for what the shopper holds (HGET, EXISTS)
+    assert redis_commands(redis_client) - before == 4
 
     attempts = [re.search(r'name="attempt" value="([0-9a-f]{32})"', r.content.decode())[1] for r in (one, two)]
     assert attempts[0] != attempts[1]
@@ -121,7 +126,7 @@ def test_a_session_from_before_the_card_is_greeted_after_one_look_at_the_user(ma
     session.save()
 
     assert "Sign out carol" in client.get(f"/sales/{sale.pk}/").content.decode()
-    assert client.session[CARD] == {"name": "carol", "staff": False}
+    assert client.session[CARD] == {"id": int(client.session["_auth_user_id"]), "name": "carol", "staff": False}
     assert CARD_COOKIE in client.cookies
 
 
@@ -298,3 +303,26 @@ def test_the_state_door_hands_the_unusual_to_the_full_stack(case, make_sale, set
     assert handed_on == [path]
     assert status == expected or expected is None
     assert headers["X-Request-ID"]
+
+
+def test_the_sale_page_tells_each_shopper_what_they_hold_and_closes_buy_now_at_their_limit(make_sale):
+    # Given a sale of two per shopper, a shopper who holds both and one who holds one
+    sale = make_sale(quantity=10, limit=2)
+    full, half, newcomer = UserFactory(), UserFactory(), UserFactory()
+    assert purchase(client_for(full), sale, key="a", quantity=2).status_code == 202
+    assert purchase(client_for(half), sale, key="b").status_code == 202
+
+    # When each opens the page (drawn once for all of them)
+    pages = {user: signed_in(user).get(f"/sales/{sale.pk}/").content.decode() for user in (full, half, newcomer)}
+
+    # Then each is told their own holding, and Buy now is closed for the one at the limit
+    def button(page: str) -> str:
+        return re.search(r'<button type="submit" data-role="buy"[^>]*>', page)[0]
+
+    assert "You hold 2 of the 2 allowed per shopper: you cannot buy more" in pages[full]
+    assert 'data-held="2"' in pages[full] and "disabled" in button(pages[full])
+    assert "you may buy 1 more" in pages[half] and "disabled" not in button(pages[half])
+    assert 'data-held="0"' in pages[newcomer] and "You hold" not in pages[newcomer]
+    assert all("\ue000" not in page for page in pages.values())
+    # And no-JavaScript's Buy now past the limit is refused all the same
+    assert purchase(client_for(full), sale, key="c").json()["code"] == "limit_exceeded"
