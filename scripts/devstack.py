@@ -476,7 +476,9 @@ def command_run() -> int:
         env.setdefault("EMAIL_FILE_PATH", str(mail_dir))
         env.setdefault("SHOP_URL", base_url)
         env.setdefault("SECRET_KEY", persistent_secret("secret_key", lambda: secrets.token_urlsafe(50)))
-        env.setdefault("DEMO_ADMIN_PASSWORD", persistent_secret("admin_password", lambda: secrets.token_urlsafe(12)))
+        for account in ("admin", "shopper"):
+            password = persistent_secret(f"{account}_password", lambda: secrets.token_urlsafe(12))
+            env.setdefault(f"DEMO_{account.upper()}_PASSWORD", password)
         # Every process writes its metrics here; /metrics adds them up. Stale files would count twice.
         metrics_dir = RUN_DIR / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -511,6 +513,7 @@ def command_run() -> int:
   The shop is up.
     storefront   {base_url}/
     admin        {base_url}/admin/     login: admin / {env["DEMO_ADMIN_PASSWORD"]}
+    a shopper    {base_url}/accounts/login/     login: shopper / {env["DEMO_SHOPPER_PASSWORD"]}
     API docs     {base_url}/api/docs/
     health       {base_url}/healthz
   Logs are in {shown(logs)}/, e-mails to shoppers and staff in {shown(Path(env["EMAIL_FILE_PATH"]))}/ (one file each).

@@ -388,6 +388,7 @@ ORDER_WRITER_RECLAIM_IDLE_MS = env.int("ORDER_WRITER_RECLAIM_IDLE_MS", default=3
 
 SEED_DEMO = env.bool("SEED_DEMO", default=True)
 DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="")
+DEMO_SHOPPER_PASSWORD = env.str("DEMO_SHOPPER_PASSWORD", default="")
 
 # Health checks give up on a dependency after this many seconds; the broker's answer (a new
 # connection each time) is reused for this many.

@@ -21,6 +21,7 @@ def snapshot() -> dict:
 
 def test_seed_demo_twice_leaves_the_same_data_as_once(settings):
     settings.DEMO_ADMIN_PASSWORD = "demo admin password"
+    settings.DEMO_SHOPPER_PASSWORD = "demo shopper password"
 
     call_command("seed_demo", stdout=None)
     once = snapshot()
@@ -33,6 +34,8 @@ def test_seed_demo_twice_leaves_the_same_data_as_once(settings):
     statuses = {status for *_, status in once["sales"]}
     assert statuses == {FlashSale.Status.LIVE, FlashSale.Status.SCHEDULED}
     assert User.objects.get(username="admin").check_password("demo admin password")
+    shopper = User.objects.get(username="shopper")
+    assert shopper.check_password("demo shopper password") and not shopper.is_staff and shopper.email
 
 
 def test_seed_demo_allocates_sale_units_through_the_ledger():
@@ -56,7 +59,7 @@ def test_seed_demo_prints_a_generated_admin_password_once(settings, capsys):
     call_command("seed_demo")
     second = capsys.readouterr().out
 
-    password = first.split("admin / ")[1].split()[0]
+    password = first.split("account: admin / ")[1].split()[0]
     assert User.objects.get(username="admin").check_password(password)
     assert "admin / " not in second
 

@@ -81,7 +81,8 @@ SALES = [
 class Command(BaseCommand):
     help = (
         "Load the demo catalog, stock, two live flash sales (one in waves), two upcoming ones (one "
-        "behind a purchase pass, one with a waiting room), and the staff account `admin`."
+        "behind a purchase pass, one with a waiting room), the staff account `admin` and the shopper "
+        "account `shopper`."
     )
 
     def add_arguments(self, parser):
@@ -97,20 +98,27 @@ class Command(BaseCommand):
                 self.ensure_product(product_data, admin)
             for sale_data in SALES:
                 self.ensure_sale(sale_data, admin)
+            self.ensure_shopper()
         self.stdout.write(self.style.SUCCESS("Demo data is in place."))
 
     def ensure_admin(self) -> User:
-        password = settings.DEMO_ADMIN_PASSWORD
-        admin, created = User.objects.get_or_create(
-            username="admin", defaults={"is_staff": True, "is_superuser": True, "email": "admin@example.com"}
+        return self.ensure_account(
+            "admin", settings.DEMO_ADMIN_PASSWORD, is_staff=True, is_superuser=True, email="admin@example.com"
         )
+
+    def ensure_shopper(self) -> User:
+        return self.ensure_account("shopper", settings.DEMO_SHOPPER_PASSWORD, email="shopper@example.com")
+
+    def ensure_account(self, username: str, password: str, **defaults) -> User:
+        """The account, with `password` (or, made now without one, a generated one, printed once)."""
+        user, created = User.objects.get_or_create(username=username, defaults=defaults)
         if created and not password:
             password = secrets.token_urlsafe(12)
-            self.stdout.write(f"Created the staff account: admin / {password}")
-        if password and not admin.check_password(password):
-            admin.set_password(password)
-            admin.save(update_fields=["password"])
-        return admin
+            self.stdout.write(f"Created the account: {username} / {password}")
+        if password and not user.check_password(password):
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        return user
 
     def ensure_product(self, data: dict, admin: User) -> None:
         product, _ = Product.objects.get_or_create(
