@@ -1,6 +1,7 @@
 """Project-level views: health, metrics, and error pages that speak JSON to API clients."""
 
 from django.conf import settings
+from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.crypto import constant_time_compare
@@ -57,6 +58,11 @@ def error_view(status: int, code: str, detail: str, template: str):
     def view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
         if wants_json(request):
             return json_error(code, detail, status)
+        user = getattr(request, "user", None)
+        if status == 403 and request.path.startswith("/admin/") and getattr(user, "is_staff", False):
+            # Staff refused a back-office page stay in the back office, with its header and links.
+            context = {**admin.site.each_context(request), "detail": detail, "title": "Not allowed"}
+            return render(request, "admin/403.html", context, status=status)
         return render(request, template, {"detail": detail}, status=status)
 
     return view

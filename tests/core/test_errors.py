@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.factories import FlashSaleFactory
+from tests.factories import FlashSaleFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -102,3 +102,15 @@ def test_a_dependency_outage_is_a_503_not_a_500(staff_client, settings):
 
     assert_error(stats, 503, "unavailable")
     assert_error(preheat, 503, "unavailable")
+
+
+def test_staff_refused_a_back_office_page_stay_in_the_back_office(client, db):
+    clerk = StaffFactory()  # staff, without the orders' permissions
+    client.force_login(clerk)
+
+    refused = client.get("/admin/orders/order/")
+
+    page = refused.content.decode()
+    assert refused.status_code == 403
+    assert "Flash-sale shop back office" in page and 'href="/admin/"' in page
+    assert "Back to the back office" in page and "Back to the shop" not in page
