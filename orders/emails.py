@@ -26,6 +26,7 @@ EMAIL_OF_STATUS = {
     Order.Status.CANCELLED: OrderEmail.Kind.CANCELLED,
     Order.Status.REFUNDED: OrderEmail.Kind.REFUNDED,
 }
+STATUS_OF_EMAIL = {kind: status for status, kind in EMAIL_OF_STATUS.items()}
 SUBJECTS = {
     OrderEmail.Kind.CONFIRMED: "Your order #{number} is confirmed: pay by {pay_by}",
     OrderEmail.Kind.PAID: "Receipt for your order #{number}",
@@ -85,8 +86,7 @@ def order_email_message(*, order: Order, kind: OrderEmail.Kind) -> EmailMultiAlt
     """The event's mail to the order's shopper, as text and HTML from its templates."""
     reason = ""
     if kind in (OrderEmail.Kind.CANCELLED, OrderEmail.Kind.REFUNDED):
-        to = Order.Status.CANCELLED if kind == OrderEmail.Kind.CANCELLED else Order.Status.REFUNDED
-        moved = order.transitions.filter(to_status=to).first()
+        moved = order.transitions.filter(to_status=STATUS_OF_EMAIL[kind]).first()
         reason = moved.reason if moved else ""
     context = {
         "order": order,
